@@ -1,0 +1,41 @@
+//! The storage layer's error type.
+
+use std::path::PathBuf;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Another process owns the data directory.
+    #[error("the data directory {0} is in use by another headcount process (stop it first)")]
+    Locked(PathBuf),
+    /// A uniqueness rule was broken (such as a workspace name already taken).
+    #[error("{0}")]
+    Conflict(String),
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Stored data could not be read back.
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+    /// The data directory was written by a newer headcount.
+    #[error(
+        "the data directory has schema version {found}, newer than this headcount ({supported})"
+    )]
+    TooNew {
+        /// The stored version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The embedded database failed.
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}

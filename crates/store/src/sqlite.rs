@@ -1,0 +1,559 @@
+//! The embedded backend: SQLite in WAL mode inside one data directory, owned by one
+//! process at a time through an exclusive lock on `<dir>/LOCK`.
+
+use crate::migrations::MIGRATIONS;
+use crate::{
+    ApiKey, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize, Workspace,
+};
+use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value, WorkspaceId};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+/// The embedded store.
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    // Held for the store's lifetime: the exclusive lock on the data directory.
+    _lock: Option<File>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the data directory `dir`, takes its lock and applies
+    /// pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreError::Locked`] when another process owns the directory.
+    pub fn open(dir: &Path) -> Result<SqliteStore> {
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let lock_path = dir.join("LOCK");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io(&lock_path))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(StoreError::Locked(dir.to_path_buf()));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
+        }
+        let conn = Connection::open(dir.join("headcount.db"))?;
+        let store = SqliteStore::from_connection(conn, Some(lock))?;
+        Ok(store)
+    }
+
+    /// A private in-memory store, for tests.
+    pub fn in_memory() -> Result<SqliteStore> {
+        SqliteStore::from_connection(Connection::open_in_memory()?, None)
+    }
+
+    /// The path of the database file inside a data directory.
+    pub fn database_path(dir: &Path) -> PathBuf {
+        dir.join("headcount.db")
+    }
+
+    fn from_connection(mut conn: Connection, lock: Option<File>) -> Result<SqliteStore> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: a commit is on disk before it returns, so an acknowledged write
+        // survives a crash of the process or of the machine.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            _lock: lock,
+        })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave SQLite inconsistent: it rolls
+        // back open transactions, so a poisoned lock is still safe to use.
+        self.conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let supported = MIGRATIONS.len() as i64;
+    if version > supported {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn instant(us: i64) -> rusqlite::Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e))
+    })
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(
+        0,
+        rusqlite::types::Type::Text,
+        format!("{what}: {e}").into(),
+    )
+}
+
+fn json_list<T: std::str::FromStr>(text: &str, what: &str) -> rusqlite::Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt(what, e))?;
+    items
+        .iter()
+        .map(|s| s.parse::<T>().map_err(|e| corrupt(what, e)))
+        .collect()
+}
+
+fn to_json_list<T: ToString>(items: &[T]) -> String {
+    serde_json::Value::from(items.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
+}
+
+fn workspace_row(r: &Row<'_>) -> rusqlite::Result<Workspace> {
+    Ok(Workspace {
+        id: WorkspaceId(r.get(0)?),
+        name: r.get(1)?,
+        time_zone: r.get(2)?,
+        export_limit: r.get::<_, i64>(3)? as u64,
+        track_limit: r.get::<_, i64>(4)? as u64,
+        created_at: instant(r.get(5)?)?,
+    })
+}
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
+    let hash: Vec<u8> = r.get(3)?;
+    Ok(ApiKey {
+        id: r.get(0)?,
+        workspace: WorkspaceId(r.get(1)?),
+        name: r.get(2)?,
+        hash: hash
+            .try_into()
+            .map_err(|_| corrupt("key hash", "not 32 bytes"))?,
+        permissions: json_list::<Permission>(&r.get::<_, String>(4)?, "permissions")?,
+        allow_ips: json_list(&r.get::<_, String>(5)?, "allow_ips")?,
+        created_at: instant(r.get(6)?)?,
+        revoked_at: r.get::<_, Option<i64>>(7)?.map(instant).transpose()?,
+    })
+}
+
+fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
+    let id: String = r.get(0)?;
+    Ok(Segment {
+        id: id.parse().map_err(|e| corrupt("segment id", e))?,
+        workspace: WorkspaceId(r.get(1)?),
+        name: r.get(2)?,
+        filter: serde_json::from_str(&r.get::<_, String>(3)?).map_err(|e| corrupt("filter", e))?,
+        text_description: r.get(4)?,
+        tags: json_list(&r.get::<_, String>(5)?, "tags")?,
+        teams: json_list(&r.get::<_, String>(6)?, "teams")?,
+        analytics_tracking_enabled: r.get(7)?,
+        created_at: instant(r.get(8)?)?,
+        updated_at: instant(r.get(9)?)?,
+        archived_at: r.get::<_, Option<i64>>(10)?.map(instant).transpose()?,
+    })
+}
+
+fn user_parts(user: &UserKey) -> (i64, &str, &str) {
+    match user {
+        UserKey::External(id) => (0, id, ""),
+        UserKey::Alias { name, label } => (1, name, label),
+        UserKey::Braze(id) => (2, id, ""),
+    }
+}
+
+fn user_key(kind: i64, k1: String, k2: String) -> rusqlite::Result<UserKey> {
+    Ok(match kind {
+        0 => UserKey::External(k1),
+        1 => UserKey::Alias {
+            name: k1,
+            label: k2,
+        },
+        2 => UserKey::Braze(k1),
+        _ => return Err(corrupt("user kind", kind)),
+    })
+}
+
+fn encode_fact(fact: &Fact) -> (i64, Option<&str>, Option<String>) {
+    match &fact.kind {
+        FactKind::Attributes(values) => {
+            let body: serde_json::Map<String, serde_json::Value> = values
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        v.as_ref().map_or(serde_json::Value::Null, Value::to_json),
+                    )
+                })
+                .collect();
+            (0, None, Some(serde_json::Value::Object(body).to_string()))
+        }
+        FactKind::Event { name, detail } => (1, Some(name), detail.clone()),
+        FactKind::Purchase { product, detail } => (2, Some(product), detail.clone()),
+    }
+}
+
+fn decode_fact(
+    time: i64,
+    kind: i64,
+    name: Option<String>,
+    body: Option<String>,
+) -> rusqlite::Result<Fact> {
+    let kind = match kind {
+        0 => {
+            let text = body.unwrap_or_else(|| "{}".into());
+            let map: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).map_err(|e| corrupt("attributes", e))?;
+            let values = map
+                .into_iter()
+                .map(|(k, v)| {
+                    Value::from_json(&v)
+                        .map(|v| (k, v))
+                        .map_err(|e| corrupt("attribute", e))
+                })
+                .collect::<rusqlite::Result<_>>()?;
+            FactKind::Attributes(values)
+        }
+        1 => FactKind::Event {
+            name: name.unwrap_or_default(),
+            detail: body,
+        },
+        2 => FactKind::Purchase {
+            product: name.unwrap_or_default(),
+            detail: body,
+        },
+        _ => return Err(corrupt("fact kind", kind)),
+    };
+    Ok(Fact {
+        time: instant(time)?,
+        kind,
+    })
+}
+
+fn user_id(tx: &Transaction<'_>, ws: WorkspaceId, user: &UserKey) -> rusqlite::Result<i64> {
+    let (kind, k1, k2) = user_parts(user);
+    let found = tx
+        .prepare_cached(
+            "SELECT id FROM users WHERE workspace_id = ?1 AND kind = ?2 AND k1 = ?3 AND k2 = ?4",
+        )?
+        .query_row(params![ws.0, kind, k1, k2], |r| r.get(0))
+        .optional()?;
+    if let Some(id) = found {
+        return Ok(id);
+    }
+    tx.prepare_cached("INSERT INTO users (workspace_id, kind, k1, k2) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![ws.0, kind, k1, k2])?;
+    Ok(tx.last_insert_rowid())
+}
+
+const SEGMENT_COLUMNS: &str = "id, workspace_id, name, filter, text_description, tags, teams, \
+    analytics_tracking_enabled, created_at, updated_at, archived_at";
+
+impl Store for SqliteStore {
+    fn create_workspace(&self, new: &NewWorkspace) -> Result<Workspace> {
+        let conn = self.conn();
+        let now = Timestamp::now();
+        let inserted = conn.execute(
+            "INSERT INTO workspaces (name, time_zone, export_limit, track_limit, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (name) DO NOTHING",
+            params![
+                new.name,
+                new.time_zone,
+                new.export_limit as i64,
+                new.track_limit as i64,
+                micros(now)
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a workspace named \"{}\" already exists",
+                new.name
+            )));
+        }
+        Ok(Workspace {
+            id: WorkspaceId(conn.last_insert_rowid()),
+            name: new.name.clone(),
+            time_zone: new.time_zone.clone(),
+            export_limit: new.export_limit,
+            track_limit: new.track_limit,
+            created_at: instant(micros(now))?,
+        })
+    }
+
+    fn workspaces(&self) -> Result<Vec<Workspace>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, name, time_zone, export_limit, track_limit, created_at FROM workspaces ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map([], workspace_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn insert_key(&self, key: &ApiKey) -> Result<()> {
+        let inserted = self.conn().execute(
+            "INSERT INTO api_keys (id, workspace_id, name, hash, permissions, allow_ips, created_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING",
+            params![
+                key.id,
+                key.workspace.0,
+                key.name,
+                key.hash.as_slice(),
+                to_json_list(&key.permissions),
+                to_json_list(&key.allow_ips),
+                micros(key.created_at),
+                key.revoked_at.map(micros),
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a key with id {} already exists",
+                key.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Result<Vec<ApiKey>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, workspace_id, name, hash, permissions, allow_ips, created_at, revoked_at \
+             FROM api_keys ORDER BY seq",
+        )?;
+        let rows = stmt
+            .query_map([], key_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let changed = self.conn().execute(
+            "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, micros(at)],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn insert_segment(&self, s: &Segment) -> Result<()> {
+        self.conn().execute(
+            &format!("INSERT INTO segments ({SEGMENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
+            params![
+                s.id.to_string(),
+                s.workspace.0,
+                s.name,
+                s.filter.to_string(),
+                s.text_description,
+                to_json_list(&s.tags),
+                to_json_list(&s.teams),
+                s.analytics_tracking_enabled,
+                micros(s.created_at),
+                micros(s.updated_at),
+                s.archived_at.map(micros),
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn update_segment(&self, s: &Segment) -> Result<()> {
+        let changed = self.conn().execute(
+            "UPDATE segments SET name = ?2, filter = ?3, text_description = ?4, tags = ?5, teams = ?6, \
+             analytics_tracking_enabled = ?7, updated_at = ?8, archived_at = ?9 WHERE id = ?1",
+            params![
+                s.id.to_string(),
+                s.name,
+                s.filter.to_string(),
+                s.text_description,
+                to_json_list(&s.tags),
+                to_json_list(&s.teams),
+                s.analytics_tracking_enabled,
+                micros(s.updated_at),
+                s.archived_at.map(micros),
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no segment {}", s.id)));
+        }
+        Ok(())
+    }
+
+    fn segments(&self) -> Result<Vec<Segment>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY seq"
+        ))?;
+        let rows = stmt
+            .query_map([], segment_row)?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn put_sizes(
+        &self,
+        segment: SegmentId,
+        sizes: &[(Day, u64)],
+        computed_at: Timestamp,
+    ) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO segment_sizes (segment_id, day, size, computed_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            let id = segment.to_string();
+            for (day, size) in sizes {
+                stmt.execute(params![
+                    id,
+                    day.to_string(),
+                    *size as i64,
+                    micros(computed_at)
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn sizes(&self, segment: SegmentId, from: Day, to: Day) -> Result<Vec<StoredSize>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT day, size, computed_at FROM segment_sizes \
+             WHERE segment_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
+        )?;
+        let rows = stmt
+            .query_map(
+                params![segment.to_string(), from.to_string(), to.to_string()],
+                |r| {
+                    let day: String = r.get(0)?;
+                    Ok(StoredSize {
+                        day: day.parse().map_err(|e| corrupt("day", e))?,
+                        size: r.get::<_, i64>(1)? as u64,
+                        computed_at: instant(r.get(2)?)?,
+                    })
+                },
+            )?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
+        self.conn().execute(
+            "DELETE FROM segment_sizes WHERE segment_id = ?1",
+            params![segment.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>> {
+        let conn = self.conn();
+        let us: Option<i64> = conn.query_row(
+            "SELECT MAX(computed_at) FROM segment_sizes WHERE segment_id = ?1",
+            params![segment.to_string()],
+            |r| r.get(0),
+        )?;
+        Ok(us.map(instant).transpose()?)
+    }
+
+    fn append_facts(&self, workspace: WorkspaceId, facts: &[(UserKey, Fact)]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut ids: HashMap<&UserKey, i64> = HashMap::new();
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO facts (user_id, time, kind, name, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (user, fact) in facts {
+                let id = match ids.get(user) {
+                    Some(id) => *id,
+                    None => {
+                        let id = user_id(&tx, workspace, user)?;
+                        ids.insert(user, id);
+                        id
+                    }
+                };
+                let (kind, name, body) = encode_fact(fact);
+                insert.execute(params![id, micros(fact.time), kind, name, body])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn scan_facts(
+        &self,
+        workspace: WorkspaceId,
+        visit: &mut dyn FnMut(UserKey, Fact),
+    ) -> Result<()> {
+        let conn = self.conn();
+        let mut users: HashMap<i64, UserKey> = HashMap::new();
+        {
+            let mut stmt =
+                conn.prepare("SELECT id, kind, k1, k2 FROM users WHERE workspace_id = ?1")?;
+            let mut rows = stmt.query(params![workspace.0])?;
+            while let Some(r) = rows.next()? {
+                users.insert(r.get(0)?, user_key(r.get(1)?, r.get(2)?, r.get(3)?)?);
+            }
+        }
+        let mut stmt = conn.prepare(
+            "SELECT f.user_id, f.time, f.kind, f.name, f.body FROM facts f \
+             JOIN users u ON u.id = f.user_id WHERE u.workspace_id = ?1",
+        )?;
+        let mut rows = stmt.query(params![workspace.0])?;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let fact = decode_fact(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?;
+            let user = users
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| StoreError::Corrupt(format!("fact of unknown user {id}")))?;
+            visit(user, fact);
+        }
+        Ok(())
+    }
+
+    fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        let mut deleted = 0;
+        for user in users {
+            let (kind, k1, k2) = user_parts(user);
+            let id: Option<i64> = tx
+                .prepare_cached("SELECT id FROM users WHERE workspace_id = ?1 AND kind = ?2 AND k1 = ?3 AND k2 = ?4")?
+                .query_row(params![workspace.0, kind, k1, k2], |r| r.get(0))
+                .optional()?;
+            if let Some(id) = id {
+                tx.execute("DELETE FROM facts WHERE user_id = ?1", params![id])?;
+                tx.execute("DELETE FROM users WHERE id = ?1", params![id])?;
+                deleted += 1;
+            }
+        }
+        tx.commit()?;
+        Ok(deleted)
+    }
+}
