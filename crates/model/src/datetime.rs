@@ -3,18 +3,25 @@
 //! Accepted: `YYYY-MM-DD` (a bare date), or a date, `T` (or a space) and
 //! `HH:MM[:SS[.fraction]]`, optionally followed by an offset: `Z`, `±HH:MM`, `±HHMM`,
 //! `±HH`, `±H:MM`, `±H`, where a space may stand for `+` (an unencoded `+` in a query
-//! string). Braze's own `yyyy-MM-dd'T'HH:mm:ss:SSSZ` (a colon before the milliseconds)
-//! is accepted too. A form without an offset is a local time, resolved by the caller.
+//! string). Braze's own `yyyy-MM-dd'T'HH:mm:ss:SSSZ` (a colon before exactly three
+//! digits of milliseconds) is accepted too. A form without an offset is a local time,
+//! resolved by the caller. Surrounding whitespace is ignored.
+//!
+//! [`parse_checked`] says why a text was refused; [`parse`] only whether it was.
 
+use jiff::Timestamp;
 use jiff::civil::{Date, DateTime, Time};
 use jiff::tz::{Offset, TimeZone};
-use jiff::Timestamp;
 use regex::Regex;
+use std::fmt;
 use std::sync::LazyLock;
 
 /// The forms accepted, for error messages.
 pub const ACCEPTED_FORMS: &str = "YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fff]] with an optional offset \
 (Z, ±HH:MM, ±HHMM, ±HH or ±H:MM)";
+
+/// Largest offset hour accepted (`+23:59` is the widest offset).
+pub const MAX_OFFSET_HOURS: i32 = 23;
 
 /// A datetime as written: either a fixed instant, or a local date/time that still
 /// needs a time zone.
@@ -29,7 +36,10 @@ pub enum Written {
 }
 
 impl Written {
-    /// The instant this denotes when local forms are read in `tz`.
+    /// The instant this denotes when local forms are read in `tz`. A local time that
+    /// falls in a DST gap is moved forward by the gap, one that is repeated takes its
+    /// first occurrence (RFC 5545 "compatible" disambiguation). A local form past the
+    /// last representable instant saturates at [`Timestamp::MAX`].
     pub fn resolve(self, tz: &TimeZone) -> Timestamp {
         match self {
             Written::Instant(t) => t,
@@ -42,53 +52,129 @@ impl Written {
     }
 }
 
+/// Why a text is not an accepted datetime. Its `Display` is an English phrase that
+/// names the offending part; callers prefix the name of the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DateTimeError {
+    /// Nothing but whitespace.
+    Empty,
+    /// Not in any accepted form (digits missing, wrong separators, trailing text, …).
+    Form,
+    /// The form is right but there is no such calendar date (`2018-02-30`).
+    Date(String),
+    /// The form is right but there is no such time of day (`25:00`).
+    Time(String),
+    /// The offset is beyond ±23:59, or its minutes beyond 59.
+    Offset(String),
+    /// A valid datetime outside the range of instants this system represents.
+    Range,
+}
+
+impl fmt::Display for DateTimeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DateTimeError::Empty => write!(f, "is empty; expected {ACCEPTED_FORMS}"),
+            DateTimeError::Form => {
+                write!(
+                    f,
+                    "is not an ISO-8601 date or datetime; expected {ACCEPTED_FORMS}"
+                )
+            }
+            DateTimeError::Date(d) => write!(f, "{d} is not a date on the calendar"),
+            DateTimeError::Time(t) => write!(
+                f,
+                "{t} is not a time of day (hours 00-23, minutes and seconds 00-59)"
+            ),
+            DateTimeError::Offset(o) => write!(
+                f,
+                "{o} is not a UTC offset (at most {MAX_OFFSET_HOURS} hours and 59 minutes)"
+            ),
+            DateTimeError::Range => write!(f, "is outside the supported range of instants"),
+        }
+    }
+}
+
+impl std::error::Error for DateTimeError {}
+
 static FORM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:[.,:](\d{1,9}))?)?(Z|z|[+\- ](\d{1,2})(?::?(\d{2}))?)?)?$",
-    )
+    Regex::new(concat!(
+        r"^(?P<y>[0-9]{4})-(?P<mo>[0-9]{2})-(?P<d>[0-9]{2})",
+        r"(?:[Tt ](?P<h>[0-9]{2}):(?P<mi>[0-9]{2})",
+        r"(?::(?P<s>[0-9]{2})(?:[.,](?P<frac>[0-9]{1,9})|:(?P<ms>[0-9]{3}))?)?",
+        r"(?P<off>[Zz]|(?P<sign>[+\- ])(?:",
+        r"(?P<oh2>[0-9]{2}):?(?P<om2>[0-9]{2})",
+        r"|(?P<oh1>[0-9]):(?P<om1>[0-9]{2})",
+        r"|(?P<oh>[0-9]{1,2})",
+        r"))?)?$",
+    ))
     .expect("static regex")
 });
 
 /// Parses any accepted form; `None` for anything else.
 pub fn parse(text: &str) -> Option<Written> {
-    let caps = FORM.captures(text.trim())?;
-    let num = |i: usize| caps.get(i).map(|m| m.as_str().parse::<i32>().ok());
+    parse_checked(text).ok()
+}
+
+/// Parses any accepted form, or says why the text is not one.
+pub fn parse_checked(text: &str) -> Result<Written, DateTimeError> {
+    parse_form(text).map(|(written, _)| written)
+}
+
+/// Parses any accepted form; the flag tells whether a space stood for the offset's `+`.
+fn parse_form(text: &str) -> Result<(Written, bool), DateTimeError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(DateTimeError::Empty);
+    }
+    let caps = FORM.captures(text).ok_or(DateTimeError::Form)?;
+    // Every group is ASCII digits of bounded length, so these parses cannot fail.
+    let num =
+        |name: &str| -> Option<i32> { caps.name(name).map(|m| m.as_str().parse().unwrap_or(0)) };
+    let date_text = &text[..10];
     let date = Date::new(
-        num(1)?? as i16,
-        num(2)?? as i8,
-        num(3)?? as i8,
+        num("y").unwrap_or(0) as i16,
+        num("mo").unwrap_or(0) as i8,
+        num("d").unwrap_or(0) as i8,
     )
-    .ok()?;
-    let Some(hour) = num(4) else {
-        return Some(Written::Date(date));
+    .map_err(|_| DateTimeError::Date(date_text.to_string()))?;
+    let Some(hour) = num("h") else {
+        return Ok((Written::Date(date), false));
     };
-    let minute = num(5)??;
-    let second = num(6).unwrap_or(Some(0))?;
-    let nanos = match caps.get(7) {
-        None => 0,
-        Some(m) => {
-            let digits = m.as_str();
-            let scaled = format!("{digits:0<9}");
-            scaled.parse::<i32>().ok()?
-        }
+    let minute = num("mi").unwrap_or(0);
+    let second = num("s").unwrap_or(0);
+    let nanos = match (caps.name("frac"), caps.name("ms")) {
+        (Some(frac), _) => format!("{:0<9}", frac.as_str()).parse().unwrap_or(0),
+        (None, Some(ms)) => ms.as_str().parse::<i32>().unwrap_or(0) * 1_000_000,
+        (None, None) => 0,
     };
-    let time = Time::new(hour? as i8, minute as i8, second as i8, nanos).ok()?;
+    let time_end = caps.name("off").map_or(text.len(), |m| m.start());
+    let time = Time::new(hour as i8, minute as i8, second as i8, nanos)
+        .map_err(|_| DateTimeError::Time(text[11..time_end].to_string()))?;
     let local = DateTime::from_parts(date, time);
-    let Some(offset) = caps.get(8) else {
-        return Some(Written::Local(local));
+    let Some(off) = caps.name("off") else {
+        return Ok((Written::Local(local), false));
     };
-    let offset = offset.as_str();
-    if offset.eq_ignore_ascii_case("z") {
-        return Offset::UTC.to_timestamp(local).ok().map(Written::Instant);
-    }
-    let sign = if offset.starts_with('-') { -1 } else { 1 };
-    let hours = num(9)??;
-    let minutes = num(10).unwrap_or(Some(0))?;
-    if hours > 23 || minutes > 59 {
-        return None;
-    }
-    let offset = Offset::from_seconds(sign * (hours * 3600 + minutes * 60)).ok()?;
-    offset.to_timestamp(local).ok().map(Written::Instant)
+    let space_sign = caps.name("sign").map(|m| m.as_str()) == Some(" ");
+    let offset = if off.as_str().eq_ignore_ascii_case("z") {
+        Offset::UTC
+    } else {
+        let sign = if caps.name("sign").map(|m| m.as_str()) == Some("-") {
+            -1
+        } else {
+            1
+        };
+        let hours = num("oh2").or(num("oh1")).or(num("oh")).unwrap_or(0);
+        let minutes = num("om2").or(num("om1")).unwrap_or(0);
+        if hours > MAX_OFFSET_HOURS || minutes > 59 {
+            return Err(DateTimeError::Offset(off.as_str().to_string()));
+        }
+        Offset::from_seconds(sign * (hours * 3600 + minutes * 60))
+            .map_err(|_| DateTimeError::Offset(off.as_str().to_string()))?
+    };
+    offset
+        .to_timestamp(local)
+        .map(|t| (Written::Instant(t), space_sign))
+        .map_err(|_| DateTimeError::Range)
 }
 
 /// Parses a datetime that must name an instant on its own: a form with an offset, or a
@@ -98,10 +184,12 @@ pub fn parse_instant_utc(text: &str) -> Option<Timestamp> {
 }
 
 /// Whether a string attribute value is stored as a datetime: a date, a time and an
-/// explicit offset (`Z` or `±…`); bare dates and local times stay strings.
+/// explicit offset (`Z` or `±…`); bare dates and local times stay strings. A space
+/// standing for `+` is a query-string accident, not something written in a JSON
+/// string: `"2024-01-01 10:00 5"` stays a string.
 pub fn as_attribute_datetime(text: &str) -> Option<Timestamp> {
-    match parse(text)? {
-        Written::Instant(t) => Some(t),
-        Written::Local(_) | Written::Date(_) => None,
+    match parse_form(text).ok()? {
+        (Written::Instant(t), false) => Some(t),
+        (Written::Instant(_), true) | (Written::Local(_) | Written::Date(_), _) => None,
     }
 }

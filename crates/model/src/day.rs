@@ -5,7 +5,7 @@
 
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
-use jiff::{SignedDuration, Timestamp, ToSpan};
+use jiff::{SignedDuration, Span, Timestamp};
 use std::fmt;
 use std::str::FromStr;
 
@@ -50,7 +50,12 @@ impl Day {
 
     /// The day `n` days later (earlier for negative `n`), saturating at the calendar's ends.
     pub fn add_days(self, n: i64) -> Day {
-        match self.0.checked_add(n.days()) {
+        // `n.days()` would panic beyond a span's limits: build the span fallibly, any
+        // such `n` being far past either end of the calendar anyway.
+        match Span::new()
+            .try_days(n)
+            .and_then(|span| self.0.checked_add(span))
+        {
             Ok(d) => Day(d),
             Err(_) if n < 0 => Day(Date::MIN),
             Err(_) => Day(Date::MAX),
@@ -64,7 +69,11 @@ impl Day {
 
     /// Days from `self` to `other` (positive when `other` is later).
     pub fn days_until(self, other: Day) -> i64 {
-        other.0.since(self.0).map(|s| s.get_days() as i64).unwrap_or(0)
+        other
+            .0
+            .since(self.0)
+            .map(|s| s.get_days() as i64)
+            .unwrap_or(0)
     }
 }
 
@@ -101,8 +110,14 @@ mod tests {
         let tz = TimeZone::get("Europe/Paris").unwrap();
         let spring = Day::ymd(2024, 3, 31);
         let autumn = Day::ymd(2024, 10, 27);
-        assert_eq!(spring.end(&tz).duration_since(spring.start(&tz)).as_hours(), 23);
-        assert_eq!(autumn.end(&tz).duration_since(autumn.start(&tz)).as_hours(), 25);
+        assert_eq!(
+            spring.end(&tz).duration_since(spring.start(&tz)).as_hours(),
+            23
+        );
+        assert_eq!(
+            autumn.end(&tz).duration_since(autumn.start(&tz)).as_hours(),
+            25
+        );
         assert_eq!(spring.start(&tz).to_string(), "2024-03-30T23:00:00Z");
         assert_eq!(autumn.end(&tz).to_string(), "2024-10-27T23:00:00Z");
     }

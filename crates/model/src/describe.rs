@@ -18,7 +18,11 @@ fn clause(filter: &Filter, names: &dyn Fn(SegmentId) -> Option<String>, nested: 
     let joined = |children: &[Filter], word: &str| {
         let parts: Vec<String> = children.iter().map(|c| clause(c, names, true)).collect();
         let text = parts.join(word);
-        if nested && parts.len() > 1 { format!("({text})") } else { text }
+        if nested && parts.len() > 1 {
+            format!("({text})")
+        } else {
+            text
+        }
     };
     match filter {
         Filter::All(c) if c.is_empty() => "true".into(),
@@ -27,22 +31,38 @@ fn clause(filter: &Filter, names: &dyn Fn(SegmentId) -> Option<String>, nested: 
         Filter::Any(c) => joined(c, " or "),
         Filter::Not(child) => format!("not ({})", clause(child, names, false)),
         Filter::Attribute { name, op } => attribute(name, op),
-        Filter::Event { name, count } => format!("\"{name}\" happened {}", count_text(count)),
-        Filter::Purchase { product: Some(p), count } => {
-            format!("purchases of \"{p}\" number {}", count_text(count).replace(" times", ""))
+        Filter::Event { name, count } => {
+            let times = if count.value == 1 { "time" } else { "times" };
+            let name = quoted(name);
+            format!(
+                "{name} happened {} {times} {}",
+                how_many(count),
+                window(count)
+            )
         }
-        Filter::Purchase { product: None, count } => {
-            format!("purchases of any product number {}", count_text(count).replace(" times", ""))
+        Filter::Purchase { product, count } => {
+            let what = match product {
+                Some(p) => quoted(p),
+                None => "any product".to_string(),
+            };
+            format!(
+                "purchases of {what} number {} {}",
+                how_many(count),
+                window(count)
+            )
         }
         Filter::InSegment(id) => match names(*id) {
-            Some(name) => format!("the user is in segment \"{name}\""),
+            Some(name) => format!("the user is in segment {}", quoted(&name)),
             None => format!("the user is in segment {id}"),
         },
-        Filter::RandomBucket { cmp, value } => format!("the random bucket {} {value}", cmp_words(*cmp)),
+        Filter::RandomBucket { cmp, value } => {
+            format!("the random bucket {} {value}", cmp_words(*cmp))
+        }
     }
 }
 
-fn count_text(count: &CountTest) -> String {
+/// The comparison of a count with its operand: "at least 3".
+fn how_many(count: &CountTest) -> String {
     let how = match count.cmp {
         Cmp::Eq => "exactly",
         Cmp::Ne => "other than",
@@ -51,12 +71,16 @@ fn count_text(count: &CountTest) -> String {
         Cmp::Lt => "fewer than",
         Cmp::Lte => "at most",
     };
-    let window = match count.within_days {
+    format!("{how} {}", count.value)
+}
+
+/// The window of a count: all time, the reference day, or the last W days.
+fn window(count: &CountTest) -> String {
+    match count.within_days {
         None => "ever".to_string(),
         Some(1) => "today".to_string(),
         Some(w) => format!("in the last {w} days"),
-    };
-    format!("{how} {} times {window}", count.value)
+    }
 }
 
 fn cmp_words(cmp: Cmp) -> &'static str {
@@ -70,12 +94,36 @@ fn cmp_words(cmp: Cmp) -> &'static str {
     }
 }
 
+/// A value as written in a sentence: strings quoted, numbers without a trailing `.0`,
+/// datetimes in RFC 3339, arrays as a bracketed list.
 fn value_text(value: &Value) -> String {
-    value.to_json().to_string()
+    match value {
+        Value::String(s) => quoted(s),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::DateTime(t) => t.to_string(),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(|s| quoted(s)).collect();
+            format!("[{}]", items.join(", "))
+        }
+    }
 }
 
 fn attribute(name: &str, op: &AttrOp) -> String {
-    let list = |values: &[Value]| values.iter().map(value_text).collect::<Vec<_>>().join(", ");
+    let list = |values: &[Value]| {
+        if values.is_empty() {
+            "an empty list".to_string()
+        } else {
+            values.iter().map(value_text).collect::<Vec<_>>().join(", ")
+        }
+    };
+    let days = |d: u32| {
+        if d == 1 {
+            "1 day".to_string()
+        } else {
+            format!("{d} days")
+        }
+    };
     match op {
         AttrOp::Exists => format!("{name} is set"),
         AttrOp::NotExists => format!("{name} is not set"),
@@ -93,12 +141,18 @@ fn attribute(name: &str, op: &AttrOp) -> String {
         }
         AttrOp::In(values) => format!("{name} is one of {}", list(values)),
         AttrOp::NotIn(values) => format!("{name} is none of {}", list(values)),
-        AttrOp::Contains(s) => format!("{name} contains \"{s}\""),
-        AttrOp::StartsWith(s) => format!("{name} starts with \"{s}\""),
+        AttrOp::Contains(s) => format!("{name} contains {}", quoted(s)),
+        AttrOp::StartsWith(s) => format!("{name} starts with {}", quoted(s)),
         AttrOp::Matches(p) => format!("{name} matches /{}/", p.0.as_str()),
-        AttrOp::WithinLastDays(d) => format!("{name} is within the last {d} days"),
-        AttrOp::MoreThanDaysAgo(d) => format!("{name} is more than {d} days ago"),
+        AttrOp::WithinLastDays(1) => format!("{name} is today"),
+        AttrOp::WithinLastDays(d) => format!("{name} is within the last {}", days(*d)),
+        AttrOp::MoreThanDaysAgo(d) => format!("{name} is more than {} ago", days(*d)),
     }
+}
+
+/// A string in double quotes, escaped as JSON so that the sentence stays on one line.
+fn quoted(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
 }
 
 #[cfg(test)]

@@ -206,6 +206,8 @@ const NODE_KEYS: &str = "all, any, not, attribute, event, purchase, in_segment, 
 const ATTR_OPS: &str = "exists, not_exists, eq, ne, gt, gte, lt, lte, in, not_in, contains, \
 starts_with, matches, within_last_days, more_than_days_ago";
 const CMPS: &str = "eq, ne, gt, gte, lt, lte";
+/// Keys that are fields of some node kind, not kinds themselves.
+const FIELD_KEYS: &[&str] = &["op", "value", "within_days"];
 
 impl Filter {
     /// Parses and validates a filter; `root` is the path of the filter itself in error
@@ -225,7 +227,11 @@ impl Filter {
     fn collect_refs(&self, path: String, out: &mut Vec<(SegmentId, String)>) {
         match self {
             Filter::All(children) | Filter::Any(children) => {
-                let key = if matches!(self, Filter::All(_)) { "all" } else { "any" };
+                let key = if matches!(self, Filter::All(_)) {
+                    "all"
+                } else {
+                    "any"
+                };
                 for (i, child) in children.iter().enumerate() {
                     child.collect_refs(format!("{path}.{key}[{i}]"), out);
                 }
@@ -239,10 +245,16 @@ impl Filter {
 
 fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterError> {
     if depth > MAX_DEPTH {
-        return fail(path, format!("filters may nest at most {MAX_DEPTH} levels deep"));
+        return fail(
+            path,
+            format!("filters may nest at most {MAX_DEPTH} levels deep"),
+        );
     }
     let Json::Object(obj) = json else {
-        return fail(path, format!("a filter node must be an object with one of: {NODE_KEYS}"));
+        return fail(
+            path,
+            format!("a filter node must be an object with one of: {NODE_KEYS}"),
+        );
     };
     let kinds: Vec<&str> = obj
         .keys()
@@ -251,12 +263,30 @@ fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterErr
         .collect();
     let kind = match kinds.as_slice() {
         [one] => *one,
-        [] => match obj.keys().next() {
-            Some(key) => return fail(&format!("{path}.{key}"), format!("unknown key; a node has one of: {NODE_KEYS}")),
-            None => return fail(path, format!("empty node; a node has one of: {NODE_KEYS}")),
+        // Name the key that is wrong: one that is no field of any node (a misspelt
+        // kind, most likely) rather than an `op` or a `value` that is fine in itself.
+        [] => match obj.keys().find(|k| !FIELD_KEYS.contains(&k.as_str())) {
+            Some(key) => {
+                return fail(
+                    &format!("{path}.{key}"),
+                    format!("unknown key; a node has one of: {NODE_KEYS}"),
+                );
+            }
+            None if obj.is_empty() => {
+                return fail(path, format!("empty node; a node has one of: {NODE_KEYS}"));
+            }
+            None => {
+                return fail(
+                    path,
+                    format!("the node has no kind; it needs one of: {NODE_KEYS}"),
+                );
+            }
         },
         [_, second, ..] => {
-            return fail(&format!("{path}.{second}"), "a node has exactly one kind; split it with all/any");
+            return fail(
+                &format!("{path}.{second}"),
+                "a node has exactly one kind; split it with all/any",
+            );
         }
     };
     let field = |name: &str| format!("{path}.{name}");
@@ -271,11 +301,19 @@ fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterErr
                 .enumerate()
                 .map(|(i, item)| parse_node(item, &format!("{path}.{kind}[{i}]"), depth + 1))
                 .collect::<Result<Vec<_>, _>>()?;
-            Ok(if kind == "all" { Filter::All(children) } else { Filter::Any(children) })
+            Ok(if kind == "all" {
+                Filter::All(children)
+            } else {
+                Filter::Any(children)
+            })
         }
         "not" => {
             only_keys(obj, path, &["not"])?;
-            Ok(Filter::Not(Box::new(parse_node(&obj["not"], &field("not"), depth + 1)?)))
+            Ok(Filter::Not(Box::new(parse_node(
+                &obj["not"],
+                &field("not"),
+                depth + 1,
+            )?)))
         }
         "attribute" => parse_attribute(obj, path),
         "event" | "purchase" => {
@@ -304,14 +342,20 @@ fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterErr
             };
             match id {
                 Some(id) => Ok(Filter::InSegment(id)),
-                None => fail(&field("in_segment"), "must be a segment API identifier (a UUID string)"),
+                None => fail(
+                    &field("in_segment"),
+                    "must be a segment API identifier (a UUID string)",
+                ),
             }
         }
         "random_bucket" => {
             only_keys(obj, path, &["random_bucket"])?;
             let inner_path = field("random_bucket");
             let Json::Object(inner) = &obj["random_bucket"] else {
-                return fail(&inner_path, "must be an object {\"op\": CMP, \"value\": INTEGER}");
+                return fail(
+                    &inner_path,
+                    "must be an object {\"op\": CMP, \"value\": INTEGER}",
+                );
             };
             only_keys(inner, &inner_path, &["op", "value"])?;
             Ok(Filter::RandomBucket {
@@ -340,9 +384,15 @@ fn non_empty_string(json: &Json, path: &str) -> Result<String, FilterError> {
     }
 }
 
-fn required<'a>(obj: &'a Map<String, Json>, path: &str, key: &str) -> Result<&'a Json, FilterError> {
-    obj.get(key)
-        .ok_or_else(|| FilterError { path: format!("{path}.{key}"), reason: "is required".into() })
+fn required<'a>(
+    obj: &'a Map<String, Json>,
+    path: &str,
+    key: &str,
+) -> Result<&'a Json, FilterError> {
+    obj.get(key).ok_or_else(|| FilterError {
+        path: format!("{path}.{key}"),
+        reason: "is required".into(),
+    })
 }
 
 fn cmp_field(obj: &Map<String, Json>, path: &str) -> Result<Cmp, FilterError> {
@@ -350,7 +400,10 @@ fn cmp_field(obj: &Map<String, Json>, path: &str) -> Result<Cmp, FilterError> {
     match required(obj, path, "op")? {
         Json::String(s) => match Cmp::parse(s) {
             Some(cmp) => Ok(cmp),
-            None => fail(&op_path, format!("unknown operator \"{s}\"; expected one of: {CMPS}")),
+            None => fail(
+                &op_path,
+                format!("unknown operator \"{s}\"; expected one of: {CMPS}"),
+            ),
         },
         _ => fail(&op_path, format!("must be one of: {CMPS}")),
     }
@@ -401,20 +454,32 @@ fn parse_attribute(obj: &Map<String, Json>, path: &str) -> Result<Filter, Filter
                 .enumerate()
                 .map(|(i, item)| scalar(item, &format!("{value_path}[{i}]")))
                 .collect::<Result<Vec<_>, _>>()?;
-            if op_name == "in" { AttrOp::In(values) } else { AttrOp::NotIn(values) }
+            if op_name == "in" {
+                AttrOp::In(values)
+            } else {
+                AttrOp::NotIn(values)
+            }
         }
         "contains" => AttrOp::Contains(string(value()?, &value_path)?),
         "starts_with" => AttrOp::StartsWith(string(value()?, &value_path)?),
         "matches" => {
             let source = string(value()?, &value_path)?;
-            match regex::RegexBuilder::new(&source).size_limit(REGEX_SIZE_LIMIT).build() {
+            match regex::RegexBuilder::new(&source)
+                .size_limit(REGEX_SIZE_LIMIT)
+                .build()
+            {
                 Ok(re) => AttrOp::Matches(Pattern(re)),
                 Err(e) => return fail(&value_path, format!("invalid regular expression: {e}")),
             }
         }
         "within_last_days" => AttrOp::WithinLastDays(days(value()?, &value_path)?),
         "more_than_days_ago" => AttrOp::MoreThanDaysAgo(days(value()?, &value_path)?),
-        other => return fail(&op_path, format!("unknown operator \"{other}\"; expected one of: {ATTR_OPS}")),
+        other => {
+            return fail(
+                &op_path,
+                format!("unknown operator \"{other}\"; expected one of: {ATTR_OPS}"),
+            );
+        }
     };
     Ok(Filter::Attribute { name, op })
 }
@@ -422,7 +487,10 @@ fn parse_attribute(obj: &Map<String, Json>, path: &str) -> Result<Filter, Filter
 fn scalar(json: &Json, path: &str) -> Result<Value, FilterError> {
     match Value::from_json(json) {
         Ok(Some(v)) => Ok(v),
-        Ok(None) => fail(path, "must not be null (use the exists / not_exists operators)"),
+        Ok(None) => fail(
+            path,
+            "must not be null (use the exists / not_exists operators)",
+        ),
         Err(e) => fail(path, e),
     }
 }
@@ -444,7 +512,10 @@ fn ordered(json: &Json, path: &str) -> Result<Ordered, FilterError> {
             Some(t) => Ok(Ordered::DateTime(t)),
             None => fail(
                 path,
-                format!("must be a number or an ISO-8601 datetime ({})", datetime::ACCEPTED_FORMS),
+                format!(
+                    "must be a number or an ISO-8601 datetime ({})",
+                    datetime::ACCEPTED_FORMS
+                ),
             ),
         },
         _ => fail(path, "must be a number or an ISO-8601 datetime string"),

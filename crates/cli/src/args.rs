@@ -1,0 +1,158 @@
+//! The command line, as clap reads it.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// headcount: exact daily segment sizes behind a Braze-compatible API.
+#[derive(Debug, Parser)]
+#[command(name = "headcount", version, about)]
+pub struct Cli {
+    /// The data directory (the embedded store); owned by one process at a time.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADCOUNT_DATA_DIR",
+        default_value = "./headcount-data"
+    )]
+    pub data_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create and list workspaces.
+    #[command(subcommand)]
+    Workspaces(WorkspacesCmd),
+    /// Create, list and revoke API keys.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Serve the API.
+    Serve(ServeArgs),
+    /// Import users, events and purchases from NDJSON files (the server must be stopped).
+    Import(ImportArgs),
+    /// Compute and store daily sizes offline (the server must be stopped).
+    Snapshot(SnapshotArgs),
+    /// Create a data directory with a realistic synthetic dataset, and serve it.
+    Demo(DemoArgs),
+}
+
+/// `headcount workspaces …`
+#[derive(Debug, Subcommand)]
+pub enum WorkspacesCmd {
+    /// Create a workspace.
+    Create {
+        /// Its unique name.
+        name: String,
+        /// IANA time zone of its days.
+        #[arg(long, default_value = "UTC")]
+        time_zone: String,
+        /// Requests per hour shared by the export endpoints.
+        #[arg(long, default_value_t = headcount_store::DEFAULT_EXPORT_LIMIT)]
+        export_rate_limit: u64,
+        /// `/users/track` requests per 3 seconds.
+        #[arg(long, default_value_t = headcount_store::DEFAULT_TRACK_LIMIT)]
+        track_rate_limit: u64,
+    },
+    /// List workspaces.
+    List,
+}
+
+/// `headcount keys …`
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a key and print it (only it, once) on stdout.
+    Create {
+        /// The workspace it belongs to.
+        #[arg(long)]
+        workspace: String,
+        /// A label to recognise it by.
+        #[arg(long)]
+        name: String,
+        /// A permission it carries (repeatable); none given: every permission.
+        #[arg(long = "permission", value_name = "P")]
+        permissions: Vec<String>,
+        /// A client address or CIDR subnet allowed to use it (repeatable); none: any.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ips: Vec<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Only the keys of this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+    /// Revoke a key by its id (the first 8 characters of the key, as `keys list` shows).
+    Revoke {
+        /// The key's id.
+        id: String,
+    },
+}
+
+/// `headcount serve`
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Days of history computed when a segment is created or its filter changes.
+    #[arg(long, default_value_t = 100)]
+    pub backfill_days: u32,
+    /// Most objects per array of a `/users/track` body.
+    #[arg(long, default_value_t = 75)]
+    pub max_track_objects: usize,
+}
+
+/// `headcount import`
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The workspace to import into.
+    #[arg(long)]
+    pub workspace: String,
+    /// NDJSON files, one `/users/track` body per line; `-` reads stdin.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Stop at the first bad line instead of skipping it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// `headcount snapshot`
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    /// The workspace.
+    #[arg(long)]
+    pub workspace: String,
+    /// Only this segment (default: every live segment).
+    #[arg(long)]
+    pub segment: Option<String>,
+    /// First day, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// Last day, YYYY-MM-DD (inclusive; must have ended).
+    #[arg(long)]
+    pub to: String,
+    /// Recompute days already stored.
+    #[arg(long)]
+    pub recompute: bool,
+}
+
+/// `headcount demo`
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Users to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u32,
+    /// Seed of the generator.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Build the data directory and exit without serving.
+    #[arg(long)]
+    pub no_serve: bool,
+}

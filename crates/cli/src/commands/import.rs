@@ -1,0 +1,151 @@
+//! `headcount import`: NDJSON bulk import, one `/users/track` body per line.
+//!
+//! A line is applied whole or not at all: a line with any invalid object is reported
+//! with its number and reason and skipped (`--strict`: the import stops there).
+//! Valid lines are committed in large transactions; the last commit makes it durable.
+
+use super::{CmdResult, open, workspace};
+use crate::args::ImportArgs;
+use crate::progress;
+use headcount_model::{Fact, FactKind, UserKey};
+use headcount_server::ingest::{TrackOptions, read_track};
+use headcount_store::Store;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+/// Facts buffered before a commit.
+const BATCH: usize = 100_000;
+
+#[derive(Default)]
+struct Tally {
+    lines: u64,
+    rejected: u64,
+    attributes: u64,
+    events: u64,
+    purchases: u64,
+}
+
+/// Runs an import.
+pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
+    let store = open(dir)?;
+    let ws = workspace(&store, &args.workspace)?;
+    let options = TrackOptions {
+        max_objects: None,
+        allow_attribute_time: true,
+        now: headcount_server::state::now(),
+    };
+    let started = Instant::now();
+    let mut tally = Tally::default();
+    let mut batch: Vec<(UserKey, Fact)> = Vec::with_capacity(BATCH);
+    let mut stopped = false;
+    for path in &args.files {
+        let (reader, size): (Box<dyn Read>, u64) = if path.as_os_str() == "-" {
+            (Box::new(std::io::stdin().lock()), 0)
+        } else {
+            let file = std::fs::File::open(path)
+                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            (Box::new(file), size)
+        };
+        let bar = progress::bytes(size);
+        let name = path.display().to_string();
+        let mut reader = BufReader::with_capacity(1 << 20, reader);
+        let mut line = String::new();
+        let mut number = 0u64;
+        loop {
+            line.clear();
+            let read = reader
+                .read_line(&mut line)
+                .map_err(|e| format!("{name}: reading line {}: {e}", number + 1))?;
+            if read == 0 {
+                break;
+            }
+            number += 1;
+            bar.inc(read as u64);
+            if line.trim().is_empty() {
+                continue;
+            }
+            tally.lines += 1;
+            match read_line(&line, &options) {
+                Ok(facts) => {
+                    for (_, fact) in &facts {
+                        match fact.kind {
+                            FactKind::Attributes(_) => tally.attributes += 1,
+                            FactKind::Event { .. } => tally.events += 1,
+                            FactKind::Purchase { .. } => tally.purchases += 1,
+                        }
+                    }
+                    batch.extend(facts);
+                }
+                Err(reason) => {
+                    tally.rejected += 1;
+                    bar.suspend(|| eprintln!("{name}:{number}: rejected: {reason}"));
+                    if args.strict {
+                        stopped = true;
+                        break;
+                    }
+                }
+            }
+            if batch.len() >= BATCH {
+                store.append_facts(ws.id, &batch)?;
+                batch.clear();
+            }
+            if number % 4096 == 0 {
+                bar.set_message(format!("{} lines", tally.lines));
+            }
+        }
+        bar.finish_and_clear();
+        if stopped {
+            break;
+        }
+    }
+    store.append_facts(ws.id, &batch)?;
+    summarize(&tally, started.elapsed().as_secs_f64(), stopped);
+    Ok(if tally.rejected > 0 {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Reads one line into facts, or the reason to reject it whole.
+fn read_line(line: &str, options: &TrackOptions) -> Result<Vec<(UserKey, Fact)>, String> {
+    let body = match serde_json::from_str::<serde_json::Value>(line) {
+        Ok(serde_json::Value::Object(body)) => body,
+        Ok(_) => return Err("the line must be a JSON object (a /users/track body)".into()),
+        Err(e) => return Err(format!("invalid JSON: {e}")),
+    };
+    let track = read_track(&body, options)?;
+    if let Some(first) = track.errors.first() {
+        return Err(format!(
+            "{}[{}]: {}",
+            first.array, first.index, first.reason
+        ));
+    }
+    Ok(track.facts)
+}
+
+fn summarize(t: &Tally, seconds: f64, stopped: bool) {
+    let objects = t.attributes + t.events + t.purchases;
+    let rate = if seconds > 0.0 {
+        objects as f64 / seconds
+    } else {
+        0.0
+    };
+    eprintln!(
+        "imported {} of {} lines: {} attribute objects, {} events, {} purchases in {seconds:.1}s ({rate:.0} objects/s); {} lines rejected{}",
+        t.lines - t.rejected,
+        t.lines,
+        t.attributes,
+        t.events,
+        t.purchases,
+        t.rejected,
+        if stopped {
+            " (stopped at the first, --strict)"
+        } else {
+            ""
+        },
+    );
+}

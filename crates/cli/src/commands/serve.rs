@@ -1,0 +1,40 @@
+//! `headcount serve`: load the data directory and serve the API.
+
+use super::{CmdResult, open};
+use crate::args::ServeArgs;
+use headcount_server::{Config, Shared};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Runs the server until SIGINT or SIGTERM.
+pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
+    let store = open(dir)?;
+    let config = Config {
+        backfill_days: args.backfill_days,
+        max_track_objects: args.max_track_objects,
+        ..Config::default()
+    };
+    serve(Arc::new(store), config, args.listen)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads the store into memory and serves it on `listen`.
+pub fn serve(
+    store: Arc<dyn headcount_store::Store>,
+    config: Config,
+    listen: std::net::SocketAddr,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        tracing::info!(address = %listener.local_addr()?, "serving");
+        headcount_server::serve(state, listener).await?;
+        Ok::<_, Box<dyn std::error::Error>>(())
+    })
+}

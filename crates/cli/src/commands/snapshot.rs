@@ -1,0 +1,109 @@
+//! `headcount snapshot`: compute and store daily sizes offline, as the server's
+//! schedule would.
+
+use super::{CmdResult, open, workspace};
+use crate::args::SnapshotArgs;
+use crate::progress;
+use headcount_engine::Index;
+use headcount_model::{Day, SegmentId};
+use headcount_server::catalog::{Catalog, time_zone};
+use headcount_server::sizes::Sizer;
+use headcount_store::Store;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Days computed between two progress updates.
+const CHUNK: usize = 10;
+
+/// Runs a snapshot.
+pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
+    let from: Day = args
+        .from
+        .parse()
+        .map_err(|_| format!("--from must be a date YYYY-MM-DD, got \"{}\"", args.from))?;
+    let to: Day = args
+        .to
+        .parse()
+        .map_err(|_| format!("--to must be a date YYYY-MM-DD, got \"{}\"", args.to))?;
+    if from > to {
+        return Err(format!("--from {from} is after --to {to}").into());
+    }
+    let store = open(dir)?;
+    let ws = workspace(&store, &args.workspace)?;
+    let tz = time_zone(&ws.time_zone)?;
+    let now = headcount_server::state::now();
+    if to.end(&tz) > now {
+        return Err(format!(
+            "--to {to} has not ended yet in {}; the last completed day is {}",
+            ws.time_zone,
+            Day::containing(now, &tz).add_days(-1)
+        )
+        .into());
+    }
+    let catalog = Catalog::load(&store)?;
+    let segments: Vec<SegmentId> = match &args.segment {
+        Some(text) => {
+            let id: SegmentId = text
+                .parse()
+                .map_err(|_| format!("--segment must be a segment id (a UUID), got \"{text}\""))?;
+            catalog
+                .segment_in(ws.id, id)
+                .ok_or_else(|| format!("no segment {id} in workspace {}", ws.name))?;
+            vec![id]
+        }
+        None => catalog
+            .segments_of(ws.id)
+            .filter(|e| e.segment.archived_at.is_none())
+            .map(|e| e.segment.id)
+            .collect(),
+    };
+    let index = load_index(&store, ws.id)?;
+    let days: Vec<Day> = (0..=from.days_until(to))
+        .map(|n| from.add_days(n))
+        .collect();
+    let bar = progress::bar((segments.len() * days.len()) as u64, "segment-days");
+    let mut computed = 0;
+    for id in &segments {
+        let entry = catalog.segment_in(ws.id, *id).ok_or("segment vanished")?;
+        let plan = catalog.plan(&entry.filter)?;
+        let sizer = Sizer {
+            store: &store,
+            index: &index,
+            plan: &plan,
+            segment: *id,
+            tz: &tz,
+            now,
+        };
+        for chunk in days.chunks(CHUNK) {
+            computed += sizer.fill(chunk, args.recompute)?;
+            bar.inc(chunk.len() as u64);
+        }
+    }
+    bar.finish_and_clear();
+    eprintln!(
+        "computed {computed} daily sizes ({} segments x {} days, {} already stored)",
+        segments.len(),
+        days.len(),
+        segments.len() * days.len() - computed
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Loads a workspace's facts into a fresh index, with a spinner.
+pub fn load_index(
+    store: &dyn Store,
+    ws: headcount_model::WorkspaceId,
+) -> Result<Index, Box<dyn std::error::Error>> {
+    let spinner = progress::bar(0, "facts loaded");
+    let mut index = Index::new();
+    let mut n = 0u64;
+    store.scan_facts(ws, &mut |user, fact| {
+        index.apply(&user, &fact);
+        n += 1;
+        if n % 65_536 == 0 {
+            spinner.set_position(n);
+        }
+    })?;
+    spinner.finish_and_clear();
+    Ok(index)
+}

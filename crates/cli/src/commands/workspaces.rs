@@ -1,0 +1,67 @@
+//! `headcount workspaces create|list`.
+
+use super::{CmdResult, open};
+use crate::args::WorkspacesCmd;
+use crate::output::table;
+use headcount_server::catalog::time_zone;
+use headcount_store::{NewWorkspace, Store};
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Runs a `workspaces` subcommand.
+pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
+    match cmd {
+        WorkspacesCmd::Create {
+            name,
+            time_zone: tz,
+            export_rate_limit,
+            track_rate_limit,
+        } => {
+            if name.trim().is_empty() {
+                return Err("the workspace name must not be empty".into());
+            }
+            time_zone(&tz)?;
+            if export_rate_limit == 0 || track_rate_limit == 0 {
+                return Err("rate limits must be at least 1".into());
+            }
+            let store = open(dir)?;
+            let ws = store.create_workspace(&NewWorkspace {
+                name: name.trim().to_string(),
+                time_zone: tz,
+                export_limit: export_rate_limit,
+                track_limit: track_rate_limit,
+            })?;
+            eprintln!(
+                "created workspace \"{}\" (time zone {}, export limit {}/hour, track limit {}/3s)",
+                ws.name, ws.time_zone, ws.export_limit, ws.track_limit
+            );
+        }
+        WorkspacesCmd::List => {
+            let store = open(dir)?;
+            let rows: Vec<Vec<String>> = store
+                .workspaces()?
+                .into_iter()
+                .map(|w| {
+                    vec![
+                        w.name,
+                        w.time_zone,
+                        w.export_limit.to_string(),
+                        w.track_limit.to_string(),
+                        w.created_at.to_string(),
+                    ]
+                })
+                .collect();
+            table(
+                &[
+                    "NAME",
+                    "TIME_ZONE",
+                    "EXPORT_LIMIT/HOUR",
+                    "TRACK_LIMIT/3S",
+                    "CREATED_AT",
+                ],
+                &rows,
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

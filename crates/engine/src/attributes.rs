@@ -1,0 +1,168 @@
+//! Attribute history and the attribute operators of segments.md.
+//!
+//! Per attribute name, a [`Column`] of `(time, user, value id)` with the values
+//! interned; an unset (a null value) is stored as the id [`UNSET`]. The state as of
+//! `T` is each user's latest entry before `T`. An operator is then decided once per
+//! distinct value (or, for `eq`/`in`, by looking the operands up), and a user's
+//! membership is that of its current value, or the operator's answer for a missing
+//! attribute.
+
+use crate::bitset::Bitset;
+use crate::column::Column;
+use crate::intern::Interner;
+use crate::time::Moment;
+use headcount_model::Value;
+use headcount_model::filter::{AttrOp, Cmp, Ordered};
+
+/// The value id of "no value": never set, or unset with null.
+pub const UNSET: u32 = u32::MAX;
+
+/// The history of one attribute.
+#[derive(Debug, Clone, Default)]
+pub struct AttrColumn {
+    column: Column<u32>,
+    values: Interner,
+}
+
+impl AttrColumn {
+    /// Records that the attribute became `value` (`None`: unset) at `time`.
+    pub fn record(&mut self, time: i64, user: u32, value: Option<&Value>) {
+        let id = match value {
+            Some(v) => self.values.intern(v),
+            None => UNSET,
+        };
+        self.column.push(time, user, id);
+    }
+
+    /// Each user's value id as of `at_micros` ([`UNSET`] if none), for `users`
+    /// indices; `latest` is scratch space.
+    pub fn state_before(&self, at_micros: i64, users: usize, latest: &mut Vec<i64>) -> Vec<u32> {
+        let mut state = vec![UNSET; users];
+        self.column
+            .for_each_latest_before(at_micros, users, latest, |user, id| {
+                if let Some(slot) = state.get_mut(user as usize) {
+                    *slot = id;
+                }
+            });
+        state
+    }
+
+    /// The number of writes recorded.
+    pub fn len(&self) -> usize {
+        self.column.len()
+    }
+
+    /// Drops the writes of users for which `keep` fails.
+    pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
+        self.column.compact(keep);
+    }
+}
+
+/// The users for which `op` holds, given the attribute's history (`None`: never
+/// written) and its state as of the moment (from [`AttrColumn::state_before`]).
+pub fn attribute_leaf(
+    history: Option<(&AttrColumn, &[u32])>,
+    op: &AttrOp,
+    moment: &Moment,
+    users: usize,
+) -> Bitset {
+    let missing = holds_when_missing(op);
+    let Some((column, state)) = history else {
+        return if missing {
+            Bitset::full(users)
+        } else {
+            Bitset::empty(users)
+        };
+    };
+    let matching = matching_values(&column.values, op, moment);
+    Bitset::from_fn(users, |user| match state.get(user) {
+        Some(&UNSET) | None => missing,
+        Some(&id) => matching.get(id as usize).copied().unwrap_or(false),
+    })
+}
+
+/// Whether `op` holds for a user without the attribute.
+fn holds_when_missing(op: &AttrOp) -> bool {
+    matches!(op, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_))
+}
+
+/// Per value id, whether `op` holds for that value.
+fn matching_values(values: &Interner, op: &AttrOp, moment: &Moment) -> Vec<bool> {
+    let n = values.values().len();
+    let by_lookup = |operands: &[Value], negate: bool| {
+        let mut matching = vec![negate; n];
+        for id in operands.iter().filter_map(|v| values.find(v)) {
+            if let Some(slot) = matching.get_mut(id as usize) {
+                *slot = !negate;
+            }
+        }
+        matching
+    };
+    match op {
+        AttrOp::Eq(v) => by_lookup(std::slice::from_ref(v), false),
+        AttrOp::Ne(v) => by_lookup(std::slice::from_ref(v), true),
+        AttrOp::In(vs) => by_lookup(vs, false),
+        AttrOp::NotIn(vs) => by_lookup(vs, true),
+        _ => {
+            let test = ValueTest::new(op, moment);
+            values.values().iter().map(|v| test.holds(v)).collect()
+        }
+    }
+}
+
+/// An operator other than `eq`/`ne`/`in`/`not_in`, with its instants worked out.
+enum ValueTest<'a> {
+    Always(bool),
+    Order(Cmp, Ordered),
+    Contains(&'a str),
+    StartsWith(&'a str),
+    Matches(&'a regex::Regex),
+    /// A datetime in `[from, to)`.
+    Within {
+        from: jiff::Timestamp,
+        to: jiff::Timestamp,
+    },
+    /// A datetime before `before`.
+    Before {
+        before: jiff::Timestamp,
+    },
+}
+
+impl<'a> ValueTest<'a> {
+    fn new(op: &'a AttrOp, moment: &Moment) -> ValueTest<'a> {
+        match op {
+            AttrOp::Exists => ValueTest::Always(true),
+            AttrOp::NotExists => ValueTest::Always(false),
+            AttrOp::Order(cmp, operand) => ValueTest::Order(*cmp, *operand),
+            AttrOp::Contains(s) => ValueTest::Contains(s),
+            AttrOp::StartsWith(s) => ValueTest::StartsWith(s),
+            AttrOp::Matches(p) => ValueTest::Matches(&p.0),
+            AttrOp::WithinLastDays(days) => ValueTest::Within {
+                from: moment.window_start(*days),
+                to: moment.at,
+            },
+            AttrOp::MoreThanDaysAgo(days) => ValueTest::Before {
+                before: moment.window_start(*days),
+            },
+            // Decided by lookup in `matching_values`; never reached.
+            AttrOp::Eq(_) | AttrOp::Ne(_) | AttrOp::In(_) | AttrOp::NotIn(_) => {
+                ValueTest::Always(false)
+            }
+        }
+    }
+
+    fn holds(&self, value: &Value) -> bool {
+        match (self, value) {
+            (ValueTest::Always(answer), _) => *answer,
+            (ValueTest::Order(cmp, Ordered::Number(k)), Value::Number(x)) => cmp.holds(*x, *k),
+            (ValueTest::Order(cmp, Ordered::DateTime(k)), Value::DateTime(x)) => cmp.holds(*x, *k),
+            (ValueTest::Contains(s), Value::String(x)) => x.contains(s),
+            (ValueTest::Contains(s), Value::Array(items)) => items.iter().any(|item| item == s),
+            (ValueTest::StartsWith(s), Value::String(x)) => x.starts_with(s),
+            (ValueTest::Matches(re), Value::String(x)) => re.is_match(x),
+            (ValueTest::Within { from, to }, Value::DateTime(x)) => from <= x && x < to,
+            (ValueTest::Before { before }, Value::DateTime(x)) => x < before,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,296 @@
+//! Time-sorted columns of facts: one per event name, per purchase product and per
+//! attribute name.
+//!
+//! A column holds `(time, user, payload)` entries, time in microseconds. It is a list
+//! of *runs*, each sorted by time and stored as parallel vectors (12 bytes per entry
+//! for events, 16 with an attribute's value id), plus a small unsorted *tail* that
+//! takes new entries in any time order. When the tail is full it is sorted into a new
+//! run, and runs are merged two by two while the newer one is at least half the size
+//! of the older one, so a column has O(log n) runs and every entry is merged O(log n)
+//! times. Queries binary-search each run for a time range, scan the tail fully, and
+//! never mutate anything.
+//!
+//! Runs are ordered oldest first and merges are stable, so entries with equal times
+//! keep the order in which they were applied: [`Column::for_each_latest_before`]
+//! relies on it to let the last applied of two simultaneous attribute writes win.
+
+use std::mem;
+use std::ops::Range;
+
+/// Entries the unsorted tail takes before it is sorted into a run.
+const TAIL_LIMIT: usize = 1024;
+
+/// A time-sorted slice of a column, as parallel vectors.
+#[derive(Debug, Clone)]
+struct Run<V> {
+    times: Vec<i64>,
+    users: Vec<u32>,
+    values: Vec<V>,
+}
+
+impl<V: Copy> Run<V> {
+    fn with_capacity(n: usize) -> Run<V> {
+        Run {
+            times: Vec::with_capacity(n),
+            users: Vec::with_capacity(n),
+            values: Vec::with_capacity(n),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.times.len()
+    }
+
+    fn push(&mut self, time: i64, user: u32, value: V) {
+        self.times.push(time);
+        self.users.push(user);
+        self.values.push(value);
+    }
+
+    /// A run of entries already sorted by time.
+    fn from_sorted(entries: &[(i64, u32, V)]) -> Run<V> {
+        let mut run = Run::with_capacity(entries.len());
+        for &(time, user, value) in entries {
+            run.push(time, user, value);
+        }
+        run
+    }
+
+    /// The positions of the entries with `lo <= time < hi`.
+    fn range(&self, lo: i64, hi: i64) -> Range<usize> {
+        let start = self.times.partition_point(|&t| t < lo);
+        let end = self.times.partition_point(|&t| t < hi);
+        start..end.max(start)
+    }
+
+    /// The stable merge of two runs, `older` first among equal times.
+    fn merge(mut older: Run<V>, newer: Run<V>) -> Run<V> {
+        let in_order = match (older.times.last(), newer.times.first()) {
+            (Some(last), Some(first)) => first >= last,
+            _ => true,
+        };
+        if in_order {
+            older.times.reserve_exact(newer.len());
+            older.users.reserve_exact(newer.len());
+            older.values.reserve_exact(newer.len());
+            older.times.extend_from_slice(&newer.times);
+            older.users.extend_from_slice(&newer.users);
+            older.values.extend_from_slice(&newer.values);
+            return older;
+        }
+        let mut out = Run::with_capacity(older.len() + newer.len());
+        let (mut i, mut j) = (0, 0);
+        while i < older.len() && j < newer.len() {
+            if newer.times[j] < older.times[i] {
+                out.push(newer.times[j], newer.users[j], newer.values[j]);
+                j += 1;
+            } else {
+                out.push(older.times[i], older.users[i], older.values[i]);
+                i += 1;
+            }
+        }
+        out.times.extend_from_slice(&older.times[i..]);
+        out.users.extend_from_slice(&older.users[i..]);
+        out.values.extend_from_slice(&older.values[i..]);
+        out.times.extend_from_slice(&newer.times[j..]);
+        out.users.extend_from_slice(&newer.users[j..]);
+        out.values.extend_from_slice(&newer.values[j..]);
+        out
+    }
+
+    /// Keeps only the entries of users for which `keep` holds.
+    fn retain_users(&mut self, keep: &dyn Fn(u32) -> bool) {
+        let mut kept = Run::with_capacity(0);
+        for i in 0..self.len() {
+            if keep(self.users[i]) {
+                kept.push(self.times[i], self.users[i], self.values[i]);
+            }
+        }
+        kept.times.shrink_to_fit();
+        kept.users.shrink_to_fit();
+        kept.values.shrink_to_fit();
+        *self = kept;
+    }
+}
+
+/// All entries of one event name, purchase product or attribute name.
+#[derive(Debug, Clone)]
+pub struct Column<V> {
+    runs: Vec<Run<V>>,
+    tail: Vec<(i64, u32, V)>,
+}
+
+impl<V> Default for Column<V> {
+    fn default() -> Self {
+        Column {
+            runs: Vec::new(),
+            tail: Vec::new(),
+        }
+    }
+}
+
+impl<V: Copy> Column<V> {
+    /// Records an entry; times may arrive in any order.
+    pub fn push(&mut self, time: i64, user: u32, value: V) {
+        self.tail.push((time, user, value));
+        if self.tail.len() >= TAIL_LIMIT {
+            self.flush();
+            self.merge_while_unbalanced();
+        }
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.runs.iter().map(Run::len).sum::<usize>() + self.tail.len()
+    }
+
+    /// Calls `f(user, value)` for every entry with `lo <= time < hi`, in no
+    /// particular order.
+    pub fn for_each_in(&self, lo: i64, hi: i64, mut f: impl FnMut(u32, V)) {
+        for run in &self.runs {
+            let range = run.range(lo, hi);
+            for (&user, &value) in run.users[range.clone()].iter().zip(&run.values[range]) {
+                f(user, value);
+            }
+        }
+        for &(time, user, value) in &self.tail {
+            if lo <= time && time < hi {
+                f(user, value);
+            }
+        }
+    }
+
+    /// Calls `f(user, value)` for entries with `time < hi` such that, per user, the
+    /// last call carries the latest entry (the last applied among equal times).
+    /// `users` bounds the user indices; `latest` is scratch space.
+    pub fn for_each_latest_before(
+        &self,
+        hi: i64,
+        users: usize,
+        latest: &mut Vec<i64>,
+        mut f: impl FnMut(u32, V),
+    ) {
+        if self.tail.is_empty() && self.runs.len() <= 1 {
+            // One sorted run: visiting it in order makes the latest entry come last.
+            for run in &self.runs {
+                let end = run.range(i64::MIN, hi).end;
+                for (&user, &value) in run.users[..end].iter().zip(&run.values[..end]) {
+                    f(user, value);
+                }
+            }
+            return;
+        }
+        latest.clear();
+        latest.resize(users, i64::MIN);
+        let mut visit = |time: i64, user: u32, value: V| {
+            if let Some(seen) = latest.get_mut(user as usize)
+                && time >= *seen
+            {
+                *seen = time;
+                f(user, value);
+            }
+        };
+        for run in &self.runs {
+            let end = run.range(i64::MIN, hi).end;
+            for i in 0..end {
+                visit(run.times[i], run.users[i], run.values[i]);
+            }
+        }
+        for &(time, user, value) in &self.tail {
+            if time < hi {
+                visit(time, user, value);
+            }
+        }
+    }
+
+    /// Drops the entries of users for which `keep` fails and rewrites the column as
+    /// one sorted run.
+    pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
+        self.flush();
+        while self.runs.len() > 1 {
+            self.merge_last_two();
+        }
+        for run in &mut self.runs {
+            run.retain_users(keep);
+        }
+        self.runs.retain(|run| run.len() > 0);
+    }
+
+    fn flush(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let mut tail = mem::take(&mut self.tail);
+        tail.sort_by_key(|&(time, _, _)| time);
+        self.runs.push(Run::from_sorted(&tail));
+    }
+
+    fn merge_while_unbalanced(&mut self) {
+        while let [.., older, newer] = self.runs.as_slice() {
+            if older.len() > 2 * newer.len() {
+                break;
+            }
+            self.merge_last_two();
+        }
+    }
+
+    fn merge_last_two(&mut self) {
+        if let (Some(newer), Some(older)) = (self.runs.pop(), self.runs.pop()) {
+            self.runs.push(Run::merge(older, newer));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn collect(column: &Column<u32>, lo: i64, hi: i64) -> Vec<(u32, u32)> {
+        let mut out = Vec::new();
+        column.for_each_in(lo, hi, |u, v| out.push((u, v)));
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn ranges_are_exact_whatever_the_arrival_order() {
+        let mut column = Column::default();
+        // A scrambled order over 5000 entries: many runs, merges and a tail.
+        for k in 0..5000u32 {
+            let time = i64::from((k * 7919) % 5000);
+            column.push(time, k % 13, k);
+        }
+        assert_eq!(column.len(), 5000);
+        assert!(column.runs.len() >= 2);
+        let got = collect(&column, 100, 200);
+        let mut want: Vec<(u32, u32)> = (0..5000u32)
+            .filter(|k| (100..200).contains(&i64::from((k * 7919) % 5000)))
+            .map(|k| (k % 13, k))
+            .collect();
+        want.sort();
+        assert_eq!(got, want);
+        for run in &column.runs {
+            assert!(run.times.is_sorted());
+        }
+    }
+
+    #[test]
+    fn the_last_applied_of_equal_times_wins() {
+        let mut column = Column::default();
+        for k in 0..3000u32 {
+            // Every entry of user 0 at time 5: the last one pushed must win.
+            column.push(if k % 2 == 0 { 5 } else { 1000 + i64::from(k) }, k % 2, k);
+        }
+        let mut latest = Vec::new();
+        let mut state = vec![u32::MAX; 2];
+        column.for_each_latest_before(10, 2, &mut latest, |u, v| state[u as usize] = v);
+        assert_eq!(state, vec![2998, u32::MAX]);
+        column.compact(&|_| true);
+        assert_eq!(column.runs.len(), 1);
+        let mut state = vec![u32::MAX; 2];
+        column.for_each_latest_before(10, 2, &mut latest, |u, v| state[u as usize] = v);
+        assert_eq!(state, vec![2998, u32::MAX]);
+        column.compact(&|u| u != 0);
+        assert_eq!(column.len(), 1500);
+    }
+}

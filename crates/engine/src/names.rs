@@ -1,0 +1,52 @@
+//! A map from names (event names, products, attribute names) to the column of each.
+
+use std::collections::HashMap;
+
+/// Items of type `T` looked up by name, created on first use.
+#[derive(Debug, Clone)]
+pub struct Named<T> {
+    ids: HashMap<String, usize>,
+    items: Vec<T>,
+}
+
+impl<T> Default for Named<T> {
+    fn default() -> Self {
+        Named {
+            ids: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+}
+
+impl<T: Default> Named<T> {
+    /// The item named `name`, created empty on first use.
+    pub fn get_or_create(&mut self, name: &str) -> &mut T {
+        let id = match self.ids.get(name) {
+            Some(&id) => id,
+            None => {
+                let id = self.items.len();
+                self.items.push(T::default());
+                self.ids.insert(name.to_owned(), id);
+                id
+            }
+        };
+        &mut self.items[id]
+    }
+}
+
+impl<T> Named<T> {
+    /// The item named `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&T> {
+        self.ids.get(name).and_then(|&id| self.items.get(id))
+    }
+
+    /// Every item, in order of creation.
+    pub fn items(&self) -> &[T] {
+        &self.items
+    }
+
+    /// Every item, mutably.
+    pub fn items_mut(&mut self) -> &mut [T] {
+        &mut self.items
+    }
+}

@@ -1,0 +1,1498 @@
+//! Differential test of the engine against a deliberately naive oracle written straight
+//! from `shared/spec/segments.md`, sharing none of the engine's code.
+//!
+//! Each case is a seeded random workspace: users (external ids, aliases, a few braze
+//! ids), attribute facts of every kind (mixed kinds under one name across users, nulls
+//! that unset, empty attribute lists), events and purchases over ~120 days with many
+//! times placed exactly on local midnights and one microsecond either side, all applied
+//! to an [`Index`] in shuffled order, with some users deleted (and sometimes recreated
+//! by facts that arrive later). Random segments are drawn from the whole filter grammar,
+//! later ones referencing earlier ones through `in_segment`. For every segment the
+//! engine's size on every day of the range, its size at chosen instants (mid-day, exact
+//! local midnights, exact fact times) and its member list at a few instants must equal
+//! the oracle's. Seeds pick the workspace time zone: `seed % 3` is UTC, Europe/Paris or
+//! America/New_York, and the ranges cross the 2024 daylight-saving changes.
+//!
+//! On a mismatch the test shrinks the case (fewer facts, a simpler filter, one probe)
+//! and fails with the seed, the filter, the instant, both answers, the differing users
+//! and the shrunken facts.
+//!
+//! Environment:
+//! - `HEADCOUNT_DIFF_CASES=N`: run seeds `1..=N` (default 24), split across the three
+//!   time-zone tests by `seed % 3`.
+//! - `HEADCOUNT_DIFF_SEED=S`: replay seed `S` only (in the test of its time zone).
+//!
+//! The oracle, per user: a plain list of facts; as of `T` it keeps the facts with time
+//! strictly before `T`, the latest value of each attribute among them, and counts the
+//! events or purchases whose time is also at or after the window start
+//! `start(R - W + 1)`, `R` being the day that contains the instant just before `T`.
+
+use headcount_engine::{Index, Plan};
+use headcount_model::filter::{AttrOp, CountTest, Filter, Ordered};
+use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value};
+use jiff::SignedDuration;
+use jiff::tz::TimeZone;
+use serde_json::{Map, Value as Json, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::time::Instant;
+
+const DEFAULT_CASES: u64 = 24;
+const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
+const SEGMENTS_PER_CASE: usize = 8;
+const MAX_REPORTED: usize = 3;
+
+#[test]
+fn engine_matches_oracle_in_utc() {
+    run_zone(0);
+}
+
+#[test]
+fn engine_matches_oracle_in_europe_paris() {
+    run_zone(1);
+}
+
+#[test]
+fn engine_matches_oracle_in_america_new_york() {
+    run_zone(2);
+}
+
+/// The oracle itself on hand-made facts whose answers were worked out from segments.md,
+/// and the engine on the same probes.
+#[test]
+fn oracle_agrees_with_hand_computed_answers() {
+    let tz = TimeZone::get("Europe/Paris").unwrap();
+    let d = Day::ymd(2024, 3, 31); // 23 hours long in Paris
+    let user = |id: &str| UserKey::External(id.into());
+    let event = |id: &str, time: Timestamp| {
+        let kind = FactKind::Event {
+            name: "login".into(),
+            detail: None,
+        };
+        Op::Apply(user(id), Fact { time, kind })
+    };
+    let attrs = |id: &str, time: Timestamp, list: Vec<(&str, Option<Value>)>| {
+        let list = list.into_iter().map(|(n, v)| (n.to_string(), v)).collect();
+        let kind = FactKind::Attributes(list);
+        Op::Apply(user(id), Fact { time, kind })
+    };
+    let start = d.start(&tz);
+    let end = d.end(&tz);
+    let ops = vec![
+        // "edge": logins at start(D), start(D+1) - 1µs and start(D+1).
+        event("edge", start),
+        event("edge", end - micros(1)),
+        event("edge", end),
+        // "early": exists before D with a datetime of start(D - 6), never logs in.
+        attrs(
+            "early",
+            start - micros(1),
+            vec![("seen_at", Some(Value::DateTime(d.add_days(-6).start(&tz))))],
+        ),
+        // "unset": the attribute set, then unset before the end of D.
+        attrs("unset", start, vec![("seen_at", Some(Value::Bool(true)))]),
+        attrs("unset", start + micros(5), vec![("seen_at", None)]),
+        // "late": exists only from start(D + 1).
+        attrs("late", end, vec![]),
+        // "gone": deleted.
+        attrs("gone", start, vec![]),
+        Op::Delete(user("gone")),
+    ];
+    let parse = |text: &str| Filter::parse(&serde_json::from_str(text).unwrap(), "filter").unwrap();
+    let cases: [(&str, &[&str]); 9] = [
+        (r#"{"all": []}"#, &["early", "edge", "unset"]),
+        (r#"{"not": {"any": []}}"#, &["early", "edge", "unset"]),
+        (
+            r#"{"event": "login", "op": "eq", "value": 2, "within_days": 1}"#,
+            &["edge"],
+        ),
+        (
+            r#"{"event": "login", "op": "eq", "value": 0}"#,
+            &["early", "unset"],
+        ),
+        (
+            r#"{"attribute": "seen_at", "op": "within_last_days", "value": 7}"#,
+            &["early"],
+        ),
+        (
+            r#"{"attribute": "seen_at", "op": "within_last_days", "value": 6}"#,
+            &[],
+        ),
+        (
+            r#"{"attribute": "seen_at", "op": "more_than_days_ago", "value": 6}"#,
+            &["early"],
+        ),
+        (
+            r#"{"attribute": "seen_at", "op": "ne", "value": true}"#,
+            &["early", "edge", "unset"],
+        ),
+        (
+            r#"{"attribute": "seen_at", "op": "not_exists"}"#,
+            &["edge", "unset"],
+        ),
+    ];
+    let (oracle, deleted) = Oracle::replay(&ops);
+    assert_eq!(deleted, [true]);
+    let segments = Segments::new();
+    for (text, expected) in cases {
+        let filter = parse(text);
+        let got: Vec<String> = oracle.members(&[&filter], end, &tz, &segments)[0]
+            .iter()
+            .map(|u| u.bucket_identity())
+            .collect();
+        assert_eq!(got, expected, "oracle on {text}");
+        for probe in [Probe::Days(vec![d], 0), Probe::At(end), Probe::Members(end)] {
+            if let Some((engine, oracle)) = observe(&ops, &filter, &segments, &probe, &tz) {
+                panic!(
+                    "{text}: {}: engine {engine}, oracle {oracle}",
+                    probe.describe(&tz)
+                );
+            }
+        }
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let text = std::env::var(name).ok()?;
+    match text.trim().parse() {
+        Ok(n) => Some(n),
+        Err(_) => panic!("{name} must be an unsigned integer, not {text:?}"),
+    }
+}
+
+fn run_zone(zone: u64) {
+    let seeds: Vec<u64> = match env_u64("HEADCOUNT_DIFF_SEED") {
+        Some(seed) => vec![seed].into_iter().filter(|s| s % 3 == zone).collect(),
+        None => {
+            let cases = env_u64("HEADCOUNT_DIFF_CASES").unwrap_or(DEFAULT_CASES);
+            (1..=cases).filter(|s| s % 3 == zone).collect()
+        }
+    };
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut comparisons = 0;
+    for &seed in &seeds {
+        let outcome = run_case(seed, failures.len() < MAX_REPORTED);
+        comparisons += outcome.comparisons;
+        failures.extend(outcome.failures.into_iter().map(|f| (seed, f)));
+    }
+    eprintln!(
+        "differential {}: {} cases, {} comparisons, {:.1?}",
+        ZONES[zone as usize],
+        seeds.len(),
+        comparisons,
+        started.elapsed()
+    );
+    if !failures.is_empty() {
+        let failed: BTreeSet<u64> = failures.iter().map(|(s, _)| *s).collect();
+        let mut text = format!(
+            "{} mismatching seed(s) in {}: {:?} (replay one with HEADCOUNT_DIFF_SEED=S)\n",
+            failed.len(),
+            ZONES[zone as usize],
+            failed
+        );
+        for (_, report) in failures.iter().take(MAX_REPORTED) {
+            text.push_str(report);
+            text.push('\n');
+        }
+        panic!("{text}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// A tiny seeded PRNG (splitmix64).
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0xA076_1D64_78BD_642F) ^ 0xE703_7ED1_A0B4_28DB)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        assert!(n > 0);
+        self.next() % n
+    }
+
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+
+    fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Cases.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Apply(UserKey, Fact),
+    Delete(UserKey),
+}
+
+impl Op {
+    fn user(&self) -> &UserKey {
+        match self {
+            Op::Apply(user, _) | Op::Delete(user) => user,
+        }
+    }
+}
+
+type Segments = HashMap<SegmentId, Filter>;
+
+struct Case {
+    seed: u64,
+    tz: TimeZone,
+    days: Vec<Day>,
+    ops: Vec<Op>,
+    /// In order of creation; each may reference only earlier ones.
+    segments: Vec<(SegmentId, Filter)>,
+    instants: Vec<Timestamp>,
+    member_instants: Vec<Timestamp>,
+    /// Days, not necessarily in order, for one extra `sizes` call per segment.
+    scattered_days: Vec<Day>,
+}
+
+impl Case {
+    fn segment_map(&self) -> Segments {
+        self.segments.iter().cloned().collect()
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "seed {} (time zone {}, days {}..={}, {} ops)",
+            self.seed,
+            self.tz.iana_name().unwrap_or("?"),
+            self.days[0],
+            self.days[self.days.len() - 1],
+            self.ops.len()
+        )
+    }
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    String,
+    Number,
+    Bool,
+    DateTime,
+    Array,
+    Any,
+}
+
+const ATTRIBUTES: [(&str, Kind); 6] = [
+    ("country", Kind::String),
+    ("score", Kind::Number),
+    ("vip", Kind::Bool),
+    ("seen_at", Kind::DateTime),
+    ("tags", Kind::Array),
+    ("mixed", Kind::Any),
+];
+const STRINGS: [&str; 12] = [
+    "FR",
+    "US",
+    "DE",
+    "gold",
+    "Gold",
+    "golden",
+    "silver",
+    "",
+    "fr-FR",
+    "2024-05-01",
+    "a.b",
+    "red",
+];
+const NUMBERS: [f64; 11] = [0.0, -0.0, 1.0, 2.0, 3.0, 2.5, -1.0, 10.0, 0.1, 100.0, 1e-9];
+const TAGS: [&str; 4] = ["red", "green", "blue", "gold"];
+const EVENTS: [&str; 5] = ["login", "login", "view", "click", "signup"];
+const EVENT_FILTER_NAMES: [&str; 7] = [
+    "login", "view", "click", "signup", "share", "never", "login",
+];
+const PRODUCTS: [&str; 4] = ["p1", "p2", "p3", "p4"];
+const PRODUCT_FILTER_NAMES: [&str; 7] = ["p1", "p2", "p3", "p4", "*", "*", "p9"];
+const CMPS: [&str; 6] = ["eq", "ne", "gt", "gte", "lt", "lte"];
+const ATTR_OPS: [&str; 15] = [
+    "exists",
+    "not_exists",
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "in",
+    "not_in",
+    "contains",
+    "starts_with",
+    "matches",
+    "within_last_days",
+    "more_than_days_ago",
+];
+const CONTAINS: [&str; 8] = ["o", "gold", "red", "", "F", "blue", "R", "gree"];
+const PREFIXES: [&str; 7] = ["g", "G", "", "FR", "20", "si", "red"];
+const REGEXES: [&str; 10] = [
+    "^g",
+    "ld$",
+    "^[A-Z]{2}$",
+    "(?i)gold",
+    "",
+    "^$",
+    "e",
+    r"\d{4}-\d{2}",
+    "red|blue",
+    r"\.",
+];
+const DAY_COUNTS: [i64; 10] = [1, 1, 2, 3, 7, 14, 30, 90, 3650, 0];
+const COUNTS: [i64; 10] = [0, 0, 1, 1, 2, 3, 5, -1, 50, 0];
+/// Daylight-saving changes of 2024 and instants next to them.
+const SPECIAL: [&str; 8] = [
+    "2024-03-10T07:00:00Z",
+    "2024-03-10T06:59:59.999999Z",
+    "2024-11-03T06:00:00Z",
+    "2024-11-03T05:00:00Z",
+    "2024-03-31T01:00:00Z",
+    "2024-03-30T23:00:00Z",
+    "2024-10-27T01:00:00Z",
+    "2024-10-27T00:30:00Z",
+];
+
+fn micros(n: i64) -> SignedDuration {
+    SignedDuration::from_micros(n)
+}
+
+fn ts(text: &str) -> Timestamp {
+    text.parse().expect("valid timestamp")
+}
+
+/// One of [`SPECIAL`], or a microsecond either side.
+fn special(rng: &mut Rng) -> Timestamp {
+    let text: &&str = rng.pick(&SPECIAL);
+    ts(text) + micros(rng.range(-1, 1))
+}
+
+struct Gen {
+    rng: Rng,
+    tz: TimeZone,
+    first_fact_day: Day,
+    fact_span: u64,
+    first_day: Day,
+    span: u64,
+    datetimes: Vec<Timestamp>,
+    buckets: Vec<u16>,
+}
+
+impl Gen {
+    /// A random instant within `day`, to the microsecond.
+    fn within(&mut self, day: Day) -> Timestamp {
+        let start = day.start(&self.tz);
+        let length = day.end(&self.tz).duration_since(start).as_micros() as u64;
+        start + micros(self.rng.below(length) as i64)
+    }
+
+    fn fact_day(&mut self) -> Day {
+        self.first_fact_day
+            .add_days(self.rng.below(self.fact_span) as i64)
+    }
+
+    fn range_day(&mut self) -> Day {
+        self.first_day.add_days(self.rng.below(self.span) as i64)
+    }
+
+    /// A fact time: often exactly on a local midnight or one microsecond from it.
+    fn fact_time(&mut self) -> Timestamp {
+        let day = self.fact_day();
+        let start = day.start(&self.tz);
+        match self.rng.below(100) {
+            0..=44 => self.within(day),
+            45..=59 => start,
+            60..=71 => start - micros(1),
+            72..=83 => start + micros(1),
+            84..=91 => day.end(&self.tz) - micros(1),
+            _ => special(&mut self.rng),
+        }
+    }
+
+    fn unique_time(&mut self, used: &mut HashSet<Timestamp>) -> Timestamp {
+        let mut time = self.fact_time();
+        while !used.insert(time) {
+            time += micros(1 + self.rng.below(1000) as i64);
+        }
+        time
+    }
+
+    fn datetime_pool(&mut self) -> Vec<Timestamp> {
+        let mut pool = vec![
+            ts("2019-06-01T12:00:00Z"),
+            ts("2030-01-01T00:00:00Z"),
+            ts("2024-01-01T00:00:00+01:00"),
+        ];
+        for _ in 0..20 {
+            let day = self.fact_day();
+            let start = day.start(&self.tz);
+            let t = match self.rng.below(5) {
+                0 | 1 => start,
+                2 => start - micros(1),
+                3 => start + micros(1),
+                _ => self.within(day),
+            };
+            pool.push(t);
+        }
+        pool
+    }
+
+    fn kind_for(&mut self, preferred: Kind) -> Kind {
+        const KINDS: [Kind; 5] = [
+            Kind::String,
+            Kind::Number,
+            Kind::Bool,
+            Kind::DateTime,
+            Kind::Array,
+        ];
+        if preferred == Kind::Any || self.rng.chance(15) {
+            *self.rng.pick(&KINDS)
+        } else {
+            preferred
+        }
+    }
+
+    fn tags(&mut self) -> Vec<String> {
+        let n = self.rng.below(4);
+        (0..n).map(|_| self.rng.pick(&TAGS).to_string()).collect()
+    }
+
+    fn value(&mut self, preferred: Kind) -> Value {
+        match self.kind_for(preferred) {
+            Kind::String => Value::String(self.rng.pick(&STRINGS).to_string()),
+            Kind::Number => Value::Number(*self.rng.pick(&NUMBERS)),
+            Kind::Bool => Value::Bool(self.rng.chance(50)),
+            Kind::DateTime => {
+                let pool = std::mem::take(&mut self.datetimes);
+                let t = *self.rng.pick(&pool);
+                self.datetimes = pool;
+                Value::DateTime(t)
+            }
+            Kind::Array | Kind::Any => Value::Array(self.tags()),
+        }
+    }
+
+    fn user_keys(&mut self, count: usize) -> Vec<UserKey> {
+        let mut keys = BTreeSet::new();
+        for i in 0..count {
+            let key = match self.rng.below(100) {
+                0..=64 => UserKey::External(format!("u{i}")),
+                65..=84 => UserKey::Alias {
+                    name: format!("a{}", i % 40),
+                    label: self.rng.pick(&["email", "phone"]).to_string(),
+                },
+                // The bucket identity of the alias user {a<n>, email}, yet a distinct user.
+                85..=92 => UserKey::External(format!("email:a{}", i % 40)),
+                93..=96 => UserKey::External(format!("a{}", i % 40)),
+                _ => UserKey::Braze(format!("b{i}")),
+            };
+            keys.insert(key);
+        }
+        keys.into_iter().collect()
+    }
+
+    fn user_facts(&mut self) -> Vec<Fact> {
+        let count = match self.rng.below(10) {
+            0 => 1,
+            1..=6 => self.rng.range(2, 14),
+            _ => self.rng.range(15, 40),
+        };
+        let mut used = HashSet::new();
+        let mut facts: Vec<Fact> = Vec::new();
+        for _ in 0..count {
+            let roll = self.rng.below(100);
+            let fact = if roll < 5 && !facts.is_empty() {
+                // The same event or purchase twice: two facts, both counted.
+                let last = facts.last().unwrap().clone();
+                if matches!(last.kind, FactKind::Attributes(_)) {
+                    continue;
+                }
+                last
+            } else if roll < 42 {
+                let time = self.unique_time(&mut used);
+                let n = match self.rng.below(100) {
+                    0..=9 => 0,
+                    10..=59 => 1,
+                    60..=84 => 2,
+                    _ => 3,
+                };
+                let mut names: Vec<(&str, Kind)> = ATTRIBUTES.to_vec();
+                self.rng.shuffle(&mut names);
+                let list = names[..n]
+                    .iter()
+                    .map(|(name, kind)| {
+                        let value = if self.rng.chance(12) {
+                            None
+                        } else {
+                            Some(self.value(*kind))
+                        };
+                        (name.to_string(), value)
+                    })
+                    .collect();
+                Fact {
+                    time,
+                    kind: FactKind::Attributes(list),
+                }
+            } else if roll < 80 {
+                let detail = self
+                    .rng
+                    .chance(30)
+                    .then(|| "{\"app_id\":\"x\"}".to_string());
+                Fact {
+                    time: self.fact_time(),
+                    kind: FactKind::Event {
+                        name: self.rng.pick(&EVENTS).to_string(),
+                        detail,
+                    },
+                }
+            } else {
+                Fact {
+                    time: self.fact_time(),
+                    kind: FactKind::Purchase {
+                        product: self.rng.pick(&PRODUCTS).to_string(),
+                        detail: None,
+                    },
+                }
+            };
+            facts.push(fact);
+        }
+        facts
+    }
+
+    fn datetime_text(&mut self, t: Timestamp) -> String {
+        if self.rng.chance(50) {
+            t.to_string()
+        } else {
+            let zoned = t.to_zoned(self.tz.clone());
+            format!("{}{}", zoned.datetime(), zoned.offset())
+        }
+    }
+
+    fn operand(&mut self, preferred: Kind) -> Json {
+        match self.value(preferred) {
+            Value::DateTime(t) => Json::String(self.datetime_text(t)),
+            Value::Number(f) if f.fract() == 0.0 && self.rng.chance(50) => json!(f as i64),
+            other => other.to_json(),
+        }
+    }
+
+    fn order_operand(&mut self) -> Json {
+        if self.rng.chance(50) {
+            json!(*self.rng.pick(&NUMBERS))
+        } else {
+            let pool = std::mem::take(&mut self.datetimes);
+            let t = *self.rng.pick(&pool);
+            self.datetimes = pool;
+            match self.rng.below(6) {
+                // Forms without an offset name an instant in UTC.
+                0 => Json::String(t.to_zoned(TimeZone::UTC).datetime().to_string()),
+                1 => Json::String(t.to_zoned(TimeZone::UTC).date().to_string()),
+                _ => Json::String(self.datetime_text(t)),
+            }
+        }
+    }
+
+    fn days_operand(&mut self) -> i64 {
+        match *self.rng.pick(&DAY_COUNTS) {
+            0 => self.rng.range(1, 150),
+            n => n,
+        }
+    }
+
+    fn attribute_leaf(&mut self) -> Json {
+        let (name, kind) = if self.rng.chance(8) {
+            ("ghost", Kind::Any)
+        } else {
+            *self.rng.pick(&ATTRIBUTES)
+        };
+        let op = *self.rng.pick(&ATTR_OPS);
+        let mut node = Map::new();
+        node.insert("attribute".into(), json!(name));
+        node.insert("op".into(), json!(op));
+        let value = match op {
+            "exists" | "not_exists" => None,
+            "eq" | "ne" => Some(self.operand(kind)),
+            "gt" | "gte" | "lt" | "lte" => Some(self.order_operand()),
+            "in" | "not_in" => {
+                let n = self.rng.below(5);
+                Some(Json::Array((0..n).map(|_| self.operand(kind)).collect()))
+            }
+            "contains" => Some(json!(self.rng.pick(&CONTAINS))),
+            "starts_with" => Some(json!(self.rng.pick(&PREFIXES))),
+            "matches" => Some(json!(self.rng.pick(&REGEXES))),
+            _ => Some(json!(self.days_operand())),
+        };
+        if let Some(value) = value {
+            node.insert("value".into(), value);
+        }
+        Json::Object(node)
+    }
+
+    fn count_leaf(&mut self, key: &str, names: &[&str]) -> Json {
+        let mut node = Map::new();
+        node.insert(key.into(), json!(self.rng.pick(names)));
+        node.insert("op".into(), json!(self.rng.pick(&CMPS)));
+        node.insert("value".into(), json!(self.rng.pick(&COUNTS)));
+        if !self.rng.chance(35) {
+            node.insert("within_days".into(), json!(self.days_operand()));
+        }
+        Json::Object(node)
+    }
+
+    fn bucket_leaf(&mut self) -> Json {
+        let value: i64 = match self.rng.below(6) {
+            0 => *self.rng.pick(&[0, 9999, 10000, -1, 5000]),
+            1 | 2 => self.rng.range(0, 9999),
+            _ => {
+                let buckets = std::mem::take(&mut self.buckets);
+                let b = *self.rng.pick(&buckets);
+                self.buckets = buckets;
+                b as i64
+            }
+        };
+        json!({"random_bucket": {"op": self.rng.pick(&CMPS), "value": value}})
+    }
+
+    fn filter(&mut self, depth: u32, earlier: &[SegmentId]) -> Json {
+        if depth < 3 && self.rng.chance(if depth == 0 { 75 } else { 30 }) {
+            let key = *self.rng.pick(&["all", "any", "not"]);
+            if key == "not" {
+                return json!({"not": self.filter(depth + 1, earlier)});
+            }
+            let n = match self.rng.below(100) {
+                0..=11 => 0,
+                12..=30 => 1,
+                31..=70 => 2,
+                _ => 3,
+            };
+            let children: Vec<Json> = (0..n).map(|_| self.filter(depth + 1, earlier)).collect();
+            let mut node = Map::new();
+            node.insert(key.to_string(), Json::Array(children));
+            return Json::Object(node);
+        }
+        match self.rng.below(100) {
+            0..=46 => self.attribute_leaf(),
+            47..=64 => self.count_leaf("event", &EVENT_FILTER_NAMES),
+            65..=79 => self.count_leaf("purchase", &PRODUCT_FILTER_NAMES),
+            80..=87 => self.bucket_leaf(),
+            _ if !earlier.is_empty() => {
+                json!({"in_segment": self.rng.pick(earlier).to_string()})
+            }
+            _ => self.attribute_leaf(),
+        }
+    }
+}
+
+fn segment_id(i: usize) -> SegmentId {
+    format!("00000000-0000-4000-8000-{i:012x}")
+        .parse()
+        .expect("valid uuid")
+}
+
+fn generate(seed: u64) -> Case {
+    let mut rng = Rng::new(seed);
+    let tz = TimeZone::get(ZONES[(seed % 3) as usize]).expect("known time zone");
+    let (first, span, max_users) = match rng.below(10) {
+        // Across 2024-03-10 (New York) and 2024-03-31 (Paris).
+        0..=3 => (Day::ymd(2024, 2, 1), 120, 300),
+        // Across 2024-10-27 (Paris) and 2024-11-03 (New York).
+        4..=7 => (Day::ymd(2024, 8, 31), 120, 300),
+        // Across all four.
+        _ => (Day::ymd(2024, 1, 20), 300, 90),
+    };
+    let days: Vec<Day> = (0..span).map(|i| first.add_days(i)).collect();
+    let mut g = Gen {
+        rng,
+        tz: tz.clone(),
+        first_fact_day: first.add_days(-10),
+        fact_span: span as u64 + 15,
+        first_day: first,
+        span: span as u64,
+        datetimes: Vec::new(),
+        buckets: Vec::new(),
+    };
+    g.datetimes = g.datetime_pool();
+
+    let user_count = g.rng.range(50, max_users) as usize;
+    let keys = g.user_keys(user_count);
+    g.buckets = keys.iter().map(UserKey::random_bucket).collect();
+    let mut ops: Vec<Op> = Vec::new();
+    for key in &keys {
+        for fact in g.user_facts() {
+            ops.push(Op::Apply(key.clone(), fact));
+        }
+    }
+    g.rng.shuffle(&mut ops);
+    // Deletions: most after all of the user's facts, some midway (later facts recreate
+    // the user), a few twice, a few of users never seen.
+    for key in &keys {
+        if g.rng.chance(8) {
+            let at = if g.rng.chance(50) {
+                ops.len()
+            } else {
+                g.rng.below(ops.len() as u64 + 1) as usize
+            };
+            ops.insert(at, Op::Delete(key.clone()));
+            if g.rng.chance(20) {
+                ops.push(Op::Delete(key.clone()));
+            }
+        }
+    }
+    ops.push(Op::Delete(UserKey::External("never-seen".into())));
+    let at = g.rng.below(ops.len() as u64) as usize;
+    ops.insert(
+        at,
+        Op::Delete(UserKey::Alias {
+            name: "nobody".into(),
+            label: "email".into(),
+        }),
+    );
+
+    let mut segments: Vec<(SegmentId, Filter)> = Vec::new();
+    for i in 0..SEGMENTS_PER_CASE {
+        let earlier: Vec<SegmentId> = segments.iter().map(|(id, _)| *id).collect();
+        let json = g.filter(0, &earlier);
+        let filter = match Filter::parse(&json, "filter") {
+            Ok(f) => f,
+            Err(e) => panic!("seed {seed}: generated an invalid filter {json}: {e}"),
+        };
+        segments.push((segment_id(i), filter));
+    }
+
+    let fact_times: Vec<Timestamp> = ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Apply(_, fact) => Some(fact.time),
+            Op::Delete(_) => None,
+        })
+        .collect();
+    let mut instants = Vec::new();
+    for i in 0..44 {
+        let t = match i % 11 {
+            0..=2 => {
+                let day = g.range_day();
+                g.within(day)
+            }
+            3 | 4 => g.range_day().start(&tz),
+            5 => g.range_day().start(&tz) - micros(1),
+            6 => g.range_day().start(&tz) + micros(1),
+            7 | 8 => *g.rng.pick(&fact_times),
+            9 => *g.rng.pick(&fact_times) + micros(1),
+            _ => special(&mut g.rng),
+        };
+        instants.push(t);
+    }
+    let member_instants = vec![
+        g.range_day().end(&tz),
+        g.range_day().end(&tz),
+        instants[0],
+        instants[7],
+    ];
+    let mut scattered_days: Vec<Day> = (0..12).map(|_| g.range_day()).collect();
+    scattered_days.push(first.add_days(-30));
+    g.rng.shuffle(&mut scattered_days);
+    Case {
+        seed,
+        tz,
+        days,
+        ops,
+        segments,
+        instants,
+        member_instants,
+        scattered_days,
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The oracle: segments.md, read literally.
+
+#[derive(Default)]
+struct Oracle {
+    users: BTreeMap<UserKey, Vec<Fact>>,
+}
+
+/// A user's state as of an instant: the facts strictly before it, and the latest value
+/// of each attribute among them (`None`: unset).
+struct State<'a> {
+    facts: Vec<&'a Fact>,
+    attributes: HashMap<&'a str, (Timestamp, Option<&'a Value>)>,
+}
+
+struct Ctx<'a> {
+    at: Timestamp,
+    /// `R`: the day that contains the instant just before `at`.
+    reference: Day,
+    tz: &'a TimeZone,
+    segments: &'a Segments,
+}
+
+impl Oracle {
+    /// Replays the log; returns what each deletion should report (whether the user was
+    /// known).
+    fn replay(ops: &[Op]) -> (Oracle, Vec<bool>) {
+        let mut oracle = Oracle::default();
+        let mut deleted = Vec::new();
+        for op in ops {
+            match op {
+                Op::Apply(user, fact) => oracle
+                    .users
+                    .entry(user.clone())
+                    .or_default()
+                    .push(fact.clone()),
+                Op::Delete(user) => deleted.push(oracle.users.remove(user).is_some()),
+            }
+        }
+        (oracle, deleted)
+    }
+
+    /// The members of each filter as of `at`, sorted.
+    fn members<'s>(
+        &'s self,
+        filters: &[&Filter],
+        at: Timestamp,
+        tz: &TimeZone,
+        segments: &Segments,
+    ) -> Vec<Vec<&'s UserKey>> {
+        let cx = Ctx {
+            at,
+            reference: Day::just_before(at, tz),
+            tz,
+            segments,
+        };
+        let mut out = vec![Vec::new(); filters.len()];
+        for (user, facts) in &self.users {
+            let Some(state) = state_as_of(facts, at) else {
+                continue;
+            };
+            let bucket = user.random_bucket();
+            for (i, filter) in filters.iter().enumerate() {
+                if holds(filter, &state, bucket, &cx) {
+                    out[i].push(user);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn state_as_of(facts: &[Fact], at: Timestamp) -> Option<State<'_>> {
+    let before: Vec<&Fact> = facts.iter().filter(|f| f.time < at).collect();
+    if before.is_empty() {
+        return None; // does not exist yet: in no segment
+    }
+    let mut attributes: HashMap<&str, (Timestamp, Option<&Value>)> = HashMap::new();
+    for fact in &before {
+        if let FactKind::Attributes(list) = &fact.kind {
+            for (name, value) in list {
+                let newer = attributes
+                    .get(name.as_str())
+                    .is_none_or(|(time, _)| *time < fact.time);
+                if newer {
+                    attributes.insert(name.as_str(), (fact.time, value.as_ref()));
+                }
+            }
+        }
+    }
+    Some(State {
+        facts: before,
+        attributes,
+    })
+}
+
+/// `start(R - days + 1)`.
+fn window_start(days: u32, cx: &Ctx) -> Timestamp {
+    cx.reference.add_days(1 - days as i64).start(cx.tz)
+}
+
+fn holds(filter: &Filter, state: &State, bucket: u16, cx: &Ctx) -> bool {
+    match filter {
+        Filter::All(children) => children.iter().all(|c| holds(c, state, bucket, cx)),
+        Filter::Any(children) => children.iter().any(|c| holds(c, state, bucket, cx)),
+        Filter::Not(child) => !holds(child, state, bucket, cx),
+        Filter::Attribute { name, op } => {
+            let value = state.attributes.get(name.as_str()).and_then(|(_, v)| *v);
+            attribute_holds(op, value, cx)
+        }
+        Filter::Event { name, count } => {
+            let times = state.facts.iter().filter_map(|f| match &f.kind {
+                FactKind::Event { name: n, .. } if n == name => Some(f.time),
+                _ => None,
+            });
+            count_holds(count, times, cx)
+        }
+        Filter::Purchase { product, count } => {
+            let times = state.facts.iter().filter_map(|f| match &f.kind {
+                FactKind::Purchase { product: p, .. }
+                    if product.as_ref().is_none_or(|want| want == p) =>
+                {
+                    Some(f.time)
+                }
+                _ => None,
+            });
+            count_holds(count, times, cx)
+        }
+        Filter::InSegment(id) => {
+            let target = cx.segments.get(id).expect("referenced segment exists");
+            holds(target, state, bucket, cx)
+        }
+        Filter::RandomBucket { cmp, value } => cmp.holds(bucket as i64, *value),
+    }
+}
+
+fn count_holds(test: &CountTest, times: impl Iterator<Item = Timestamp>, cx: &Ctx) -> bool {
+    // Every time here is already before `at`.
+    let from = test.within_days.map(|w| window_start(w, cx));
+    let count = times.filter(|t| from.is_none_or(|from| *t >= from)).count();
+    test.cmp.holds(count as i64, test.value)
+}
+
+fn attribute_holds(op: &AttrOp, value: Option<&Value>, cx: &Ctx) -> bool {
+    let eq = |x: &Value| value.is_some_and(|v| v.same_as(x));
+    match op {
+        AttrOp::Exists => value.is_some(),
+        AttrOp::NotExists => value.is_none(),
+        AttrOp::Eq(x) => eq(x),
+        AttrOp::Ne(x) => !eq(x),
+        AttrOp::Order(cmp, Ordered::Number(x)) => {
+            matches!(value, Some(Value::Number(n)) if cmp.holds(*n, *x))
+        }
+        AttrOp::Order(cmp, Ordered::DateTime(x)) => {
+            matches!(value, Some(Value::DateTime(t)) if cmp.holds(*t, *x))
+        }
+        AttrOp::In(xs) => xs.iter().any(eq),
+        AttrOp::NotIn(xs) => !xs.iter().any(eq),
+        AttrOp::Contains(s) => match value {
+            Some(Value::String(text)) => text.contains(s.as_str()),
+            Some(Value::Array(items)) => items.iter().any(|item| item == s),
+            _ => false,
+        },
+        AttrOp::StartsWith(s) => {
+            matches!(value, Some(Value::String(t)) if t.starts_with(s.as_str()))
+        }
+        AttrOp::Matches(re) => matches!(value, Some(Value::String(t)) if re.0.is_match(t)),
+        AttrOp::WithinLastDays(n) => {
+            matches!(value, Some(Value::DateTime(t)) if *t >= window_start(*n, cx) && *t < cx.at)
+        }
+        AttrOp::MoreThanDaysAgo(n) => {
+            matches!(value, Some(Value::DateTime(t)) if *t < window_start(*n, cx))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Running a case.
+
+struct Outcome {
+    comparisons: u64,
+    failures: Vec<String>,
+}
+
+/// What is compared: sizes on days (one `sizes` call, checking entry `index`), the size
+/// at an instant, or the members at an instant.
+#[derive(Clone, Debug)]
+enum Probe {
+    Days(Vec<Day>, usize),
+    At(Timestamp),
+    Members(Timestamp),
+}
+
+impl Probe {
+    fn instant(&self, tz: &TimeZone) -> Timestamp {
+        match self {
+            Probe::Days(days, i) => days[*i].end(tz),
+            Probe::At(t) | Probe::Members(t) => *t,
+        }
+    }
+
+    fn describe(&self, tz: &TimeZone) -> String {
+        match self {
+            Probe::Days(days, i) => format!(
+                "Index::sizes over {} day(s), entry {i}: day {} (as of {})",
+                days.len(),
+                days[*i],
+                days[*i].end(tz)
+            ),
+            Probe::At(t) => format!("Index::size as of {t} (R = {})", Day::just_before(*t, tz)),
+            Probe::Members(t) => {
+                format!(
+                    "Index::members as of {t} (R = {})",
+                    Day::just_before(*t, tz)
+                )
+            }
+        }
+    }
+}
+
+fn build_index(ops: &[Op]) -> (Index, Vec<bool>) {
+    let mut index = Index::new();
+    let mut deleted = Vec::new();
+    for op in ops {
+        match op {
+            Op::Apply(user, fact) => index.apply(user, fact),
+            Op::Delete(user) => deleted.push(index.delete_user(user)),
+        }
+    }
+    (index, deleted)
+}
+
+fn compile(filter: &Filter, segments: &Segments) -> Option<Plan> {
+    let resolve = |id: SegmentId| segments.get(&id).cloned();
+    Plan::compile(filter, &resolve).ok()
+}
+
+/// The engine's and the oracle's answers to a probe, when they differ.
+fn observe(
+    ops: &[Op],
+    filter: &Filter,
+    segments: &Segments,
+    probe: &Probe,
+    tz: &TimeZone,
+) -> Option<(String, String)> {
+    let (index, _) = build_index(ops);
+    let (oracle, _) = Oracle::replay(ops);
+    let plan = compile(filter, segments)?;
+    let at = probe.instant(tz);
+    let expected = oracle.members(&[filter], at, tz, segments).remove(0);
+    let (engine, oracle) = match probe {
+        Probe::Days(days, i) => (
+            index
+                .sizes(&plan, days, tz)
+                .get(*i)
+                .copied()
+                .map(|n| n.to_string()),
+            expected.len().to_string(),
+        ),
+        Probe::At(t) => (
+            Some(index.size(&plan, *t, tz).to_string()),
+            expected.len().to_string(),
+        ),
+        Probe::Members(t) => (
+            Some(format!("{:?}", index.members(&plan, *t, tz))),
+            format!("{expected:?}"),
+        ),
+    };
+    let engine = engine.unwrap_or_else(|| "(no entry)".into());
+    (engine != oracle).then_some((engine, oracle))
+}
+
+fn run_case(seed: u64, shrink_failures: bool) -> Outcome {
+    let case = generate(seed);
+    let tz = &case.tz;
+    let segments = case.segment_map();
+    let mut failures = Vec::new();
+    let mut comparisons = 0;
+
+    let (index, engine_deleted) = build_index(&case.ops);
+    let (oracle, oracle_deleted) = Oracle::replay(&case.ops);
+    comparisons += 1;
+    if engine_deleted != oracle_deleted {
+        failures.push(format!(
+            "{}: delete_user results differ: engine {engine_deleted:?}, oracle (whether the \
+             user had facts) {oracle_deleted:?}",
+            case.describe()
+        ));
+    }
+
+    let mut plans = Vec::new();
+    for (id, filter) in &case.segments {
+        match compile(filter, &segments) {
+            Some(plan) => plans.push(plan),
+            None => {
+                failures.push(format!(
+                    "{}: Plan::compile rejected segment {id}: {}",
+                    case.describe(),
+                    filter_json(filter)
+                ));
+                return Outcome {
+                    comparisons,
+                    failures,
+                };
+            }
+        }
+    }
+    let filters: Vec<&Filter> = case.segments.iter().map(|(_, f)| f).collect();
+
+    // (segment, probe, engine answer, oracle answer) of each first mismatch per segment.
+    let mut mismatches: Vec<(usize, Probe, String, String)> = Vec::new();
+    let mut record = |seg: usize, probe: Probe, engine: String, oracle: String| {
+        if !mismatches.iter().any(|(s, ..)| *s == seg) {
+            mismatches.push((seg, probe, engine, oracle));
+        }
+    };
+
+    for day_list in [&case.days, &case.scattered_days] {
+        let mut expected: Vec<Vec<usize>> = vec![Vec::new(); plans.len()];
+        for day in day_list.iter() {
+            let members = oracle.members(&filters, day.end(tz), tz, &segments);
+            for (seg, m) in members.iter().enumerate() {
+                expected[seg].push(m.len());
+            }
+        }
+        for (seg, plan) in plans.iter().enumerate() {
+            let got = index.sizes(plan, day_list, tz);
+            comparisons += day_list.len() as u64;
+            if got.len() != day_list.len() {
+                record(
+                    seg,
+                    Probe::Days(day_list.clone(), 0),
+                    format!("{} entries", got.len()),
+                    format!("{} entries", day_list.len()),
+                );
+                continue;
+            }
+            if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[seg][i] as u64) {
+                let probe = Probe::Days(day_list.clone(), i);
+                record(seg, probe, got[i].to_string(), expected[seg][i].to_string());
+            }
+        }
+    }
+
+    for &at in &case.instants {
+        let members = oracle.members(&filters, at, tz, &segments);
+        for (seg, plan) in plans.iter().enumerate() {
+            let got = index.size(plan, at, tz);
+            comparisons += 1;
+            if got != members[seg].len() as u64 {
+                let oracle = members[seg].len().to_string();
+                record(seg, Probe::At(at), got.to_string(), oracle);
+            }
+        }
+    }
+
+    for &at in &case.member_instants {
+        let members = oracle.members(&filters, at, tz, &segments);
+        for (seg, plan) in plans.iter().enumerate() {
+            let got = index.members(plan, at, tz);
+            comparisons += 1;
+            let expected: Vec<UserKey> = members[seg].iter().map(|u| (*u).clone()).collect();
+            if got != expected {
+                let mut sorted = got.clone();
+                sorted.sort();
+                let note = if sorted == expected {
+                    " (same users, but not sorted)"
+                } else {
+                    ""
+                };
+                record(
+                    seg,
+                    Probe::Members(at),
+                    format!("{} users{note}", got.len()),
+                    format!("{} users", expected.len()),
+                );
+            }
+        }
+    }
+
+    for (n, (seg, probe, engine, expected)) in mismatches.iter().enumerate().take(3) {
+        let (id, filter) = &case.segments[*seg];
+        let mut text = String::new();
+        let _ = writeln!(
+            text,
+            "{}: segment {id} disagrees with the oracle",
+            case.describe()
+        );
+        let _ = writeln!(text, "  filter: {}", filter_json(filter));
+        let _ = writeln!(
+            text,
+            "  {}: engine {engine}, oracle {expected}",
+            probe.describe(tz)
+        );
+        let at = probe.instant(tz);
+        let got: BTreeSet<UserKey> = index.members(&plans[*seg], at, tz).into_iter().collect();
+        let want: BTreeSet<UserKey> = oracle.members(&[filter], at, tz, &segments)[0]
+            .iter()
+            .map(|u| (*u).clone())
+            .collect();
+        let _ = writeln!(
+            text,
+            "  only in engine members: {}\n  only in oracle members: {}",
+            first_few(got.difference(&want)),
+            first_few(want.difference(&got))
+        );
+        if shrink_failures && n == 0 {
+            let suspects: BTreeSet<UserKey> = got.symmetric_difference(&want).cloned().collect();
+            text.push_str(&shrink(&case, filter, probe, &segments, &suspects));
+        }
+        failures.push(text);
+    }
+    Outcome {
+        comparisons,
+        failures,
+    }
+}
+
+fn first_few<'a>(users: impl Iterator<Item = &'a UserKey>) -> String {
+    let users: Vec<&UserKey> = users.collect();
+    match users.len() {
+        0..=12 => format!("{users:?}"),
+        n => format!("{:?} and {} more", &users[..12], n - 12),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shrinking a mismatch to a small reproduction.
+
+/// Removes chunks, then single items, as long as `fails` still holds.
+fn reduce<T: Clone>(mut items: Vec<T>, fails: &dyn Fn(&[T]) -> bool) -> Vec<T> {
+    let mut chunk = items.len().div_ceil(2).max(1);
+    loop {
+        let mut changed = false;
+        let mut i = 0;
+        while i < items.len() {
+            let end = (i + chunk).min(items.len());
+            let candidate: Vec<T> = items[..i].iter().chain(&items[end..]).cloned().collect();
+            if fails(&candidate) {
+                items = candidate;
+                changed = true;
+            } else {
+                i += chunk;
+            }
+        }
+        if chunk == 1 && !changed {
+            return items;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+}
+
+/// Simpler filters to try in place of `filter`.
+fn simpler(filter: &Filter, segments: &Segments) -> Vec<Filter> {
+    let mut out = Vec::new();
+    match filter {
+        Filter::All(children) | Filter::Any(children) => {
+            let rebuild = |c: Vec<Filter>| match filter {
+                Filter::All(_) => Filter::All(c),
+                _ => Filter::Any(c),
+            };
+            out.extend(children.iter().cloned());
+            for i in 0..children.len() {
+                let mut fewer = children.clone();
+                fewer.remove(i);
+                out.push(rebuild(fewer));
+                for replacement in simpler(&children[i], segments) {
+                    let mut changed = children.clone();
+                    changed[i] = replacement;
+                    out.push(rebuild(changed));
+                }
+            }
+        }
+        Filter::Not(child) => {
+            out.push((**child).clone());
+            for replacement in simpler(child, segments) {
+                out.push(Filter::Not(Box::new(replacement)));
+            }
+        }
+        Filter::InSegment(id) => out.extend(segments.get(id).cloned()),
+        _ => {}
+    }
+    out
+}
+
+fn shrink(
+    case: &Case,
+    filter: &Filter,
+    probe: &Probe,
+    segments: &Segments,
+    suspects: &BTreeSet<UserKey>,
+) -> String {
+    let tz = &case.tz;
+    let mut ops = case.ops.clone();
+    let mut filter = filter.clone();
+    let mut probe = probe.clone();
+    // A single probe first.
+    if let Probe::Days(days, i) = &probe {
+        let day = days[*i];
+        for candidate in [Probe::At(day.end(tz)), Probe::Days(vec![day], 0)] {
+            if observe(&ops, &filter, segments, &candidate, tz).is_some() {
+                probe = candidate;
+                break;
+            }
+        }
+    }
+    // The users that differ, then fewer users, then fewer facts.
+    let only_suspects: Vec<Op> = ops
+        .iter()
+        .filter(|op| suspects.contains(op.user()))
+        .cloned()
+        .collect();
+    if observe(&only_suspects, &filter, segments, &probe, tz).is_some() {
+        ops = only_suspects;
+    }
+    let shrink_ops = |ops: Vec<Op>, filter: &Filter, probe: &Probe| -> Vec<Op> {
+        let fails = |candidate: &[Op]| observe(candidate, filter, segments, probe, tz).is_some();
+        let users: Vec<UserKey> = ops
+            .iter()
+            .map(|op| op.user().clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let keep_users = reduce(users, &|kept: &[UserKey]| {
+            let candidate: Vec<Op> = ops
+                .iter()
+                .filter(|op| kept.contains(op.user()))
+                .cloned()
+                .collect();
+            fails(&candidate)
+        });
+        let ops: Vec<Op> = ops
+            .into_iter()
+            .filter(|op| keep_users.contains(op.user()))
+            .collect();
+        reduce(ops, &fails)
+    };
+    ops = shrink_ops(ops, &filter, &probe);
+    // A simpler filter, then fewer facts again.
+    'simplify: loop {
+        for candidate in simpler(&filter, segments) {
+            if observe(&ops, &candidate, segments, &probe, tz).is_some() {
+                filter = candidate;
+                continue 'simplify;
+            }
+        }
+        break;
+    }
+    ops = shrink_ops(ops, &filter, &probe);
+
+    let mut text = String::from("  shrunk to:\n");
+    let _ = writeln!(text, "    filter: {}", filter_json(&filter));
+    let mut referenced = BTreeSet::new();
+    collect_refs(&filter, segments, &mut referenced);
+    for id in referenced {
+        let _ = writeln!(text, "    segment {id}: {}", filter_json(&segments[&id]));
+    }
+    let _ = writeln!(text, "    time zone {}", tz.iana_name().unwrap_or("?"));
+    for op in &ops {
+        let _ = writeln!(text, "    {}", op_text(op, tz));
+    }
+    let _ = writeln!(text, "    probe: {}", probe.describe(tz));
+    match observe(&ops, &filter, segments, &probe, tz) {
+        Some((engine, oracle)) => {
+            let _ = writeln!(text, "    engine {engine}, oracle {oracle}");
+        }
+        None => text.push_str("    (the shrunken case no longer fails)\n"),
+    }
+    text
+}
+
+fn collect_refs(filter: &Filter, segments: &Segments, out: &mut BTreeSet<SegmentId>) {
+    match filter {
+        Filter::All(children) | Filter::Any(children) => {
+            for child in children {
+                collect_refs(child, segments, out);
+            }
+        }
+        Filter::Not(child) => collect_refs(child, segments, out),
+        Filter::InSegment(id) if out.insert(*id) => collect_refs(&segments[id], segments, out),
+        _ => {}
+    }
+}
+
+fn op_text(op: &Op, tz: &TimeZone) -> String {
+    match op {
+        Op::Delete(user) => format!("delete_user {user:?}"),
+        Op::Apply(user, fact) => {
+            let local = fact.time.to_zoned(tz.clone());
+            let what = match &fact.kind {
+                FactKind::Attributes(list) => {
+                    let items: Vec<String> = list
+                        .iter()
+                        .map(|(name, value)| match value {
+                            Some(v) => format!("{name}={}", v.to_json()),
+                            None => format!("{name}=null"),
+                        })
+                        .collect();
+                    format!("attributes {{{}}}", items.join(", "))
+                }
+                FactKind::Event { name, .. } => format!("event {name:?}"),
+                FactKind::Purchase { product, .. } => format!("purchase {product:?}"),
+            };
+            format!(
+                "apply {user:?} at {} ({} local): {what}",
+                fact.time,
+                local.datetime()
+            )
+        }
+    }
+}
+
+fn filter_json(filter: &Filter) -> Json {
+    match filter {
+        Filter::All(children) => {
+            json!({"all": children.iter().map(filter_json).collect::<Vec<_>>()})
+        }
+        Filter::Any(children) => {
+            json!({"any": children.iter().map(filter_json).collect::<Vec<_>>()})
+        }
+        Filter::Not(child) => json!({"not": filter_json(child)}),
+        Filter::Attribute { name, op } => {
+            let values = |xs: &[Value]| Json::Array(xs.iter().map(Value::to_json).collect());
+            let (op, value) = match op {
+                AttrOp::Exists => ("exists", None),
+                AttrOp::NotExists => ("not_exists", None),
+                AttrOp::Eq(x) => ("eq", Some(x.to_json())),
+                AttrOp::Ne(x) => ("ne", Some(x.to_json())),
+                AttrOp::Order(cmp, Ordered::Number(x)) => (cmp.name(), Some(json!(x))),
+                AttrOp::Order(cmp, Ordered::DateTime(t)) => {
+                    (cmp.name(), Some(json!(t.to_string())))
+                }
+                AttrOp::In(xs) => ("in", Some(values(xs))),
+                AttrOp::NotIn(xs) => ("not_in", Some(values(xs))),
+                AttrOp::Contains(s) => ("contains", Some(json!(s))),
+                AttrOp::StartsWith(s) => ("starts_with", Some(json!(s))),
+                AttrOp::Matches(re) => ("matches", Some(json!(re.0.as_str()))),
+                AttrOp::WithinLastDays(n) => ("within_last_days", Some(json!(n))),
+                AttrOp::MoreThanDaysAgo(n) => ("more_than_days_ago", Some(json!(n))),
+            };
+            let mut node = Map::new();
+            node.insert("attribute".into(), json!(name));
+            node.insert("op".into(), json!(op));
+            if let Some(value) = value {
+                node.insert("value".into(), value);
+            }
+            Json::Object(node)
+        }
+        Filter::Event { name, count } => count_json("event", name, count),
+        Filter::Purchase { product, count } => {
+            count_json("purchase", product.as_deref().unwrap_or("*"), count)
+        }
+        Filter::InSegment(id) => json!({"in_segment": id.to_string()}),
+        Filter::RandomBucket { cmp, value } => {
+            json!({"random_bucket": {"op": cmp.name(), "value": value}})
+        }
+    }
+}
+
+fn count_json(key: &str, name: &str, count: &CountTest) -> Json {
+    let mut node = Map::new();
+    node.insert(key.into(), json!(name));
+    node.insert("op".into(), json!(count.cmp.name()));
+    node.insert("value".into(), json!(count.value));
+    if let Some(w) = count.within_days {
+        node.insert("within_days".into(), json!(w));
+    }
+    Json::Object(node)
+}

@@ -1,0 +1,109 @@
+//! The API's one error type and the one table that maps it to Braze-style responses.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use headcount_store::StoreError;
+use serde_json::json;
+
+/// Message of a 400 for an unknown segment, or one of another workspace: the same
+/// text, so that an id's existence elsewhere is never revealed.
+pub const UNKNOWN_SEGMENT: &str = "segment_id must be a string of the Segment api identifier";
+
+/// Everything a request can fail with. Internal causes are logged, never shown.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: a bad or missing parameter, or an unknown id; the message names the field.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no key, or a key that is unknown or revoked (the key as it was sent).
+    #[error("invalid API key")]
+    InvalidKey(String),
+    /// 403: the key lacks the permission, or the client address is not allowed.
+    #[error("access denied: {0}")]
+    Forbidden(String),
+    /// 404: unknown path.
+    #[error("not found")]
+    NotFound,
+    /// 405: known path, wrong method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: body over the limit.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 429: the rate limit is spent; retry after this many seconds.
+    #[error("rate limited")]
+    RateLimited {
+        /// Seconds until the window resets.
+        retry_after: u64,
+    },
+    /// 500: a failure of ours, logged with its cause.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}
+
+impl ApiError {
+    /// A 400 with this message.
+    pub fn bad(message: impl Into<String>) -> ApiError {
+        ApiError::BadRequest(message.into())
+    }
+
+    fn status_and_body(&self) -> (StatusCode, serde_json::Value) {
+        match self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, json!({ "message": m })),
+            ApiError::InvalidKey(key) => (
+                StatusCode::UNAUTHORIZED,
+                json!({ "message": format!("Invalid API key: {key}") }),
+            ),
+            ApiError::Forbidden(reason) => (
+                StatusCode::FORBIDDEN,
+                json!({ "message": "Access Denied", "reason": reason }),
+            ),
+            ApiError::NotFound => (
+                StatusCode::NOT_FOUND,
+                json!({ "message": "Not Found: no such endpoint" }),
+            ),
+            ApiError::MethodNotAllowed => (
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "message": "Method Not Allowed for this endpoint" }),
+            ),
+            ApiError::PayloadTooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({ "message": "Payload Too Large: the body is over 4 MB" }),
+            ),
+            ApiError::RateLimited { .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "message": "API Rate Limit Exceeded" }),
+            ),
+            ApiError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({ "message": "Internal Server Error" }),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let (status, body) = self.status_and_body();
+        let mut response = (status, Json(body)).into_response();
+        if let ApiError::RateLimited { retry_after } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        }
+        response
+    }
+}
+
+/// Result of a handler.
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,59 @@
+//! Request extractors whose every failure is the API's own JSON error.
+
+use crate::error::ApiError;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+
+/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
+/// answered with 400 or 413 in the API's error shape.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e: BytesRejection| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge
+                } else {
+                    ApiError::bad(format!("the request body could not be read: {e}"))
+                }
+            })?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(map)) => Ok(JsonObject(map)),
+            Ok(_) => Err(ApiError::bad("the request body must be a JSON object")),
+            Err(e) => Err(ApiError::bad(format!(
+                "the request body is not valid JSON: {e}"
+            ))),
+        }
+    }
+}
+
+/// Query parameters by name (the last one wins); unknown names are simply ignored.
+pub struct Params(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let pairs = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        Ok(Params(pairs))
+    }
+}
+
+impl Params {
+    /// A parameter's value, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}

@@ -1,0 +1,277 @@
+//! Reading `/users/track` bodies (and bulk-import lines, which share the format) into
+//! user facts, object by object: an invalid object is reported by its index, the
+//! valid ones are kept.
+
+use headcount_model::datetime;
+use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
+use serde_json::{Map, Value as Json, json};
+
+/// How a body is read.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackOptions {
+    /// Most objects per array; `None`: no limit (bulk import).
+    pub max_objects: Option<usize>,
+    /// Whether attribute objects may carry `"_time"` (bulk import only).
+    pub allow_attribute_time: bool,
+    /// The moment of receipt: the time of attribute updates, and the clamp of future times.
+    pub now: Timestamp,
+}
+
+/// One rejected object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectError {
+    /// `attributes`, `events` or `purchases`.
+    pub array: &'static str,
+    /// Its index in that array.
+    pub index: usize,
+    /// Why it was rejected.
+    pub reason: String,
+}
+
+impl ObjectError {
+    /// Braze's JSON form of a rejected object.
+    pub fn to_json(&self) -> Json {
+        json!({ "type": self.reason, "input_array": self.array, "index": self.index })
+    }
+}
+
+/// A body read into facts.
+#[derive(Debug, Default)]
+pub struct Track {
+    /// The facts of every valid object, in body order.
+    pub facts: Vec<(UserKey, Fact)>,
+    /// Valid objects per array, `None` for arrays not sent.
+    pub processed: [Option<usize>; 3],
+    /// The rejected objects.
+    pub errors: Vec<ObjectError>,
+}
+
+/// The arrays of a body, in response order.
+pub const ARRAYS: [&str; 3] = ["attributes", "events", "purchases"];
+
+impl Track {
+    /// The 201 body: counts for the arrays that were sent, and errors if any.
+    pub fn response(&self) -> Json {
+        let mut body = Map::new();
+        body.insert("message".into(), "success".into());
+        for (name, count) in ARRAYS.iter().zip(self.processed) {
+            if let Some(count) = count {
+                body.insert(format!("{name}_processed"), count.into());
+            }
+        }
+        if !self.errors.is_empty() {
+            body.insert(
+                "errors".into(),
+                self.errors.iter().map(ObjectError::to_json).collect(),
+            );
+        }
+        Json::Object(body)
+    }
+
+    /// Valid objects in all arrays.
+    pub fn valid_objects(&self) -> usize {
+        self.processed.iter().flatten().sum()
+    }
+}
+
+/// Reads a whole body. `Err` is a problem with the body itself (not an object, an
+/// array over the limit, nothing to do); object problems go to [`Track::errors`].
+pub fn read_track(body: &Map<String, Json>, options: &TrackOptions) -> Result<Track, String> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !ARRAYS.contains(&k.as_str()) && k.as_str() != "partner")
+    {
+        return Err(format!(
+            "unknown field \"{unknown}\"; expected attributes, events and/or purchases"
+        ));
+    }
+    if !ARRAYS.iter().any(|a| body.contains_key(*a)) {
+        return Err("the body must contain at least one of attributes, events, purchases".into());
+    }
+    let mut track = Track::default();
+    for (slot, name) in ARRAYS.iter().enumerate() {
+        let items = match body.get(*name) {
+            None | Some(Json::Null) => continue,
+            Some(Json::Array(items)) => items,
+            Some(_) => return Err(format!("{name} must be an array of objects")),
+        };
+        if let Some(max) = options.max_objects
+            && items.len() > max
+        {
+            return Err(format!(
+                "Max Input Length Exceeded: {name} has {} objects, at most {max} are allowed per request",
+                items.len()
+            ));
+        }
+        let mut valid = 0;
+        for (index, item) in items.iter().enumerate() {
+            let read = match slot {
+                0 => attribute_object(item, options),
+                1 => event_object(item, options),
+                _ => purchase_object(item, options),
+            };
+            match read {
+                Ok(fact) => {
+                    track.facts.push(fact);
+                    valid += 1;
+                }
+                Err(reason) => track.errors.push(ObjectError {
+                    array: name,
+                    index,
+                    reason,
+                }),
+            }
+        }
+        track.processed[slot] = Some(valid);
+    }
+    Ok(track)
+}
+
+const IDENTIFIERS: [&str; 3] = ["external_id", "user_alias", "braze_id"];
+
+fn non_empty<'a>(obj: &'a Map<String, Json>, key: &str) -> Result<&'a str, String> {
+    match obj.get(key) {
+        Some(Json::String(s)) if !s.is_empty() => Ok(s),
+        Some(_) => Err(format!("'{key}' must be a non-empty string")),
+        None => Err(format!("'{key}' is required")),
+    }
+}
+
+fn user_of(obj: &Map<String, Json>) -> Result<UserKey, String> {
+    let named: Vec<&str> = IDENTIFIERS
+        .into_iter()
+        .filter(|k| obj.contains_key(*k))
+        .collect();
+    match named.as_slice() {
+        ["external_id"] => Ok(UserKey::External(
+            non_empty(obj, "external_id")?.to_string(),
+        )),
+        ["braze_id"] => Ok(UserKey::Braze(non_empty(obj, "braze_id")?.to_string())),
+        ["user_alias"] => match obj.get("user_alias") {
+            Some(Json::Object(alias)) => Ok(UserKey::Alias {
+                name: non_empty(alias, "alias_name")
+                    .map_err(|e| format!("user_alias: {e}"))?
+                    .to_string(),
+                label: non_empty(alias, "alias_label")
+                    .map_err(|e| format!("user_alias: {e}"))?
+                    .to_string(),
+            }),
+            _ => Err("'user_alias' must be an object {\"alias_name\", \"alias_label\"}".into()),
+        },
+        [] => Err("'external_id' or 'braze_id' or 'user_alias' is required".into()),
+        _ => Err("only one of 'external_id', 'braze_id', 'user_alias' may name the user".into()),
+    }
+}
+
+fn object(item: &Json) -> Result<&Map<String, Json>, String> {
+    item.as_object()
+        .ok_or_else(|| "each element must be a JSON object".to_string())
+}
+
+fn time_field(
+    obj: &Map<String, Json>,
+    key: &str,
+    now: Timestamp,
+) -> Result<Option<Timestamp>, String> {
+    match obj.get(key) {
+        None => Ok(None),
+        Some(Json::String(s)) => match datetime::parse_instant_utc(s) {
+            Some(t) => Ok(Some(t.min(now))),
+            None => Err(format!(
+                "'{key}' must be an ISO-8601 datetime ({})",
+                datetime::ACCEPTED_FORMS
+            )),
+        },
+        Some(_) => Err(format!("'{key}' must be an ISO-8601 datetime string")),
+    }
+}
+
+fn attribute_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
+    let obj = object(item)?;
+    let user = user_of(obj)?;
+    let time = match obj.get("_time") {
+        None => options.now,
+        Some(_) if !options.allow_attribute_time => {
+            return Err("'_time' is accepted only in bulk import; /users/track records the moment of receipt".into());
+        }
+        Some(_) => time_field(obj, "_time", options.now)?.unwrap_or(options.now),
+    };
+    let mut values = Vec::new();
+    for (key, json) in obj {
+        if IDENTIFIERS.contains(&key.as_str()) || key == "_time" || key == "_update_existing_only" {
+            continue;
+        }
+        let value = Value::from_json(json).map_err(|e| format!("attribute '{key}': {e}"))?;
+        values.push((key.clone(), value));
+    }
+    Ok((
+        user,
+        Fact {
+            time,
+            kind: FactKind::Attributes(values),
+        },
+    ))
+}
+
+/// The fields kept as an event's or purchase's detail, as JSON text (`None` if none).
+fn detail(obj: &Map<String, Json>, keys: &[&str]) -> Result<Option<String>, String> {
+    if let Some(p) = obj.get("properties")
+        && !p.is_object()
+    {
+        return Err("'properties' must be an object".into());
+    }
+    let kept: Map<String, Json> = keys
+        .iter()
+        .filter_map(|k| obj.get(*k).map(|v| (k.to_string(), v.clone())))
+        .collect();
+    Ok((!kept.is_empty()).then(|| Json::Object(kept).to_string()))
+}
+
+fn event_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
+    let obj = object(item)?;
+    let user = user_of(obj)?;
+    let name = non_empty(obj, "name")?.to_string();
+    let time = time_field(obj, "time", options.now)?.ok_or("'time' is required")?;
+    if let Some(app_id) = obj.get("app_id")
+        && !app_id.is_string()
+    {
+        return Err("'app_id' must be a string".into());
+    }
+    let detail = detail(obj, &["app_id", "properties"])?;
+    Ok((
+        user,
+        Fact {
+            time,
+            kind: FactKind::Event { name, detail },
+        },
+    ))
+}
+
+fn purchase_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
+    let obj = object(item)?;
+    let user = user_of(obj)?;
+    let product = non_empty(obj, "product_id")?.to_string();
+    non_empty(obj, "currency")?;
+    match obj.get("price") {
+        Some(Json::Number(_)) => {}
+        Some(_) => return Err("'price' must be a number".into()),
+        None => return Err("'price' is required".into()),
+    }
+    if let Some(q) = obj.get("quantity")
+        && !q.as_u64().is_some_and(|q| (1..=100).contains(&q))
+    {
+        return Err("'quantity' must be an integer from 1 to 100".into());
+    }
+    let time = time_field(obj, "time", options.now)?.unwrap_or(options.now);
+    let detail = detail(
+        obj,
+        &["currency", "price", "quantity", "app_id", "properties"],
+    )?;
+    Ok((
+        user,
+        Fact {
+            time,
+            kind: FactKind::Purchase { product, detail },
+        },
+    ))
+}

@@ -1,0 +1,102 @@
+//! Background work on daily sizes: backfilling history when a segment is created or
+//! its filter changes, and storing each completed day shortly after local midnight.
+
+use crate::error::{ApiError, ApiResult};
+use crate::sizes::{Sizer, last_completed_days};
+use crate::state::{AppState, now, read};
+use headcount_model::SegmentId;
+use headcount_store::StoreError;
+
+/// Computes (in the background) the missing sizes of the last `backfill_days`
+/// completed days of each segment.
+pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
+    let state = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let days = state.config.backfill_days;
+        for id in segments {
+            if let Err(e) = fill_segment(&state, id, days) {
+                tracing::error!(segment = %id, error = %e, "backfill failed");
+            }
+        }
+    });
+}
+
+/// Forgets the stored history of segments whose meaning changed, then backfills it.
+pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<()> {
+    let store = state.store.clone();
+    let ids = segments.clone();
+    tokio::task::spawn_blocking(move || ids.iter().try_for_each(|id| store.clear_sizes(*id)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    backfill(state, segments);
+    Ok(())
+}
+
+/// Stores the sizes of the last `days` completed days of one segment that are not
+/// stored yet; returns how many it computed.
+pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, StoreError> {
+    let (entry, tz, plan) = {
+        let catalog = read(&state.catalog);
+        let Some(entry) = catalog.segment_in_any(id).cloned() else {
+            return Ok(0);
+        };
+        let Some(ws) = catalog.workspace(entry.segment.workspace) else {
+            return Ok(0);
+        };
+        let plan = catalog
+            .plan(&entry.filter)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        (entry, ws.tz.clone(), plan)
+    };
+    let index = state.index(entry.segment.workspace);
+    let index = read(&index);
+    let now = now();
+    let sizer = Sizer {
+        store: state.store.as_ref(),
+        index: &index,
+        plan: &plan,
+        segment: id,
+        tz: &tz,
+        now,
+    };
+    sizer.fill(&last_completed_days(now, days, &tz), false)
+}
+
+/// Stores every live segment's missing completed days among the last `days`.
+pub fn fill_all(state: &AppState, days: u32) {
+    let ids: Vec<SegmentId> = {
+        let catalog = read(&state.catalog);
+        catalog
+            .workspaces()
+            .flat_map(|w| {
+                catalog
+                    .segments_of(w.workspace.id)
+                    .filter(|e| e.segment.archived_at.is_none())
+                    .map(|e| e.segment.id)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for id in ids {
+        match fill_segment(state, id, days) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(segment = %id, days = n, "stored daily sizes"),
+            Err(e) => tracing::error!(segment = %id, error = %e, "computing daily sizes failed"),
+        }
+    }
+}
+
+/// The daily schedule: at start, catch up on the history window; then, every
+/// `schedule_every`, store the day that has just completed in each workspace.
+pub async fn schedule(state: AppState) {
+    let catch_up = state.clone();
+    let days = state.config.backfill_days;
+    let _ = tokio::task::spawn_blocking(move || fill_all(&catch_up, days)).await;
+    let mut tick = tokio::time::interval(state.config.schedule_every);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let state = state.clone();
+        let _ = tokio::task::spawn_blocking(move || fill_all(&state, 1)).await;
+    }
+}

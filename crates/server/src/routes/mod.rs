@@ -1,0 +1,4 @@
+//! The endpoints, one module per resource; each module's `router()` mounts its paths.
+
+pub mod segments;
+pub mod users;

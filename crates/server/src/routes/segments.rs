@@ -1,0 +1,390 @@
+//! `/segments/*`: the catalog (list, details, create, update, archive) and the
+//! `data_series` export.
+
+use crate::auth::Caller;
+use crate::catalog::SegmentEntry;
+use crate::error::{ApiError, ApiResult, UNKNOWN_SEGMENT};
+use crate::extract::{JsonObject, Params};
+use crate::jobs;
+use crate::sizes::Sizer;
+use crate::state::{AppState, now, read, write};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use headcount_model::datetime;
+use headcount_model::day::series_days;
+use headcount_model::describe::describe;
+use headcount_model::{Filter, SegmentId};
+use headcount_store::Segment;
+use serde_json::{Map, Value, json};
+
+/// Segments per page of `/segments/list`.
+pub const PAGE_SIZE: usize = 100;
+/// Most days a `data_series` request may ask for.
+pub const MAX_LENGTH: u32 = 100;
+
+/// The `/segments/*` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/segments/list", get(list))
+        .route("/segments/details", get(details))
+        .route("/segments/data_series", get(data_series))
+        .route("/segments/create", post(create))
+        .route("/segments/update", post(update))
+        .route("/segments/archive", post(archive))
+}
+
+fn segment_id(text: Option<&str>) -> ApiResult<SegmentId> {
+    text.and_then(|t| t.trim().parse().ok())
+        .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))
+}
+
+fn find(state: &AppState, caller: &Caller, id: SegmentId) -> ApiResult<SegmentEntry> {
+    read(&state.catalog)
+        .segment_in(caller.workspace, id)
+        .cloned()
+        .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let page = match params.get("page") {
+        None | Some("") => 0,
+        Some(p) => p
+            .parse::<usize>()
+            .map_err(|_| ApiError::bad("page must be a non-negative integer"))?,
+    };
+    let descending = match params.get("sort_direction") {
+        None | Some("") | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => return Err(ApiError::bad("sort_direction must be asc or desc")),
+    };
+    let catalog = read(&state.catalog);
+    let live = catalog
+        .segments_of(caller.workspace)
+        .filter(|e| e.segment.archived_at.is_none());
+    let ordered: Vec<&SegmentEntry> = if descending {
+        live.rev().collect()
+    } else {
+        live.collect()
+    };
+    let segments: Vec<Value> = ordered
+        .into_iter()
+        .skip(page.saturating_mul(PAGE_SIZE))
+        .take(PAGE_SIZE)
+        .map(|e| {
+            json!({
+                "id": e.segment.id.to_string(),
+                "name": e.segment.name,
+                "analytics_tracking_enabled": e.segment.analytics_tracking_enabled,
+                "tags": e.segment.tags,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "message": "success", "segments": segments })))
+}
+
+async fn details(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let id = segment_id(params.get("segment_id"))?;
+    let entry = find(&state, &caller, id)?;
+    let description = {
+        let catalog = read(&state.catalog);
+        describe(&entry.filter, &|r| {
+            catalog
+                .segment_in(caller.workspace, r)
+                .map(|e| e.segment.name.clone())
+        })
+    };
+    let store = state.store.clone();
+    let last = tokio::task::spawn_blocking(move || store.last_computed_at(id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let s = &entry.segment;
+    Ok(Json(json!({
+        "message": "success",
+        "created_at": s.created_at.to_string(),
+        "updated_at": s.updated_at.to_string(),
+        "name": s.name,
+        "description": description,
+        "text_description": s.text_description,
+        "tags": s.tags,
+        "teams": s.teams,
+        "last_computed_at": last.map(|t| t.to_string()),
+    })))
+}
+
+async fn data_series(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    params: Params,
+) -> ApiResult<Json<Value>> {
+    let id = segment_id(params.get("segment_id"))?;
+    let length = match params.get("length").map(|l| l.trim().parse::<u32>()) {
+        Some(Ok(n)) if (1..=MAX_LENGTH).contains(&n) => n,
+        _ => {
+            return Err(ApiError::bad(format!(
+                "length must be an integer from 1 to {MAX_LENGTH}"
+            )));
+        }
+    };
+    let now = now();
+    let ending_at = match params.get("ending_at") {
+        None | Some("") => now,
+        Some(text) => match datetime::parse_checked(text) {
+            Ok(written) => written.resolve(&caller.tz).min(now),
+            Err(e) => return Err(ApiError::bad(format!("ending_at \"{text}\" {e}"))),
+        },
+    };
+    let entry = find(&state, &caller, id)?;
+    let plan = read(&state.catalog)
+        .plan(&entry.filter)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let days = series_days(ending_at, length, &caller.tz);
+    let index = state.index(caller.workspace);
+    let store = state.store.clone();
+    let points = tokio::task::spawn_blocking(move || {
+        let index = read(&index);
+        Sizer {
+            store: store.as_ref(),
+            index: &index,
+            plan: &plan,
+            segment: id,
+            tz: &caller.tz,
+            now,
+        }
+        .series(&days)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let data: Vec<Value> = points
+        .into_iter()
+        .map(|(day, size)| json!({ "time": day.to_string(), "size": size }))
+        .collect();
+    Ok(Json(json!({ "message": "success", "data": data })))
+}
+
+/// The editable fields of a segment, as read from a create or update body.
+struct Fields {
+    name: Option<String>,
+    filter: Option<(Value, Filter)>,
+    description: Option<String>,
+    tags: Option<Vec<String>>,
+    teams: Option<Vec<String>>,
+    analytics: Option<bool>,
+}
+
+const FIELDS: [&str; 6] = [
+    "name",
+    "filter",
+    "description",
+    "tags",
+    "teams",
+    "analytics_tracking_enabled",
+];
+
+fn string_list(value: &Value, field: &str) -> ApiResult<Vec<String>> {
+    let bad = || ApiError::bad(format!("{field} must be an array of strings"));
+    value
+        .as_array()
+        .ok_or_else(bad)?
+        .iter()
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(bad))
+        .collect()
+}
+
+fn read_fields(body: &Map<String, Value>, extra: &[&str]) -> ApiResult<Fields> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !FIELDS.contains(&k.as_str()) && !extra.contains(&k.as_str()))
+    {
+        let mut known: Vec<&str> = extra.to_vec();
+        known.extend(FIELDS);
+        return Err(ApiError::bad(format!(
+            "unknown field \"{unknown}\"; expected: {}",
+            known.join(", ")
+        )));
+    }
+    let name = match body.get("name") {
+        None => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        Some(_) => return Err(ApiError::bad("name must be a non-empty string")),
+    };
+    let filter = match body.get("filter") {
+        None => None,
+        Some(json) => Some((
+            json.clone(),
+            Filter::parse(json, "filter").map_err(|e| ApiError::bad(e.to_string()))?,
+        )),
+    };
+    let description = match body.get("description") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(ApiError::bad("description must be a string")),
+    };
+    let analytics = match body.get("analytics_tracking_enabled") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(ApiError::bad(
+                "analytics_tracking_enabled must be a boolean",
+            ));
+        }
+    };
+    Ok(Fields {
+        name,
+        filter,
+        description,
+        tags: body
+            .get("tags")
+            .filter(|v| !v.is_null())
+            .map(|v| string_list(v, "tags"))
+            .transpose()?,
+        teams: body
+            .get("teams")
+            .filter(|v| !v.is_null())
+            .map(|v| string_list(v, "teams"))
+            .transpose()?,
+        analytics,
+    })
+}
+
+/// Checks the `in_segment` references of a filter for segment `own` of workspace
+/// `caller`: each must name a live segment of the workspace, and none may lead back.
+fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId) -> ApiResult<()> {
+    let catalog = read(&state.catalog);
+    for (target, path) in filter.segment_refs() {
+        match catalog.segment_in(caller.workspace, target) {
+            Some(e) if e.segment.archived_at.is_none() => {}
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "{path}: no live segment {target} in this workspace"
+                )));
+            }
+        }
+        if catalog.reaches(&Filter::InSegment(target), own) {
+            return Err(ApiError::bad(format!(
+                "{path}: segment {target} refers back to this segment, which would make a cycle"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<()> {
+    let store = state.store.clone();
+    let segment = entry.segment.clone();
+    tokio::task::spawn_blocking(move || {
+        if is_new {
+            store.insert_segment(&segment)
+        } else {
+            store.update_segment(&segment)
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    write(&state.catalog).put_segment(entry);
+    Ok(())
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let fields = read_fields(&body, &[])?;
+    let name = fields
+        .name
+        .ok_or_else(|| ApiError::bad("name is required: a non-empty string"))?;
+    let (filter_json, filter) = fields
+        .filter
+        .ok_or_else(|| ApiError::bad("filter is required: a filter node (see docs/api.md)"))?;
+    let id = SegmentId::new_random();
+    check_refs(&state, &caller, &filter, id)?;
+    let at = now();
+    let segment = Segment {
+        id,
+        workspace: caller.workspace,
+        name,
+        filter: filter_json,
+        text_description: fields.description.unwrap_or_default(),
+        tags: fields.tags.unwrap_or_default(),
+        teams: fields.teams.unwrap_or_default(),
+        analytics_tracking_enabled: fields.analytics.unwrap_or(false),
+        created_at: at,
+        updated_at: at,
+        archived_at: None,
+    };
+    save(&state, SegmentEntry { segment, filter }, true).await?;
+    jobs::backfill(&state, vec![id]);
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "message": "success", "segment_id": id.to_string() })),
+    ))
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    let id = segment_id(body.get("segment_id").and_then(Value::as_str))?;
+    let fields = read_fields(&body, &["segment_id"])?;
+    let mut entry = find(&state, &caller, id)?;
+    if entry.segment.archived_at.is_some() {
+        return Err(ApiError::bad(
+            "segment_id names an archived segment, which cannot be updated",
+        ));
+    }
+    let filter_changed = match fields.filter {
+        Some((json, filter)) if json != entry.segment.filter => {
+            check_refs(&state, &caller, &filter, id)?;
+            entry.segment.filter = json;
+            entry.filter = filter;
+            true
+        }
+        _ => false,
+    };
+    let s = &mut entry.segment;
+    s.name = fields.name.unwrap_or(s.name.clone());
+    s.text_description = fields.description.unwrap_or(s.text_description.clone());
+    s.tags = fields.tags.unwrap_or(s.tags.clone());
+    s.teams = fields.teams.unwrap_or(s.teams.clone());
+    s.analytics_tracking_enabled = fields.analytics.unwrap_or(s.analytics_tracking_enabled);
+    s.updated_at = now();
+    save(&state, entry, false).await?;
+    if filter_changed {
+        let mut changed = vec![id];
+        changed.extend(read(&state.catalog).dependants(id));
+        jobs::recompute(&state, changed).await?;
+    }
+    Ok(Json(json!({ "message": "success" })))
+}
+
+async fn archive(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Json<Value>> {
+    if let Some(unknown) = body.keys().find(|k| k.as_str() != "segment_id") {
+        return Err(ApiError::bad(format!(
+            "unknown field \"{unknown}\"; expected: segment_id"
+        )));
+    }
+    let id = segment_id(body.get("segment_id").and_then(Value::as_str))?;
+    let mut entry = find(&state, &caller, id)?;
+    if entry.segment.archived_at.is_none() {
+        let at = now();
+        entry.segment.archived_at = Some(at);
+        entry.segment.updated_at = at;
+        save(&state, entry, false).await?;
+    }
+    Ok(Json(json!({ "message": "success" })))
+}

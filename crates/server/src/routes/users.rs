@@ -1,0 +1,143 @@
+//! `/users/*`: ingestion (`track`) and deletion (`delete`).
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonObject;
+use crate::ingest::{TrackOptions, read_track};
+use crate::state::{AppState, now, write};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use headcount_model::UserKey;
+use serde_json::{Value, json};
+
+/// The `/users/*` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/users/track", post(track))
+        .route("/users/delete", post(delete))
+}
+
+async fn track(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let options = TrackOptions {
+        max_objects: Some(state.config.max_track_objects),
+        allow_attribute_time: false,
+        now: now(),
+    };
+    let track = read_track(&body, &options).map_err(ApiError::BadRequest)?;
+    if track.valid_objects() == 0 && !track.errors.is_empty() {
+        let mut body = track.response();
+        body["message"] = "no valid objects: every object was rejected".into();
+        return Ok((StatusCode::BAD_REQUEST, Json(body)));
+    }
+    let response = track.response();
+    let facts = track.facts;
+    let index = state.index(caller.workspace);
+    let store = state.store.clone();
+    tokio::task::spawn_blocking(move || {
+        // Durable first: the index never holds what the store could lose.
+        store.append_facts(caller.workspace, &facts)?;
+        let mut index = write(&index);
+        for (user, fact) in &facts {
+            index.apply(user, fact);
+        }
+        Ok::<_, ApiError>(())
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok((StatusCode::CREATED, Json(response)))
+}
+
+fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserKey>> {
+    if let Some(unknown) = body
+        .keys()
+        .find(|k| !["external_ids", "user_aliases", "braze_ids"].contains(&k.as_str()))
+    {
+        return Err(ApiError::bad(format!(
+            "unknown field \"{unknown}\"; expected external_ids and/or user_aliases"
+        )));
+    }
+    let mut users = Vec::new();
+    let list = |key: &str| -> ApiResult<Vec<Value>> {
+        match body.get(key) {
+            None => Ok(Vec::new()),
+            Some(Value::Array(items)) => Ok(items.clone()),
+            Some(_) => Err(ApiError::bad(format!("{key} must be an array"))),
+        }
+    };
+    for (i, id) in list("external_ids")?.iter().enumerate() {
+        match id.as_str() {
+            Some(s) if !s.is_empty() => users.push(UserKey::External(s.to_string())),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "external_ids[{i}] must be a non-empty string"
+                )));
+            }
+        }
+    }
+    for (i, id) in list("braze_ids")?.iter().enumerate() {
+        match id.as_str() {
+            Some(s) if !s.is_empty() => users.push(UserKey::Braze(s.to_string())),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "braze_ids[{i}] must be a non-empty string"
+                )));
+            }
+        }
+    }
+    for (i, alias) in list("user_aliases")?.iter().enumerate() {
+        let field = |k: &str| {
+            alias
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        match (field("alias_name"), field("alias_label")) {
+            (Some(name), Some(label)) => users.push(UserKey::Alias { name, label }),
+            _ => {
+                return Err(ApiError::bad(format!(
+                    "user_aliases[{i}] must be an object with non-empty alias_name and alias_label"
+                )));
+            }
+        }
+    }
+    if users.is_empty() {
+        return Err(ApiError::bad(
+            "external_ids or user_aliases must name at least one user",
+        ));
+    }
+    if users.len() > 50 {
+        return Err(ApiError::bad("at most 50 users may be deleted per request"));
+    }
+    Ok(users)
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let users = users_to_delete(&body)?;
+    let index = state.index(caller.workspace);
+    let store = state.store.clone();
+    let deleted = tokio::task::spawn_blocking(move || {
+        let deleted = store.delete_users(caller.workspace, &users)?;
+        let mut index = write(&index);
+        for user in &users {
+            index.delete_user(user);
+        }
+        Ok::<_, ApiError>(deleted)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "message": "success", "deleted": deleted })),
+    ))
+}

@@ -1,0 +1,107 @@
+//! The state every handler shares.
+
+use crate::catalog::Catalog;
+use crate::ratelimit::RateLimiter;
+use headcount_engine::Index;
+use headcount_model::{Timestamp, WorkspaceId};
+use headcount_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Days of history (re)computed when a segment is created or its filter changes.
+    pub backfill_days: u32,
+    /// Most objects in each array of a `/users/track` body.
+    pub max_track_objects: usize,
+    /// How often the scheduler looks for completed days to store.
+    pub schedule_every: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            backfill_days: 100,
+            max_track_objects: 75,
+            schedule_every: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The in-memory index of one workspace.
+pub type SharedIndex = Arc<RwLock<Index>>;
+
+/// Shared by every handler and background task.
+pub struct Shared {
+    /// The durable store.
+    pub store: Arc<dyn Store>,
+    /// Workspaces, keys and segments.
+    pub catalog: RwLock<Catalog>,
+    /// User facts of each workspace.
+    pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
+    /// Rate-limit counters.
+    pub limiter: RateLimiter,
+    /// Settings.
+    pub config: Config,
+}
+
+/// What handlers receive.
+pub type AppState = Arc<Shared>;
+
+/// Reads a lock, ignoring poisoning: every writer leaves the data consistent before
+/// anything that could panic.
+pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Writes a lock, ignoring poisoning (see [`read`]).
+pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    /// Loads the catalog and every workspace's facts from the store.
+    pub fn load(store: Arc<dyn Store>, config: Config) -> Result<AppState, StoreError> {
+        let catalog = Catalog::load(store.as_ref())?;
+        let mut indexes = HashMap::new();
+        for entry in catalog.workspaces() {
+            let mut index = Index::new();
+            let started = std::time::Instant::now();
+            store.scan_facts(entry.workspace.id, &mut |user, fact| {
+                index.apply(&user, &fact)
+            })?;
+            tracing::info!(
+                workspace = %entry.workspace.name,
+                users = index.user_count(),
+                events = index.event_count(),
+                seconds = started.elapsed().as_secs_f64(),
+                "loaded workspace"
+            );
+            indexes.insert(entry.workspace.id, Arc::new(RwLock::new(index)));
+        }
+        Ok(Arc::new(Shared {
+            store,
+            catalog: RwLock::new(catalog),
+            indexes: RwLock::new(indexes),
+            limiter: RateLimiter::default(),
+            config,
+        }))
+    }
+
+    /// The index of a workspace (created empty on first use).
+    pub fn index(&self, ws: WorkspaceId) -> SharedIndex {
+        if let Some(index) = read(&self.indexes).get(&ws) {
+            return index.clone();
+        }
+        write(&self.indexes).entry(ws).or_default().clone()
+    }
+}
+
+/// The current instant, at the microsecond precision the store keeps; one place, so
+/// that the whole server agrees on "now".
+pub fn now() -> Timestamp {
+    let t = Timestamp::now();
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
+}
