@@ -5,6 +5,7 @@ mod args;
 mod commands;
 mod output;
 mod progress;
+mod synth;
 
 use args::{Cli, Command};
 use clap::Parser;

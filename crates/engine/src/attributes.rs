@@ -1,11 +1,10 @@
 //! Attribute history and the attribute operators of segments.md.
 //!
 //! Per attribute name, a [`Column`] of `(time, user, value id)` with the values
-//! interned; an unset (a null value) is stored as the id [`UNSET`]. The state as of
-//! `T` is each user's latest entry before `T`. An operator is then decided once per
-//! distinct value (or, for `eq`/`in`, by looking the operands up), and a user's
-//! membership is that of its current value, or the operator's answer for a missing
-//! attribute.
+//! interned; an unset (a null value) is stored as the id [`UNSET`]. An operator is
+//! decided once per distinct value (or, for `eq`/`in`, by looking the operands up);
+//! then one pass over the writes before `T`, in an order where each user's latest
+//! write comes last, sets or clears each user's bit from the value written.
 
 use crate::bitset::Bitset;
 use crate::column::Column;
@@ -34,22 +33,45 @@ impl AttrColumn {
         self.column.push(time, user, id);
     }
 
-    /// Each user's value id as of `at_micros` ([`UNSET`] if none), for `users`
-    /// indices; `latest` is scratch space.
-    pub fn state_before(&self, at_micros: i64, users: usize, latest: &mut Vec<i64>) -> Vec<u32> {
-        let mut state = vec![UNSET; users];
+    /// The users for which `op` holds as of the moment: those whose latest write
+    /// before it passes `op`, and, if `op` holds for a missing attribute, those never
+    /// written or last unset. `users` bounds the indices; `latest` is scratch space.
+    pub fn leaf(
+        &self,
+        op: &AttrOp,
+        moment: &Moment,
+        users: usize,
+        latest: &mut Vec<i64>,
+    ) -> Bitset {
+        let missing = holds_when_missing(op);
+        let matching = matching_values(&self.values, op, moment);
+        if !missing && !matching.contains(&true) {
+            return Bitset::empty(users);
+        }
+        let mut set = if missing {
+            Bitset::full(users)
+        } else {
+            Bitset::empty(users)
+        };
         self.column
-            .for_each_latest_before(at_micros, users, latest, |user, id| {
-                if let Some(slot) = state.get_mut(user as usize) {
-                    *slot = id;
-                }
+            .for_each_latest_before(moment.at_micros, users, latest, |user, id| {
+                let member = match id {
+                    UNSET => missing,
+                    id => matching.get(id as usize).copied().unwrap_or(false),
+                };
+                set.assign(user as usize, member);
             });
-        state
+        set
     }
 
     /// The number of writes recorded.
     pub fn len(&self) -> usize {
         self.column.len()
+    }
+
+    /// An estimate of the bytes of memory held.
+    pub fn heap_bytes(&self) -> usize {
+        self.column.heap_bytes() + self.values.heap_bytes()
     }
 
     /// Drops the writes of users for which `keep` fails.
@@ -58,27 +80,13 @@ impl AttrColumn {
     }
 }
 
-/// The users for which `op` holds, given the attribute's history (`None`: never
-/// written) and its state as of the moment (from [`AttrColumn::state_before`]).
-pub fn attribute_leaf(
-    history: Option<(&AttrColumn, &[u32])>,
-    op: &AttrOp,
-    moment: &Moment,
-    users: usize,
-) -> Bitset {
-    let missing = holds_when_missing(op);
-    let Some((column, state)) = history else {
-        return if missing {
-            Bitset::full(users)
-        } else {
-            Bitset::empty(users)
-        };
-    };
-    let matching = matching_values(&column.values, op, moment);
-    Bitset::from_fn(users, |user| match state.get(user) {
-        Some(&UNSET) | None => missing,
-        Some(&id) => matching.get(id as usize).copied().unwrap_or(false),
-    })
+/// The users for which `op` holds for an attribute nobody ever had.
+pub fn never_written_leaf(op: &AttrOp, users: usize) -> Bitset {
+    if holds_when_missing(op) {
+        Bitset::full(users)
+    } else {
+        Bitset::empty(users)
+    }
 }
 
 /// Whether `op` holds for a user without the attribute.

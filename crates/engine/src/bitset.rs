@@ -28,17 +28,30 @@ impl Bitset {
         set
     }
 
-    /// The set of the indices `i < len` for which `member(i)` holds.
-    pub fn from_fn(len: usize, mut member: impl FnMut(usize) -> bool) -> Bitset {
-        let mut words = Vec::with_capacity(len.div_ceil(64));
-        for base in (0..len).step_by(64) {
-            let mut word = 0u64;
-            for bit in 0..(len - base).min(64) {
-                word |= u64::from(member(base + bit)) << bit;
-            }
-            words.push(word);
+    /// The set of the positions of `items` for which `member` holds.
+    pub fn from_items<T>(items: &[T], member: impl Fn(&T) -> bool) -> Bitset {
+        let words = items
+            .chunks(64)
+            .map(|chunk| {
+                chunk.iter().enumerate().fold(0u64, |word, (bit, item)| {
+                    word | (u64::from(member(item)) << bit)
+                })
+            })
+            .collect();
+        Bitset {
+            words,
+            len: items.len(),
         }
-        Bitset { words, len }
+    }
+
+    /// Adds (`member`) or removes index `i`; indices out of range are ignored.
+    #[inline]
+    pub fn assign(&mut self, i: usize, member: bool) {
+        if i < self.len {
+            let word = &mut self.words[i >> 6];
+            let bit = 1u64 << (i & 63);
+            *word = (*word & !bit) | (u64::from(member) << (i & 63));
+        }
     }
 
     /// Adds index `i`; indices out of range are ignored.
@@ -50,7 +63,7 @@ impl Bitset {
     }
 
     /// Whether index `i` is a member.
-    #[inline]
+    #[cfg(test)]
     pub fn contains(&self, i: usize) -> bool {
         i < self.len && self.words[i >> 6] & (1 << (i & 63)) != 0
     }
@@ -131,11 +144,12 @@ mod tests {
     }
 
     #[test]
-    fn from_fn_and_iter_agree() {
-        let set = Bitset::from_fn(200, |i| i % 7 == 0);
+    fn from_items_and_iter_agree() {
+        let items: Vec<u32> = (0..200).collect();
+        let set = Bitset::from_items(&items, |&i| i % 7 == 0);
         let members: Vec<usize> = set.iter().collect();
         assert_eq!(members, (0..200).filter(|i| i % 7 == 0).collect::<Vec<_>>());
-        let mut other = Bitset::from_fn(200, |i| i % 2 == 0);
+        let mut other = Bitset::from_items(&items, |&i| i % 2 == 0);
         other.and_with(&set);
         assert_eq!(
             other.count(),
@@ -144,5 +158,10 @@ mod tests {
         other.or_with(&set);
         assert_eq!(other, set);
         assert!(Bitset::empty(0).is_empty() && Bitset::full(0).is_empty());
+        let mut set = set;
+        set.assign(0, false);
+        set.assign(1, true);
+        set.assign(7, true);
+        assert_eq!(set.iter().take(3).collect::<Vec<_>>(), vec![1, 7, 14]);
     }
 }

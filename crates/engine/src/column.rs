@@ -4,10 +4,11 @@
 //! A column holds `(time, user, payload)` entries, time in microseconds. It is a list
 //! of *runs*, each sorted by time and stored as parallel vectors (12 bytes per entry
 //! for events, 16 with an attribute's value id), plus a small unsorted *tail* that
-//! takes new entries in any time order. When the tail is full it is sorted into a new
-//! run, and runs are merged two by two while the newer one is at least half the size
-//! of the older one, so a column has O(log n) runs and every entry is merged O(log n)
-//! times. Queries binary-search each run for a time range, scan the tail fully, and
+//! takes new entries in any time order. When the tail is full (1/16 of the column,
+//! within 1024..=65536 entries) it is sorted into a new run, and runs are merged two by
+//! two while the newer one is at least as long as the older one, so a column has
+//! O(log n) runs and every entry is merged O(log n) times; entries arriving in time
+//! order are appended without comparisons. Queries binary-search each run for a time range, scan the tail fully, and
 //! never mutate anything.
 //!
 //! Runs are ordered oldest first and merges are stable, so entries with equal times
@@ -17,8 +18,13 @@
 use std::mem;
 use std::ops::Range;
 
-/// Entries the unsorted tail takes before it is sorted into a run.
-const TAIL_LIMIT: usize = 1024;
+/// Entries the unsorted tail takes at least before it is sorted into a run.
+const TAIL_MIN: usize = 1024;
+/// Entries the unsorted tail takes at most (1 MiB of event entries).
+const TAIL_MAX: usize = 65_536;
+/// The tail takes up to this fraction of the entries in runs (within the bounds
+/// above), so that it costs at most a few percent of memory and of a full scan.
+const TAIL_SHARE: usize = 16;
 
 /// A time-sorted slice of a column, as parallel vectors.
 #[derive(Debug, Clone)]
@@ -81,13 +87,19 @@ impl<V: Copy> Run<V> {
         let mut out = Run::with_capacity(older.len() + newer.len());
         let (mut i, mut j) = (0, 0);
         while i < older.len() && j < newer.len() {
-            if newer.times[j] < older.times[i] {
-                out.push(newer.times[j], newer.users[j], newer.values[j]);
-                j += 1;
+            // Selections rather than branches: the comparison is unpredictable.
+            let take = newer.times[j] < older.times[i];
+            out.times
+                .push(if take { newer.times[j] } else { older.times[i] });
+            out.users
+                .push(if take { newer.users[j] } else { older.users[i] });
+            out.values.push(if take {
+                newer.values[j]
             } else {
-                out.push(older.times[i], older.users[i], older.values[i]);
-                i += 1;
-            }
+                older.values[i]
+            });
+            j += usize::from(take);
+            i += usize::from(!take);
         }
         out.times.extend_from_slice(&older.times[i..]);
         out.users.extend_from_slice(&older.users[i..]);
@@ -117,6 +129,8 @@ impl<V: Copy> Run<V> {
 #[derive(Debug, Clone)]
 pub struct Column<V> {
     runs: Vec<Run<V>>,
+    /// The number of entries in `runs`.
+    in_runs: usize,
     tail: Vec<(i64, u32, V)>,
 }
 
@@ -124,6 +138,7 @@ impl<V> Default for Column<V> {
     fn default() -> Self {
         Column {
             runs: Vec::new(),
+            in_runs: 0,
             tail: Vec::new(),
         }
     }
@@ -133,7 +148,7 @@ impl<V: Copy> Column<V> {
     /// Records an entry; times may arrive in any order.
     pub fn push(&mut self, time: i64, user: u32, value: V) {
         self.tail.push((time, user, value));
-        if self.tail.len() >= TAIL_LIMIT {
+        if self.tail.len() >= (self.in_runs / TAIL_SHARE).clamp(TAIL_MIN, TAIL_MAX) {
             self.flush();
             self.merge_while_unbalanced();
         }
@@ -141,7 +156,22 @@ impl<V: Copy> Column<V> {
 
     /// The number of entries.
     pub fn len(&self) -> usize {
-        self.runs.iter().map(Run::len).sum::<usize>() + self.tail.len()
+        self.in_runs + self.tail.len()
+    }
+
+    /// The bytes of memory the column holds (its vectors' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        let runs: usize = self
+            .runs
+            .iter()
+            .map(|run| {
+                run.times.capacity() * size_of::<i64>()
+                    + run.users.capacity() * size_of::<u32>()
+                    + run.values.capacity() * size_of::<V>()
+            })
+            .sum();
+        runs + self.runs.capacity() * size_of::<Run<V>>()
+            + self.tail.capacity() * size_of::<(i64, u32, V)>()
     }
 
     /// Calls `f(user, value)` for every entry with `lo <= time < hi`, in no
@@ -214,6 +244,8 @@ impl<V: Copy> Column<V> {
             run.retain_users(keep);
         }
         self.runs.retain(|run| run.len() > 0);
+        self.runs.shrink_to_fit();
+        self.in_runs = self.runs.iter().map(Run::len).sum();
     }
 
     fn flush(&mut self) {
@@ -222,12 +254,15 @@ impl<V: Copy> Column<V> {
         }
         let mut tail = mem::take(&mut self.tail);
         tail.sort_by_key(|&(time, _, _)| time);
+        self.in_runs += tail.len();
         self.runs.push(Run::from_sorted(&tail));
     }
 
+    /// Merges the newest runs while the newer is at least as long as the older: like
+    /// a binary counter, so run lengths at least double toward the oldest.
     fn merge_while_unbalanced(&mut self) {
         while let [.., older, newer] = self.runs.as_slice() {
-            if older.len() > 2 * newer.len() {
+            if older.len() > newer.len() {
                 break;
             }
             self.merge_last_two();
@@ -255,16 +290,17 @@ mod tests {
     #[test]
     fn ranges_are_exact_whatever_the_arrival_order() {
         let mut column = Column::default();
-        // A scrambled order over 5000 entries: many runs, merges and a tail.
-        for k in 0..5000u32 {
-            let time = i64::from((k * 7919) % 5000);
+        // A scrambled order over 7000 entries: runs of 4096 and 2048, and a tail.
+        for k in 0..7000u32 {
+            let time = i64::from((k * 7919) % 7000);
             column.push(time, k % 13, k);
         }
-        assert_eq!(column.len(), 5000);
-        assert!(column.runs.len() >= 2);
+        assert_eq!(column.len(), 7000);
+        assert_eq!(column.runs.len(), 2);
+        assert_eq!(column.tail.len(), 7000 - 4096 - 2048);
         let got = collect(&column, 100, 200);
-        let mut want: Vec<(u32, u32)> = (0..5000u32)
-            .filter(|k| (100..200).contains(&i64::from((k * 7919) % 5000)))
+        let mut want: Vec<(u32, u32)> = (0..7000u32)
+            .filter(|k| (100..200).contains(&i64::from((k * 7919) % 7000)))
             .map(|k| (k % 13, k))
             .collect();
         want.sort();

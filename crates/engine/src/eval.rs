@@ -3,10 +3,10 @@
 //! Every leaf becomes a [`Bitset`] over all user indices; `all`, `any` and `not`
 //! combine them, and the result is finally intersected with the users that exist
 //! before `T` (so `not` never brings in a user without facts before `T`, nor a deleted
-//! one). An [`AsOf`] caches leaf results and attribute states, so evaluating many
-//! plans at the same instant shares their common leaves.
+//! one). An [`AsOf`] caches leaf results, so evaluating many plans at the same
+//! instant computes their common leaves once.
 
-use crate::attributes::attribute_leaf;
+use crate::attributes::never_written_leaf;
 use crate::bitset::Bitset;
 use crate::column::Column;
 use crate::counts::count_leaf;
@@ -20,8 +20,6 @@ use jiff::tz::TimeZone;
 
 /// Leaf results kept at most; beyond, the cache starts over.
 const LEAF_CACHE: usize = 256;
-/// Attribute states kept at most (4 bytes per user each); beyond, the cache starts over.
-const STATE_CACHE: usize = 8;
 
 /// Evaluations of plans against one [`Index`] as of one instant, sharing their work.
 pub struct AsOf<'a> {
@@ -29,7 +27,6 @@ pub struct AsOf<'a> {
     moment: Moment,
     exists: Bitset,
     leaves: Vec<(Leaf, Bitset)>,
-    states: Vec<(String, Vec<u32>)>,
     counts: Vec<u32>,
     latest: Vec<i64>,
 }
@@ -44,7 +41,6 @@ impl<'a> AsOf<'a> {
             moment,
             exists,
             leaves: Vec::new(),
-            states: Vec::new(),
             counts: Vec::new(),
             latest: Vec::new(),
         }
@@ -129,12 +125,10 @@ impl<'a> AsOf<'a> {
         }
         let index = self.index;
         let set = match leaf {
-            Leaf::Attribute { name, op } => {
-                let history = index.attributes.get(name);
-                let state = history.map(|column| self.state(name, column));
-                let state = state.map(|position| self.states[position].1.as_slice());
-                attribute_leaf(history.zip(state), op, &self.moment, self.users())
-            }
+            Leaf::Attribute { name, op } => match index.attributes.get(name) {
+                Some(column) => column.leaf(op, &self.moment, self.users(), &mut self.latest),
+                None => never_written_leaf(op, self.users()),
+            },
             Leaf::Event { name, count } => {
                 let columns: Vec<&Column<()>> = index.events.get(name).into_iter().collect();
                 self.count(&columns, count)
@@ -160,19 +154,6 @@ impl<'a> AsOf<'a> {
         }
         self.leaves.push((leaf.clone(), set.clone()));
         set
-    }
-
-    /// The position in `states` of the state of attribute `name`, computed if needed.
-    fn state(&mut self, name: &str, column: &crate::attributes::AttrColumn) -> usize {
-        if let Some(position) = self.states.iter().position(|(n, _)| n == name) {
-            return position;
-        }
-        if self.states.len() >= STATE_CACHE {
-            self.states.clear();
-        }
-        let state = column.state_before(self.moment.at_micros, self.users(), &mut self.latest);
-        self.states.push((name.to_owned(), state));
-        self.states.len() - 1
     }
 
     fn count(&mut self, columns: &[&Column<()>], test: &CountTest) -> Bitset {

@@ -97,6 +97,27 @@ impl Index {
         self.live_events
     }
 
+    /// An estimate of the bytes of memory the index holds: vector capacities, hash
+    /// tables and the text of keys, names and values (not the allocator's overhead).
+    /// Takes time proportional to the number of users and distinct values.
+    pub fn heap_bytes(&self) -> usize {
+        let events: usize = self.events.items().iter().map(Column::heap_bytes).sum();
+        let purchases: usize = self.purchases.items().iter().map(Column::heap_bytes).sum();
+        let attributes: usize = self
+            .attributes
+            .items()
+            .iter()
+            .map(AttrColumn::heap_bytes)
+            .sum();
+        self.users.heap_bytes()
+            + self.events.heap_bytes()
+            + events
+            + self.purchases.heap_bytes()
+            + purchases
+            + self.attributes.heap_bytes()
+            + attributes
+    }
+
     /// Evaluations as of instant `at` (facts strictly before `at`), days in `tz`,
     /// sharing leaf results between plans: the way to size many segments at once.
     pub fn as_of(&self, at: Timestamp, tz: &TimeZone) -> AsOf<'_> {

@@ -3,21 +3,17 @@
 //!
 //! Two values share an id exactly when they are `eq` in the sense of segments.md
 //! ([`Value::same_as`]): numbers numerically (`-0` and `0` are one value), datetimes as
-//! instants. The table keeps each value once; a map from a keyed 64-bit hash to the
-//! first id with that hash finds it, and the rare hash collisions go to a side map.
+//! instants. The table keeps each value once, found again through [`HashIds`].
 
+use crate::hashids::HashIds;
 use headcount_model::Value;
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{Hash, Hasher};
 
 /// The distinct values one attribute has held.
 #[derive(Debug, Clone, Default)]
 pub struct Interner {
     values: Vec<Value>,
-    by_hash: HashMap<u64, u32>,
-    collisions: HashMap<u64, Vec<u32>>,
-    hasher: RandomState,
+    ids: HashIds,
 }
 
 impl Interner {
@@ -32,12 +28,7 @@ impl Interner {
             .filter(|&id| id != u32::MAX)
             .expect("fewer than 2^32 - 1 distinct values per attribute");
         self.values.push(value.clone());
-        match self.by_hash.entry(hash) {
-            Entry::Vacant(slot) => {
-                slot.insert(id);
-            }
-            Entry::Occupied(_) => self.collisions.entry(hash).or_default().push(id),
-        }
+        self.ids.insert(hash, id);
         id
     }
 
@@ -51,10 +42,25 @@ impl Interner {
         &self.values
     }
 
+    /// An estimate of the bytes of memory held.
+    pub fn heap_bytes(&self) -> usize {
+        let contents: usize = self
+            .values
+            .iter()
+            .map(|value| match value {
+                Value::String(s) => s.capacity(),
+                Value::Array(items) => {
+                    items.capacity() * size_of::<String>()
+                        + items.iter().map(String::capacity).sum::<usize>()
+                }
+                Value::Number(_) | Value::Bool(_) | Value::DateTime(_) => 0,
+            })
+            .sum();
+        self.values.capacity() * size_of::<Value>() + contents + self.ids.heap_bytes()
+    }
+
     fn find_hashed(&self, hash: u64, value: &Value) -> Option<u32> {
-        let first = *self.by_hash.get(&hash)?;
-        let others = self.collisions.get(&hash).into_iter().flatten().copied();
-        std::iter::once(first).chain(others).find(|&id| {
+        self.ids.find(hash, |id| {
             self.values
                 .get(id as usize)
                 .is_some_and(|v| v.same_as(value))
@@ -62,7 +68,7 @@ impl Interner {
     }
 
     fn hash(&self, value: &Value) -> u64 {
-        let mut h = self.hasher.build_hasher();
+        let mut h = self.ids.hasher();
         match value {
             Value::String(s) => (0u8, s).hash(&mut h),
             // +0.0 and -0.0 are equal numbers: hash them alike.

@@ -30,6 +30,7 @@ mod bitset;
 mod column;
 mod counts;
 mod eval;
+mod hashids;
 mod index;
 mod intern;
 mod names;

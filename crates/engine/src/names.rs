@@ -40,6 +40,15 @@ impl<T> Named<T> {
         self.ids.get(name).and_then(|&id| self.items.get(id))
     }
 
+    /// An estimate of the bytes of memory held by the names and the item slots (not
+    /// what the items hold themselves).
+    pub fn heap_bytes(&self) -> usize {
+        let names: usize = self.ids.keys().map(String::capacity).sum();
+        self.ids.capacity() * (size_of::<(String, usize)>() + 1)
+            + names
+            + self.items.capacity() * size_of::<T>()
+    }
+
     /// Every item, in order of creation.
     pub fn items(&self) -> &[T] {
         &self.items

@@ -1,40 +1,134 @@
 //! The registry of users: each [`UserKey`] gets a dense `u32` index on first sight,
 //! and per index the few numbers every evaluation needs.
 //!
-//! Per user: one hash-map entry (key → index), the time of its earliest fact (8 bytes,
-//! `i64::MAX` once deleted: a tombstone that no instant passes), its random bucket
-//! (2 bytes) and its number of events and purchases (4 bytes). A deleted user's index
-//! is never reused; a later fact for the same key gets a fresh index.
+//! Keys are stored once, encoded in one byte arena (a kind byte, then the text; an
+//! alias adds the 4-byte length of its name) and found through [`HashIds`]. Per user:
+//! the key's bytes, an 8-byte arena offset, a hash slot (13 bytes, at most half empty),
+//! the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a tombstone that
+//! no instant passes), its random bucket (2 bytes) and its number of events and
+//! purchases (4 bytes): about 50 bytes plus the key. A deleted user's index and key
+//! bytes are never reused; a later fact for the same key gets a fresh index.
 
 use crate::bitset::Bitset;
+use crate::hashids::HashIds;
 use headcount_model::UserKey;
-use std::collections::HashMap;
+use std::hash::Hasher;
 
 /// The earliest-fact time of a deleted user: later than every instant.
 const DELETED: i64 = i64::MAX;
 
+const EXTERNAL: u8 = 0;
+const ALIAS: u8 = 1;
+const BRAZE: u8 = 2;
+
+/// A key as its kind and one or two texts (an alias: name, then label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Parts<'a> {
+    kind: u8,
+    text: &'a [u8],
+    label: &'a [u8],
+}
+
+impl<'a> Parts<'a> {
+    fn of(key: &'a UserKey) -> Parts<'a> {
+        match key {
+            UserKey::External(id) => Parts {
+                kind: EXTERNAL,
+                text: id.as_bytes(),
+                label: &[],
+            },
+            UserKey::Braze(id) => Parts {
+                kind: BRAZE,
+                text: id.as_bytes(),
+                label: &[],
+            },
+            UserKey::Alias { name, label } => Parts {
+                kind: ALIAS,
+                text: name.as_bytes(),
+                label: label.as_bytes(),
+            },
+        }
+    }
+
+    /// Reads back what [`Parts::encode`] wrote; `None` only for a corrupt record.
+    fn decode(record: &'a [u8]) -> Option<Parts<'a>> {
+        let (&kind, rest) = record.split_first()?;
+        if kind != ALIAS {
+            return Some(Parts {
+                kind,
+                text: rest,
+                label: &[],
+            });
+        }
+        let (len, rest) = rest.split_first_chunk::<4>()?;
+        let (text, label) = rest.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+        Some(Parts { kind, text, label })
+    }
+
+    fn encode(&self, arena: &mut Vec<u8>) {
+        arena.push(self.kind);
+        if self.kind == ALIAS {
+            let len = u32::try_from(self.text.len()).expect("an alias name under 4 GiB");
+            arena.extend_from_slice(&len.to_le_bytes());
+        }
+        arena.extend_from_slice(self.text);
+        arena.extend_from_slice(self.label);
+    }
+
+    fn hash(&self, mut h: impl Hasher) -> u64 {
+        h.write_u8(self.kind);
+        h.write(self.text);
+        // 0xff never occurs in UTF-8: it separates name and label unambiguously.
+        h.write_u8(0xff);
+        h.write(self.label);
+        h.finish()
+    }
+
+    fn to_key(self) -> UserKey {
+        let text = String::from_utf8_lossy(self.text).into_owned();
+        match self.kind {
+            ALIAS => UserKey::Alias {
+                name: text,
+                label: String::from_utf8_lossy(self.label).into_owned(),
+            },
+            BRAZE => UserKey::Braze(text),
+            _ => UserKey::External(text),
+        }
+    }
+}
+
 /// Every user ever seen, live or deleted, by dense index.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    by_key: HashMap<UserKey, u32>,
+    ids: HashIds,
+    /// Every key, encoded, one after the other.
+    arena: Vec<u8>,
+    /// Where each key's record ends in `arena` (it starts where the previous ends).
+    ends: Vec<u64>,
     first: Vec<i64>,
     buckets: Vec<u16>,
     facts: Vec<u32>,
+    live: usize,
 }
 
 impl Users {
     /// The index of `key`, creating a live user on first sight, and lowers its
     /// earliest-fact time to `time`.
     pub fn touch(&mut self, key: &UserKey, time: i64) -> u32 {
-        let index = match self.by_key.get(key) {
-            Some(&index) => index,
+        let parts = Parts::of(key);
+        let hash = parts.hash(self.ids.hasher());
+        let index = match self.find(hash, parts) {
+            Some(index) => index,
             None => {
                 let index =
                     u32::try_from(self.first.len()).expect("fewer than 2^32 users per workspace");
-                self.by_key.insert(key.clone(), index);
+                parts.encode(&mut self.arena);
+                self.ends.push(self.arena.len() as u64);
+                self.ids.insert(hash, index);
                 self.first.push(time);
                 self.buckets.push(key.random_bucket());
                 self.facts.push(0);
+                self.live += 1;
                 index
             }
         };
@@ -53,19 +147,33 @@ impl Users {
     /// Forgets `key`; returns the number of events and purchases it held, or `None`
     /// if it was not a live user.
     pub fn delete(&mut self, key: &UserKey) -> Option<u32> {
-        let index = self.by_key.remove(key)? as usize;
-        self.first[index] = DELETED;
-        Some(std::mem::take(&mut self.facts[index]))
+        let parts = Parts::of(key);
+        let hash = parts.hash(self.ids.hasher());
+        let index = self.find(hash, parts)?;
+        self.ids.remove(hash, index);
+        self.first[index as usize] = DELETED;
+        self.live -= 1;
+        Some(std::mem::take(&mut self.facts[index as usize]))
     }
 
     /// The number of live users.
     pub fn live(&self) -> usize {
-        self.by_key.len()
+        self.live
     }
 
     /// The number of indices ever given, live or deleted: the length of every bitset.
     pub fn indices(&self) -> usize {
         self.first.len()
+    }
+
+    /// An estimate of the bytes of memory held.
+    pub fn heap_bytes(&self) -> usize {
+        self.ids.heap_bytes()
+            + self.arena.capacity()
+            + self.ends.capacity() * size_of::<u64>()
+            + self.first.capacity() * size_of::<i64>()
+            + self.buckets.capacity() * size_of::<u16>()
+            + self.facts.capacity() * size_of::<u32>()
     }
 
     /// Whether `index` is a live user.
@@ -77,23 +185,81 @@ impl Users {
 
     /// The live users whose earliest fact is before `at_micros`.
     pub fn existing_before(&self, at_micros: i64) -> Bitset {
-        Bitset::from_fn(self.first.len(), |i| self.first[i] < at_micros)
+        Bitset::from_items(&self.first, |&first| first < at_micros)
     }
 
     /// The users whose random bucket compares to `value` as `holds` says.
     pub fn with_bucket(&self, holds: impl Fn(i64) -> bool) -> Bitset {
-        Bitset::from_fn(self.buckets.len(), |i| holds(i64::from(self.buckets[i])))
+        Bitset::from_items(&self.buckets, |&bucket| holds(i64::from(bucket)))
     }
 
     /// The keys of the live members of `set`, sorted.
     pub fn keys_of(&self, set: &Bitset) -> Vec<UserKey> {
-        let mut keys: Vec<UserKey> = self
-            .by_key
+        let mut keys: Vec<UserKey> = set
             .iter()
-            .filter(|&(_, &index)| set.contains(index as usize))
-            .map(|(key, _)| key.clone())
+            .filter(|&index| self.is_live(index as u32))
+            .filter_map(|index| self.parts(index as u32))
+            .map(Parts::to_key)
             .collect();
         keys.sort();
         keys
+    }
+
+    fn find(&self, hash: u64, parts: Parts<'_>) -> Option<u32> {
+        self.ids
+            .find(hash, |index| self.parts(index) == Some(parts))
+    }
+
+    fn parts(&self, index: u32) -> Option<Parts<'_>> {
+        let index = index as usize;
+        let start = match index {
+            0 => 0,
+            _ => *self.ends.get(index - 1)?,
+        };
+        let end = *self.ends.get(index)?;
+        let record = self
+            .arena
+            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
+        Parts::decode(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_of_every_kind_round_trip_and_stay_distinct() {
+        let keys = [
+            UserKey::External("a".into()),
+            UserKey::Braze("a".into()),
+            UserKey::Alias {
+                name: "a".into(),
+                label: "".into(),
+            },
+            UserKey::Alias {
+                name: "".into(),
+                label: "a".into(),
+            },
+            UserKey::External("".into()),
+            UserKey::External("été".into()),
+        ];
+        let mut users = Users::default();
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(users.touch(key, 10), i as u32);
+        }
+        for (i, key) in keys.iter().enumerate() {
+            assert_eq!(users.touch(key, 20), i as u32);
+        }
+        assert_eq!(users.live(), keys.len());
+        let mut all = keys.to_vec();
+        all.sort();
+        let everyone = Bitset::full(users.indices());
+        assert_eq!(users.keys_of(&everyone), all);
+        assert_eq!(users.delete(&keys[0]), Some(0));
+        assert_eq!(users.delete(&keys[0]), None);
+        assert_eq!(users.touch(&keys[0], 30), keys.len() as u32);
+        assert_eq!(users.keys_of(&everyone).len(), keys.len() - 1);
+        assert_eq!(users.existing_before(25).count(), keys.len() as u64 - 1);
     }
 }

@@ -658,14 +658,14 @@ impl Lcg {
     }
 }
 
-/// Facts at distinct instants (every 37 minutes from 2024-01-01), so that their
+/// Facts at distinct instants (every 7 minutes from 2024-01-01), so that their
 /// order of application cannot matter.
 fn generated_facts(count: usize) -> Vec<(UserKey, Fact)> {
     let mut rng = Lcg(7);
     let base = ts("2024-01-01T00:00:00Z");
     (0..count)
         .map(|k| {
-            let time = base + SignedDuration::from_secs(k as i64 * 37 * 60 + 1);
+            let time = base + SignedDuration::from_secs(k as i64 * 7 * 60 + 1);
             let who = user(&format!("u{}", rng.next(60)));
             let kind = match rng.next(6) {
                 0 | 1 => FactKind::Event {
@@ -727,7 +727,8 @@ fn every_fifth_day() -> Vec<Day> {
 
 #[test]
 fn facts_applied_out_of_order_give_the_same_answers() {
-    let facts = generated_facts(6000);
+    // Enough facts for columns of several sorted runs plus an unsorted tail.
+    let facts = generated_facts(20_000);
     let mut in_order = Index::new();
     for (who, fact) in &facts {
         in_order.apply(who, fact);

@@ -33,13 +33,17 @@ use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value}
 use jiff::SignedDuration;
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value as Json, json};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Instant;
 
 const DEFAULT_CASES: u64 = 24;
 const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
-const SEGMENTS_PER_CASE: usize = 8;
+/// Segments per case: the first `LEAF_SEGMENTS` are single tests (no masking by other
+/// nodes), the rest nested filters.
+const SEGMENTS_PER_CASE: usize = 14;
+const LEAF_SEGMENTS: usize = 6;
 const MAX_REPORTED: usize = 3;
 
 #[test]
@@ -600,8 +604,13 @@ impl Gen {
         }
     }
 
-    fn order_operand(&mut self) -> Json {
-        if self.rng.chance(50) {
+    fn order_operand(&mut self, kind: Kind) -> Json {
+        let number = match kind {
+            Kind::Number => 85,
+            Kind::DateTime => 15,
+            _ => 50,
+        };
+        if self.rng.chance(number) {
             json!(*self.rng.pick(&NUMBERS))
         } else {
             let pool = std::mem::take(&mut self.datetimes);
@@ -623,20 +632,35 @@ impl Gen {
         }
     }
 
-    fn attribute_leaf(&mut self) -> Json {
+    /// An attribute test; `forced` picks the operator (then usually an attribute
+    /// whose usual kind suits it).
+    fn attribute_leaf(&mut self, forced: Option<&'static str>) -> Json {
+        let suited: Vec<(&str, Kind)> = ATTRIBUTES
+            .iter()
+            .copied()
+            .filter(|(_, kind)| forced.is_none_or(|op| natural_ops(*kind).contains(&op)))
+            .collect();
         let (name, kind) = if self.rng.chance(8) {
             ("ghost", Kind::Any)
+        } else if forced.is_some() && self.rng.chance(75) {
+            *self.rng.pick(&suited)
         } else {
             *self.rng.pick(&ATTRIBUTES)
         };
-        let op = *self.rng.pick(&ATTR_OPS);
+        // Else half the time an operator that suits the attribute's usual kind, so that
+        // every operator meets values it can hold for.
+        let op = match forced {
+            Some(op) => op,
+            None if self.rng.chance(50) => *self.rng.pick(natural_ops(kind)),
+            None => *self.rng.pick(&ATTR_OPS),
+        };
         let mut node = Map::new();
         node.insert("attribute".into(), json!(name));
         node.insert("op".into(), json!(op));
         let value = match op {
             "exists" | "not_exists" => None,
             "eq" | "ne" => Some(self.operand(kind)),
-            "gt" | "gte" | "lt" | "lte" => Some(self.order_operand()),
+            "gt" | "gte" | "lt" | "lte" => Some(self.order_operand(kind)),
             "in" | "not_in" => {
                 let n = self.rng.below(5);
                 Some(Json::Array((0..n).map(|_| self.operand(kind)).collect()))
@@ -677,8 +701,9 @@ impl Gen {
         json!({"random_bucket": {"op": self.rng.pick(&CMPS), "value": value}})
     }
 
+    /// A random filter; `depth` 0 is the root, and a `depth` of 3 or more gives a leaf.
     fn filter(&mut self, depth: u32, earlier: &[SegmentId]) -> Json {
-        if depth < 3 && self.rng.chance(if depth == 0 { 75 } else { 30 }) {
+        if depth < 3 && self.rng.chance(if depth == 0 { 85 } else { 30 }) {
             let key = *self.rng.pick(&["all", "any", "not"]);
             if key == "not" {
                 return json!({"not": self.filter(depth + 1, earlier)});
@@ -694,16 +719,62 @@ impl Gen {
             node.insert(key.to_string(), Json::Array(children));
             return Json::Object(node);
         }
-        match self.rng.below(100) {
-            0..=46 => self.attribute_leaf(),
-            47..=64 => self.count_leaf("event", &EVENT_FILTER_NAMES),
-            65..=79 => self.count_leaf("purchase", &PRODUCT_FILTER_NAMES),
-            80..=87 => self.bucket_leaf(),
+        let leaf = match self.rng.below(100) {
+            0..=46 => 0,
+            47..=64 => ATTR_OPS.len(),
+            65..=79 => ATTR_OPS.len() + 1,
+            80..=87 => ATTR_OPS.len() + 2,
+            _ => ATTR_OPS.len() + 3,
+        };
+        self.leaf(leaf, leaf == 0, earlier)
+    }
+
+    /// Leaf number `which` of [`LEAF_KINDS`]: an attribute test with operator
+    /// `ATTR_OPS[which]` (any operator if `any_op`), an event count, a purchase count,
+    /// a random bucket test or an `in_segment` reference.
+    fn leaf(&mut self, which: usize, any_op: bool, earlier: &[SegmentId]) -> Json {
+        match which.checked_sub(ATTR_OPS.len()) {
+            None if any_op => self.attribute_leaf(None),
+            None => self.attribute_leaf(Some(ATTR_OPS[which])),
+            Some(0) => self.count_leaf("event", &EVENT_FILTER_NAMES),
+            Some(1) => self.count_leaf("purchase", &PRODUCT_FILTER_NAMES),
+            Some(2) => self.bucket_leaf(),
             _ if !earlier.is_empty() => {
                 json!({"in_segment": self.rng.pick(earlier).to_string()})
             }
-            _ => self.attribute_leaf(),
+            _ => self.attribute_leaf(None),
         }
+    }
+}
+
+/// Attribute operators, event, purchase, random bucket, segment reference.
+const LEAF_KINDS: usize = ATTR_OPS.len() + 4;
+
+/// The operators that suit values of `kind`.
+fn natural_ops(kind: Kind) -> &'static [&'static str] {
+    match kind {
+        Kind::String => &[
+            "eq",
+            "ne",
+            "in",
+            "not_in",
+            "contains",
+            "starts_with",
+            "matches",
+        ],
+        Kind::Number => &["eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in"],
+        Kind::Bool => &["eq", "ne", "exists", "not_exists", "in"],
+        Kind::DateTime => &[
+            "within_last_days",
+            "more_than_days_ago",
+            "gt",
+            "gte",
+            "lt",
+            "lte",
+            "eq",
+        ],
+        Kind::Array => &["contains", "eq", "ne", "in", "not_in"],
+        Kind::Any => &ATTR_OPS,
     }
 }
 
@@ -775,7 +846,13 @@ fn generate(seed: u64) -> Case {
     let mut segments: Vec<(SegmentId, Filter)> = Vec::new();
     for i in 0..SEGMENTS_PER_CASE {
         let earlier: Vec<SegmentId> = segments.iter().map(|(id, _)| *id).collect();
-        let json = g.filter(0, &earlier);
+        let json = if i < LEAF_SEGMENTS {
+            // Leaf kinds in turn across seeds, so that every operator is covered often.
+            let which = (seed as usize * LEAF_SEGMENTS + i) % LEAF_KINDS;
+            g.leaf(which, false, &earlier)
+        } else {
+            g.filter(0, &earlier)
+        };
         let filter = match Filter::parse(&json, "filter") {
             Ok(f) => f,
             Err(e) => panic!("seed {seed}: generated an invalid filter {json}: {e}"),
@@ -832,14 +909,16 @@ fn generate(seed: u64) -> Case {
 
 #[derive(Default)]
 struct Oracle {
+    /// Each known user's facts, in the order applied.
     users: BTreeMap<UserKey, Vec<Fact>>,
+    buckets: HashMap<UserKey, u16>,
 }
 
 /// A user's state as of an instant: the facts strictly before it, and the latest value
 /// of each attribute among them (`None`: unset).
 struct State<'a> {
     facts: Vec<&'a Fact>,
-    attributes: HashMap<&'a str, (Timestamp, Option<&'a Value>)>,
+    attributes: BTreeMap<&'a str, (Timestamp, Option<&'a Value>)>,
 }
 
 struct Ctx<'a> {
@@ -848,6 +927,8 @@ struct Ctx<'a> {
     reference: Day,
     tz: &'a TimeZone,
     segments: &'a Segments,
+    /// `start(R - n + 1)` by `n`, computed once per instant.
+    window_starts: RefCell<BTreeMap<u32, Timestamp>>,
 }
 
 impl Oracle {
@@ -858,11 +939,17 @@ impl Oracle {
         let mut deleted = Vec::new();
         for op in ops {
             match op {
-                Op::Apply(user, fact) => oracle
-                    .users
-                    .entry(user.clone())
-                    .or_default()
-                    .push(fact.clone()),
+                Op::Apply(user, fact) => {
+                    oracle
+                        .users
+                        .entry(user.clone())
+                        .or_default()
+                        .push(fact.clone());
+                    oracle
+                        .buckets
+                        .entry(user.clone())
+                        .or_insert_with(|| user.random_bucket());
+                }
                 Op::Delete(user) => deleted.push(oracle.users.remove(user).is_some()),
             }
         }
@@ -882,13 +969,14 @@ impl Oracle {
             reference: Day::just_before(at, tz),
             tz,
             segments,
+            window_starts: RefCell::default(),
         };
         let mut out = vec![Vec::new(); filters.len()];
         for (user, facts) in &self.users {
             let Some(state) = state_as_of(facts, at) else {
                 continue;
             };
-            let bucket = user.random_bucket();
+            let bucket = self.buckets[user];
             for (i, filter) in filters.iter().enumerate() {
                 if holds(filter, &state, bucket, &cx) {
                     out[i].push(user);
@@ -904,7 +992,7 @@ fn state_as_of(facts: &[Fact], at: Timestamp) -> Option<State<'_>> {
     if before.is_empty() {
         return None; // does not exist yet: in no segment
     }
-    let mut attributes: HashMap<&str, (Timestamp, Option<&Value>)> = HashMap::new();
+    let mut attributes: BTreeMap<&str, (Timestamp, Option<&Value>)> = BTreeMap::new();
     for fact in &before {
         if let FactKind::Attributes(list) = &fact.kind {
             for (name, value) in list {
@@ -925,7 +1013,10 @@ fn state_as_of(facts: &[Fact], at: Timestamp) -> Option<State<'_>> {
 
 /// `start(R - days + 1)`.
 fn window_start(days: u32, cx: &Ctx) -> Timestamp {
-    cx.reference.add_days(1 - days as i64).start(cx.tz)
+    *cx.window_starts
+        .borrow_mut()
+        .entry(days)
+        .or_insert_with(|| cx.reference.add_days(1 - days as i64).start(cx.tz))
 }
 
 fn holds(filter: &Filter, state: &State, bucket: u16, cx: &Ctx) -> bool {

@@ -96,10 +96,20 @@ impl IntoResponse for ApiError {
         }
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
-        if let ApiError::RateLimited { retry_after } = self {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        match self {
+            ApiError::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            }
+            // The rest of the body is never read: the connection cannot carry another
+            // request, and the client must know not to reuse it.
+            ApiError::PayloadTooLarge => {
+                response
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
         }
         response
     }

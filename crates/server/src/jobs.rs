@@ -25,9 +25,18 @@ pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
 pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<()> {
     let store = state.store.clone();
     let ids = segments.clone();
-    tokio::task::spawn_blocking(move || ids.iter().try_for_each(|id| store.clear_sizes(*id)))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let shared = state.clone();
+    tokio::task::spawn_blocking(move || {
+        ids.iter().try_for_each(|id| {
+            // Under the segment's size lock: a computation that read the old filter
+            // has stored its sizes before this, or reads the new filter after it.
+            let lock = shared.size_lock(*id);
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            store.clear_sizes(*id)
+        })
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     backfill(state, segments);
     Ok(())
 }
@@ -35,6 +44,9 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<
 /// Stores the sizes of the last `days` completed days of one segment that are not
 /// stored yet; returns how many it computed.
 pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, StoreError> {
+    // Held from reading the plan to storing the sizes (see `Shared::size_lock`).
+    let lock = state.size_lock(id);
+    let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
     let (entry, tz, plan) = {
         let catalog = read(&state.catalog);
         let Some(entry) = catalog.segment_in_any(id).cloned() else {

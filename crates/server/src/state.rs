@@ -3,10 +3,10 @@
 use crate::catalog::Catalog;
 use crate::ratelimit::RateLimiter;
 use headcount_engine::Index;
-use headcount_model::{Timestamp, WorkspaceId};
+use headcount_model::{SegmentId, Timestamp, WorkspaceId};
 use headcount_store::{Store, StoreError};
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 /// Server settings.
@@ -45,6 +45,15 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Settings.
     pub config: Config,
+    /// Held by every change to segments (create, update, archive) from the check of its
+    /// `in_segment` references until the catalog holds the change, so that two
+    /// concurrent updates cannot each pass the cycle check and together make a cycle.
+    pub segment_writes: tokio::sync::Mutex<()>,
+    /// One lock per segment, held while its daily sizes are computed and stored (from
+    /// reading its plan in the catalog to writing the sizes) and while its history is
+    /// cleared, so that sizes computed with a filter that has just been replaced can
+    /// never land after the clearing of the history.
+    size_locks: Mutex<HashMap<SegmentId, Arc<Mutex<()>>>>,
 }
 
 /// What handlers receive.
@@ -87,6 +96,8 @@ impl Shared {
             indexes: RwLock::new(indexes),
             limiter: RateLimiter::default(),
             config,
+            segment_writes: tokio::sync::Mutex::new(()),
+            size_locks: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -96,6 +107,17 @@ impl Shared {
             return index.clone();
         }
         write(&self.indexes).entry(ws).or_default().clone()
+    }
+
+    /// The lock of a segment's stored sizes (see [`Shared`]); blocking, so taken off
+    /// the async runtime.
+    pub fn size_lock(&self, segment: SegmentId) -> Arc<Mutex<()>> {
+        self.size_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(segment)
+            .or_default()
+            .clone()
     }
 }
 

@@ -143,24 +143,37 @@ async fn data_series(
             Err(e) => return Err(ApiError::bad(format!("ending_at \"{text}\" {e}"))),
         },
     };
-    let entry = find(&state, &caller, id)?;
-    let plan = read(&state.catalog)
-        .plan(&entry.filter)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    find(&state, &caller, id)?;
     let days = series_days(ending_at, length, &caller.tz);
     let index = state.index(caller.workspace);
-    let store = state.store.clone();
+    let shared = state.clone();
     let points = tokio::task::spawn_blocking(move || {
+        // The plan is read under the segment's size lock, so that sizes computed with a
+        // filter that an update has just replaced are stored before the update clears
+        // the history, never after (see `Shared::size_lock`).
+        let lock = shared.size_lock(id);
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        let plan = {
+            let catalog = read(&shared.catalog);
+            let entry = catalog
+                .segment_in(caller.workspace, id)
+                .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
+            catalog
+                .plan(&entry.filter)
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+        };
         let index = read(&index);
-        Sizer {
-            store: store.as_ref(),
-            index: &index,
-            plan: &plan,
-            segment: id,
-            tz: &caller.tz,
-            now,
-        }
-        .series(&days)
+        Ok::<_, ApiError>(
+            Sizer {
+                store: shared.store.as_ref(),
+                index: &index,
+                plan: &plan,
+                segment: id,
+                tz: &caller.tz,
+                now,
+            }
+            .series(&days)?,
+        )
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -307,6 +320,8 @@ async fn create(
         .filter
         .ok_or_else(|| ApiError::bad("filter is required: a filter node (see docs/api.md)"))?;
     let id = SegmentId::new_random();
+    // Held until the catalog holds the new segment (see `Shared::segment_writes`).
+    let _writing = state.segment_writes.lock().await;
     check_refs(&state, &caller, &filter, id)?;
     let at = now();
     let segment = Segment {
@@ -337,6 +352,9 @@ async fn update(
 ) -> ApiResult<Json<Value>> {
     let id = segment_id(body.get("segment_id").and_then(Value::as_str))?;
     let fields = read_fields(&body, &["segment_id"])?;
+    // Held until the catalog holds the change (see `Shared::segment_writes`): the
+    // reference and cycle checks see every change saved before this one.
+    let writing = state.segment_writes.lock().await;
     let mut entry = find(&state, &caller, id)?;
     if entry.segment.archived_at.is_some() {
         return Err(ApiError::bad(
@@ -360,6 +378,7 @@ async fn update(
     s.analytics_tracking_enabled = fields.analytics.unwrap_or(s.analytics_tracking_enabled);
     s.updated_at = now();
     save(&state, entry, false).await?;
+    drop(writing);
     if filter_changed {
         let mut changed = vec![id];
         changed.extend(read(&state.catalog).dependants(id));
@@ -379,6 +398,9 @@ async fn archive(
         )));
     }
     let id = segment_id(body.get("segment_id").and_then(Value::as_str))?;
+    // A segment being referenced by a concurrent create or update is archived before
+    // or after that change, never in the middle of its checks.
+    let _writing = state.segment_writes.lock().await;
     let mut entry = find(&state, &caller, id)?;
     if entry.segment.archived_at.is_none() {
         let at = now();
