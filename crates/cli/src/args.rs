@@ -38,6 +38,8 @@ pub enum Command {
     Snapshot(SnapshotArgs),
     /// Create a data directory with a realistic synthetic dataset, and serve it.
     Demo(DemoArgs),
+    /// Write a seeded synthetic dataset as NDJSON on stdout (for `import` and benchmarks).
+    Gen(GenArgs),
 }
 
 /// `headcount workspaces …`
@@ -155,4 +157,24 @@ pub struct DemoArgs {
     /// Build the data directory and exit without serving.
     #[arg(long)]
     pub no_serve: bool,
+}
+
+/// `headcount gen`
+#[derive(Debug, Args)]
+pub struct GenArgs {
+    /// Users to generate.
+    #[arg(long, default_value_t = 100_000)]
+    pub users: u64,
+    /// Seed of the generator: the same seed gives the same data.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Days of activity before --end.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    /// Average events and purchases per user.
+    #[arg(long, default_value_t = 30.0)]
+    pub events_per_user: f64,
+    /// The instant the data ends at (RFC 3339); default: now.
+    #[arg(long)]
+    pub end: Option<String>,
 }

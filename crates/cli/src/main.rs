@@ -21,6 +21,7 @@ fn main() -> ExitCode {
         Command::Import(cmd) => commands::import::run(&cli.data_dir, cmd),
         Command::Snapshot(cmd) => commands::snapshot::run(&cli.data_dir, cmd),
         Command::Demo(cmd) => commands::demo::run(&cli.data_dir, cmd),
+        Command::Gen(cmd) => commands::generate::run(cmd),
     };
     match result {
         Ok(code) => code,

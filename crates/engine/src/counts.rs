@@ -1,6 +1,9 @@
 //! Count leaves: the number of events (or purchases) a user has in a window, compared
 //! with `K`.
 //!
+//! Events are counted in their name's column; purchases in the one column of all
+//! purchases, keeping those of the product asked for (or all, for `"*"`).
+//!
 //! Most tests only ask whether a user has any entry in the window (`gte 1`, `eq 0`,
 //! …): those only mark the users seen, with no counting. The others count per user
 //! in a scratch array and reset just the entries they touched.
@@ -29,13 +32,56 @@ fn positive(cmp: Cmp, k: i64) -> Positive {
     }
 }
 
-/// The users whose number of entries with `lo <= time < hi`, summed over `columns`,
-/// passes `test`. `counts` is scratch space, all zeros on entry and on return.
+/// The entries of one count leaf in a window `lo <= time < hi`.
+pub enum Window<'a> {
+    /// Nothing to count (an event or product never seen).
+    Empty,
+    /// The entries of an event column.
+    Events {
+        column: &'a Column<()>,
+        lo: i64,
+        hi: i64,
+    },
+    /// The purchases of one product (`Some` position), or of any (`None`).
+    Purchases {
+        column: &'a Column<u32>,
+        product: Option<u32>,
+        lo: i64,
+        hi: i64,
+    },
+}
+
+impl Window<'_> {
+    /// Calls `f(user)` once per entry.
+    fn for_each_user(&self, mut f: impl FnMut(u32)) {
+        match *self {
+            Window::Empty => {}
+            Window::Events { column, lo, hi } => column.for_each_in(lo, hi, |user, ()| f(user)),
+            Window::Purchases {
+                column,
+                product: None,
+                lo,
+                hi,
+            } => column.for_each_in(lo, hi, |user, _| f(user)),
+            Window::Purchases {
+                column,
+                product: Some(wanted),
+                lo,
+                hi,
+            } => column.for_each_in(lo, hi, |user, product| {
+                if product == wanted {
+                    f(user);
+                }
+            }),
+        }
+    }
+}
+
+/// The users whose number of entries in `window` passes `test`. `counts` is scratch
+/// space, all zeros on entry and on return.
 pub fn count_leaf(
-    columns: &[&Column<()>],
+    window: &Window<'_>,
     test: &CountTest,
-    lo: i64,
-    hi: i64,
     users: usize,
     counts: &mut Vec<u32>,
 ) -> Bitset {
@@ -47,9 +93,7 @@ pub fn count_leaf(
     }
     let mut members = match kind {
         Positive::All | Positive::None => {
-            for column in columns {
-                column.for_each_in(lo, hi, |user, ()| seen.insert(user as usize));
-            }
+            window.for_each_user(|user| seen.insert(user as usize));
             match kind {
                 Positive::All => seen.clone(),
                 _ => Bitset::empty(users),
@@ -57,14 +101,12 @@ pub fn count_leaf(
         }
         Positive::Some => {
             counts.resize(users, 0);
-            for column in columns {
-                column.for_each_in(lo, hi, |user, ()| {
-                    if let Some(n) = counts.get_mut(user as usize) {
-                        *n = n.saturating_add(1);
-                        seen.insert(user as usize);
-                    }
-                });
-            }
+            window.for_each_user(|user| {
+                if let Some(n) = counts.get_mut(user as usize) {
+                    *n = n.saturating_add(1);
+                    seen.insert(user as usize);
+                }
+            });
             let mut members = Bitset::empty(users);
             for user in seen.iter() {
                 if test.cmp.holds(i64::from(counts[user]), test.value) {
@@ -103,10 +145,12 @@ mod tests {
                     value: k,
                     within_days: None,
                 };
-                let got: Vec<usize> =
-                    count_leaf(&[&column], &test, i64::MIN, i64::MAX, 6, &mut counts)
-                        .iter()
-                        .collect();
+                let window = Window::Events {
+                    column: &column,
+                    lo: i64::MIN,
+                    hi: i64::MAX,
+                };
+                let got: Vec<usize> = count_leaf(&window, &test, 6, &mut counts).iter().collect();
                 let want: Vec<usize> = (0..6).filter(|&u| cmp.holds(u as i64, k)).collect();
                 assert_eq!(got, want, "{cmp:?} {k}");
                 assert!(counts.iter().all(|&c| c == 0));

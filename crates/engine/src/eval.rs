@@ -8,8 +8,7 @@
 
 use crate::attributes::never_written_leaf;
 use crate::bitset::Bitset;
-use crate::column::Column;
-use crate::counts::count_leaf;
+use crate::counts::{Window, count_leaf};
 use crate::index::Index;
 use crate::plan::{Leaf, Node, Plan};
 use crate::time::{Moment, ceil_micros};
@@ -130,22 +129,34 @@ impl<'a> AsOf<'a> {
                 None => never_written_leaf(op, self.users()),
             },
             Leaf::Event { name, count } => {
-                let columns: Vec<&Column<()>> = index.events.get(name).into_iter().collect();
-                self.count(&columns, count)
+                let (lo, hi) = self.window(count);
+                let window = match index.events.get(name) {
+                    Some(column) => Window::Events { column, lo, hi },
+                    None => Window::Empty,
+                };
+                count_leaf(&window, count, self.users(), &mut self.counts)
             }
-            Leaf::Purchase {
-                product: Some(product),
-                count,
-            } => {
-                let columns: Vec<&Column<()>> = index.purchases.get(product).into_iter().collect();
-                self.count(&columns, count)
-            }
-            Leaf::Purchase {
-                product: None,
-                count,
-            } => {
-                let columns: Vec<&Column<()>> = index.purchases.items().iter().collect();
-                self.count(&columns, count)
+            Leaf::Purchase { product, count } => {
+                let (lo, hi) = self.window(count);
+                let column = &index.purchases;
+                let window = match product {
+                    None => Window::Purchases {
+                        column,
+                        product: None,
+                        lo,
+                        hi,
+                    },
+                    Some(name) => match index.products.id(name).map(u32::try_from) {
+                        Some(Ok(id)) => Window::Purchases {
+                            column,
+                            product: Some(id),
+                            lo,
+                            hi,
+                        },
+                        _ => Window::Empty,
+                    },
+                };
+                count_leaf(&window, count, self.users(), &mut self.counts)
             }
             Leaf::Bucket { cmp, value } => index.users.with_bucket(|b| cmp.holds(b, *value)),
         };
@@ -156,19 +167,12 @@ impl<'a> AsOf<'a> {
         set
     }
 
-    fn count(&mut self, columns: &[&Column<()>], test: &CountTest) -> Bitset {
+    /// The window of a count test: `[start(R − W + 1), T)`, or all time before `T`.
+    fn window(&self, test: &CountTest) -> (i64, i64) {
         let lo = match test.within_days {
             Some(days) => ceil_micros(self.moment.window_start(days)),
             None => i64::MIN,
         };
-        let users = self.users();
-        count_leaf(
-            columns,
-            test,
-            lo,
-            self.moment.at_micros,
-            users,
-            &mut self.counts,
-        )
+        (lo, self.moment.at_micros)
     }
 }

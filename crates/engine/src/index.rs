@@ -20,7 +20,9 @@ use std::fmt;
 pub struct Index {
     pub(crate) users: Users,
     pub(crate) events: Named<Column<()>>,
-    pub(crate) purchases: Named<Column<()>>,
+    /// Every purchase, its product's position in `products` as payload.
+    pub(crate) purchases: Column<u32>,
+    pub(crate) products: Named<()>,
     pub(crate) attributes: Named<AttrColumn>,
     live_events: usize,
 }
@@ -50,7 +52,9 @@ impl Index {
                 self.live_events += 1;
             }
             FactKind::Purchase { product, .. } => {
-                self.purchases.get_or_create(product).push(time, index, ());
+                let product = u32::try_from(self.products.id_or_create(product))
+                    .expect("fewer than 2^32 products");
+                self.purchases.push(time, index, product);
                 self.users.add_fact(index);
                 self.live_events += 1;
             }
@@ -79,9 +83,7 @@ impl Index {
         for column in self.events.items_mut() {
             column.compact(&keep);
         }
-        for column in self.purchases.items_mut() {
-            column.compact(&keep);
-        }
+        self.purchases.compact(&keep);
         for column in self.attributes.items_mut() {
             column.compact(&keep);
         }
@@ -102,7 +104,6 @@ impl Index {
     /// Takes time proportional to the number of users and distinct values.
     pub fn heap_bytes(&self) -> usize {
         let events: usize = self.events.items().iter().map(Column::heap_bytes).sum();
-        let purchases: usize = self.purchases.items().iter().map(Column::heap_bytes).sum();
         let attributes: usize = self
             .attributes
             .items()
@@ -113,7 +114,7 @@ impl Index {
             + self.events.heap_bytes()
             + events
             + self.purchases.heap_bytes()
-            + purchases
+            + self.products.heap_bytes()
             + self.attributes.heap_bytes()
             + attributes
     }

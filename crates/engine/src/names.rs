@@ -1,4 +1,5 @@
-//! A map from names (event names, products, attribute names) to the column of each.
+//! A map from names (event names, products, attribute names) to dense positions and
+//! the item (a column, or nothing for products) at each.
 
 use std::collections::HashMap;
 
@@ -21,7 +22,13 @@ impl<T> Default for Named<T> {
 impl<T: Default> Named<T> {
     /// The item named `name`, created empty on first use.
     pub fn get_or_create(&mut self, name: &str) -> &mut T {
-        let id = match self.ids.get(name) {
+        let id = self.id_or_create(name);
+        &mut self.items[id]
+    }
+
+    /// The position of the item named `name`, created empty on first use.
+    pub fn id_or_create(&mut self, name: &str) -> usize {
+        match self.ids.get(name) {
             Some(&id) => id,
             None => {
                 let id = self.items.len();
@@ -29,12 +36,16 @@ impl<T: Default> Named<T> {
                 self.ids.insert(name.to_owned(), id);
                 id
             }
-        };
-        &mut self.items[id]
+        }
     }
 }
 
 impl<T> Named<T> {
+    /// The position of the item named `name`, if any.
+    pub fn id(&self, name: &str) -> Option<usize> {
+        self.ids.get(name).copied()
+    }
+
     /// The item named `name`, if any.
     pub fn get(&self, name: &str) -> Option<&T> {
         self.ids.get(name).and_then(|&id| self.items.get(id))

@@ -18,7 +18,7 @@
 //! and the shrunken facts.
 //!
 //! Environment:
-//! - `HEADCOUNT_DIFF_CASES=N`: run seeds `1..=N` (default 24), split across the three
+//! - `HEADCOUNT_DIFF_CASES=N`: run seeds `1..=N` (default 30), split across the three
 //!   time-zone tests by `seed % 3`.
 //! - `HEADCOUNT_DIFF_SEED=S`: replay seed `S` only (in the test of its time zone).
 //!
@@ -38,7 +38,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Instant;
 
-const DEFAULT_CASES: u64 = 24;
+const DEFAULT_CASES: u64 = 30;
 const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
 /// Segments per case: the first `LEAF_SEGMENTS` are single tests (no masking by other
 /// nodes), the rest nested filters.
@@ -353,7 +353,9 @@ const ATTR_OPS: [&str; 15] = [
     "within_last_days",
     "more_than_days_ago",
 ];
-const CONTAINS: [&str; 8] = ["o", "gold", "red", "", "F", "blue", "R", "gree"];
+const CONTAINS: [&str; 11] = [
+    "o", "ol", "R", "-", "ilv", "red", "green", "gold", "blue", "", "gree",
+];
 const PREFIXES: [&str; 7] = ["g", "G", "", "FR", "20", "si", "red"];
 const REGEXES: [&str; 10] = [
     "^g",

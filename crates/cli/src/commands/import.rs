@@ -40,35 +40,48 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
     let mut tally = Tally::default();
     let mut batch: Vec<(UserKey, Fact)> = Vec::with_capacity(BATCH);
     let mut stopped = false;
+    // Every file is opened before anything is imported: a missing one is an error
+    // that leaves the store untouched, rather than one met after earlier files were
+    // partly committed.
+    let mut inputs: Vec<(String, Box<dyn Read>, u64)> = Vec::with_capacity(args.files.len());
     for path in &args.files {
-        let (reader, size): (Box<dyn Read>, u64) = if path.as_os_str() == "-" {
-            (Box::new(std::io::stdin().lock()), 0)
+        if path.as_os_str() == "-" {
+            // Not locked here: a second `-` would deadlock on the lock of the first.
+            inputs.push(("-".into(), Box::new(std::io::stdin()), 0));
         } else {
             let file = std::fs::File::open(path)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
             let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            (Box::new(file), size)
-        };
+            inputs.push((path.display().to_string(), Box::new(file), size));
+        }
+    }
+    for (name, reader, size) in inputs {
         let bar = progress::bytes(size);
-        let name = path.display().to_string();
         let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let mut line = String::new();
+        let mut bytes = Vec::new();
         let mut number = 0u64;
         loop {
-            line.clear();
+            bytes.clear();
             let read = reader
-                .read_line(&mut line)
+                .read_until(b'\n', &mut bytes)
                 .map_err(|e| format!("{name}: reading line {}: {e}", number + 1))?;
             if read == 0 {
                 break;
             }
             number += 1;
             bar.inc(read as u64);
-            if line.trim().is_empty() {
+            // A line that is not UTF-8 is a bad line like any other, not the end of
+            // the import.
+            let line = std::str::from_utf8(&bytes);
+            if line.is_ok_and(|l| l.trim().is_empty()) {
                 continue;
             }
             tally.lines += 1;
-            match read_line(&line, &options) {
+            let read = match line {
+                Ok(line) => read_line(line, &options),
+                Err(e) => Err(format!("the line is not valid UTF-8: {e}")),
+            };
+            match read {
                 Ok(facts) => {
                     for (_, fact) in &facts {
                         match fact.kind {
@@ -93,7 +106,13 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
                 batch.clear();
             }
             if number % 4096 == 0 {
-                bar.set_message(format!("{} lines", tally.lines));
+                let seconds = started.elapsed().as_secs_f64();
+                let rate = if seconds > 0.0 {
+                    tally.lines as f64 / seconds
+                } else {
+                    0.0
+                };
+                bar.set_message(format!("{} rows ({rate:.0} rows/s)", tally.lines));
             }
         }
         bar.finish_and_clear();

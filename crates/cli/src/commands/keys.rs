@@ -17,7 +17,7 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
             permissions,
             allow_ips,
         } => {
-            let permissions: Vec<Permission> = if permissions.is_empty() {
+            let mut permissions: Vec<Permission> = if permissions.is_empty() {
                 Permission::ALL.to_vec()
             } else {
                 permissions
@@ -25,10 +25,18 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
                     .map(|p| p.parse())
                     .collect::<Result<_, _>>()?
             };
-            let allow_ips: Vec<IpNet> = allow_ips
-                .iter()
-                .map(|n| n.parse())
-                .collect::<Result<_, _>>()?;
+            // A repeated permission is stored once (and cannot make a partial key
+            // look like one with every permission in `keys list`).
+            permissions.sort();
+            permissions.dedup();
+            let mut unique_ips: Vec<IpNet> = Vec::with_capacity(allow_ips.len());
+            for text in &allow_ips {
+                let net: IpNet = text.parse()?;
+                if !unique_ips.contains(&net) {
+                    unique_ips.push(net);
+                }
+            }
+            let allow_ips = unique_ips;
             let store = open(dir)?;
             let ws = workspace(&store, &ws)?;
             let secret = create(&store, ws.id, &name, permissions, allow_ips)?;
@@ -53,7 +61,7 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
                         k.id,
                         ws.unwrap_or_default(),
                         k.name,
-                        if perms.len() == Permission::ALL.len() {
+                        if Permission::ALL.iter().all(|p| k.permissions.contains(p)) {
                             "all".into()
                         } else {
                             perms.join(",")

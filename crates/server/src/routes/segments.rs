@@ -140,7 +140,14 @@ async fn data_series(
         None | Some("") => now,
         Some(text) => match datetime::parse_checked(text) {
             Ok(written) => written.resolve(&caller.tz).min(now),
-            Err(e) => return Err(ApiError::bad(format!("ending_at \"{text}\" {e}"))),
+            Err(e) => {
+                // Every refusal names the accepted forms (the form errors already do).
+                let forms = match e {
+                    datetime::DateTimeError::Empty | datetime::DateTimeError::Form => String::new(),
+                    _ => format!("; expected {}", datetime::ACCEPTED_FORMS),
+                };
+                return Err(ApiError::bad(format!("ending_at \"{text}\" {e}{forms}")));
+            }
         },
     };
     find(&state, &caller, id)?;

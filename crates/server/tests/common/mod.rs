@@ -234,7 +234,17 @@ impl TestServer {
     async fn read(response: reqwest::Response) -> Resp {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
+        let content_type = headers
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
         let bytes = response.bytes().await.expect("read the body");
+        assert!(
+            content_type.starts_with("application/json"),
+            "status {status}: content-type {content_type:?}, body {:?}",
+            String::from_utf8_lossy(&bytes)
+        );
         let body = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             panic!(
                 "status {status}: the body is not JSON ({e}): {:?}",
