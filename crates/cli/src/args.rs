@@ -40,6 +40,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write a seeded synthetic dataset as NDJSON on stdout (for `import` and benchmarks).
     Gen(GenArgs),
+    /// Size ad-hoc filters on completed days, offline, without storing anything.
+    Eval(EvalArgs),
 }
 
 /// `headcount workspaces …`
@@ -177,4 +179,24 @@ pub struct GenArgs {
     /// The instant the data ends at (RFC 3339); default: now.
     #[arg(long)]
     pub end: Option<String>,
+}
+
+/// `headcount eval`
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// The workspace.
+    #[arg(long)]
+    pub workspace: String,
+    /// A JSON array of {"name", "filter", "id"?}; `in_segment` may name another entry's id.
+    #[arg(long)]
+    pub filters: std::path::PathBuf,
+    /// A completed day to size (repeatable).
+    #[arg(long = "day", value_name = "YYYY-MM-DD")]
+    pub days: Vec<String>,
+    /// First day of a range (with --to).
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// Last day of a range (with --from), inclusive.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
 }

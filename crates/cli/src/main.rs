@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Command::Snapshot(cmd) => commands::snapshot::run(&cli.data_dir, cmd),
         Command::Demo(cmd) => commands::demo::run(&cli.data_dir, cmd),
         Command::Gen(cmd) => commands::generate::run(cmd),
+        Command::Eval(cmd) => commands::eval::run(&cli.data_dir, cmd),
     };
     match result {
         Ok(code) => code,

@@ -17,13 +17,21 @@
 //!   `more_than_days_ago V` holds for `x < start(R − V + 1)`.
 //!
 //! # Layout and memory
-//! Users get dense `u32` indices (see `users`): about 14 bytes of arrays plus one
-//! hash-map entry and the key's text per user. Each event name, purchase product and
-//! attribute name has a time-sorted column of parallel vectors: 12 bytes per
-//! event or purchase (time `i64` µs + user `u32`), 16 per attribute write (plus a `u32`
-//! value id; values are interned per attribute). Leaves evaluate to bitsets over all
-//! users. Deleted users are tombstoned and skipped; [`Index::compact`] reclaims their
-//! entries.
+//! - Users (`users`): dense `u32` indices; keys encoded once in a byte arena and
+//!   found by a keyed hash; per index the earliest-fact time, the random bucket and
+//!   a fact count. About 40–80 bytes per user plus the key's text.
+//! - Columns (`column`): per event name, a time-sorted list of runs of parallel
+//!   vectors (time `i64` µs, user `u32`: 12 bytes per event) plus a small unsorted
+//!   tail; a window is a binary search per run. All purchases share one column with
+//!   the product's id as payload (16 bytes per purchase): `"*"` reads it all, a
+//!   product filters it. Per attribute name, a column of (time, user, value id),
+//!   16 bytes per write, values interned per attribute (`intern`).
+//! - Evaluation (`eval`): each leaf becomes a bitset over all user indices
+//!   (`bitset`), combined by `all`/`any`/`not`, then intersected with the users that
+//!   exist before `T`. Deleted users are tombstoned (their earliest-fact time becomes
+//!   "never") and so excluded everywhere; [`Index::compact`] reclaims their entries.
+//!
+//! [`Index::heap_bytes`] estimates the memory held.
 
 mod attributes;
 mod bitset;

@@ -3,10 +3,11 @@
 //!
 //! Keys are stored once, encoded in one byte arena (a kind byte, then the text; an
 //! alias adds the 4-byte length of its name) and found through [`HashIds`]. Per user:
-//! the key's bytes, an 8-byte arena offset, a hash slot (13 bytes, at most half empty),
-//! the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a tombstone that
-//! no instant passes), its random bucket (2 bytes) and its number of events and
-//! purchases (4 bytes): about 50 bytes plus the key. A deleted user's index and key
+//! the key's bytes, an 8-byte arena offset, a hash slot (9 bytes, tables at most about
+//! half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
+//! tombstone that no instant passes), its random bucket (2 bytes) and its number of
+//! events and purchases (4 bytes): about 40 bytes plus the key, and up to twice that
+//! while vectors have spare capacity. A deleted user's index and key
 //! bytes are never reused; a later fact for the same key gets a fresh index.
 
 use crate::bitset::Bitset;

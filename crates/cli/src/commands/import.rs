@@ -56,7 +56,12 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
         }
     }
     for (name, reader, size) in inputs {
-        let bar = progress::bytes(size);
+        let bar = if size == 0 {
+            // stdin: no length, so no bar and no ETA, only what was read and how fast.
+            stream_spinner()
+        } else {
+            progress::bytes(size)
+        };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
         let mut bytes = Vec::new();
         let mut number = 0u64;
@@ -105,7 +110,7 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
                 store.append_facts(ws.id, &batch)?;
                 batch.clear();
             }
-            if number % 4096 == 0 {
+            if number.is_multiple_of(4096) {
                 let seconds = started.elapsed().as_secs_f64();
                 let rate = if seconds > 0.0 {
                     tally.lines as f64 / seconds
@@ -127,6 +132,16 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// A spinner over bytes of an input of unknown length, with a message for row counts.
+fn stream_spinner() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::no_length();
+    let template = "{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}";
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
+    }
+    bar
 }
 
 /// Reads one line into facts, or the reason to reject it whole.

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod demo;
+pub mod eval;
 pub mod generate;
 pub mod import;
 pub mod keys;

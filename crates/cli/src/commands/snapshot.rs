@@ -100,7 +100,7 @@ pub fn load_index(
     store.scan_facts(ws, &mut |user, fact| {
         index.apply(&user, &fact);
         n += 1;
-        if n % 65_536 == 0 {
+        if n.is_multiple_of(65_536) {
             spinner.set_position(n);
         }
     })?;

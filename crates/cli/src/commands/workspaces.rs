@@ -20,7 +20,11 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
             if name.trim().is_empty() {
                 return Err("the workspace name must not be empty".into());
             }
-            time_zone(&tz)?;
+            // Stored under its canonical IANA name (the lookup ignores case).
+            let tz = time_zone(&tz)?
+                .iana_name()
+                .map(str::to_string)
+                .unwrap_or(tz);
             if export_rate_limit == 0 || track_rate_limit == 0 {
                 return Err("rate limits must be at least 1".into());
             }
