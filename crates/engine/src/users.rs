@@ -2,7 +2,7 @@
 //! and per index the few numbers every evaluation needs.
 //!
 //! Keys are stored once, encoded in one byte arena (a kind byte, then the text; an
-//! alias adds the 4-byte length of its name) and found through [`HashIds`]. Per user:
+//! alias adds the 8-byte length of its name) and found through [`HashIds`]. Per user:
 //! the key's bytes, an 8-byte arena offset, a hash slot (9 bytes, tables at most about
 //! half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
 //! tombstone that no instant passes), its random bucket (2 bytes) and its number of
@@ -61,16 +61,16 @@ impl<'a> Parts<'a> {
                 label: &[],
             });
         }
-        let (len, rest) = rest.split_first_chunk::<4>()?;
-        let (text, label) = rest.split_at_checked(u32::from_le_bytes(*len) as usize)?;
+        let (len, rest) = rest.split_first_chunk::<8>()?;
+        let (text, label) =
+            rest.split_at_checked(usize::try_from(u64::from_le_bytes(*len)).ok()?)?;
         Some(Parts { kind, text, label })
     }
 
     fn encode(&self, arena: &mut Vec<u8>) {
         arena.push(self.kind);
         if self.kind == ALIAS {
-            let len = u32::try_from(self.text.len()).expect("an alias name under 4 GiB");
-            arena.extend_from_slice(&len.to_le_bytes());
+            arena.extend_from_slice(&(self.text.len() as u64).to_le_bytes());
         }
         arena.extend_from_slice(self.text);
         arena.extend_from_slice(self.label);

@@ -45,6 +45,8 @@ pub struct Shared {
     pub limiter: RateLimiter,
     /// Settings.
     pub config: Config,
+    /// The group-commit writer of ingested facts.
+    pub writer: crate::writer::Writer,
     /// Held by every change to segments (create, update, archive) from the check of its
     /// `in_segment` references until the catalog holds the change, so that two
     /// concurrent updates cannot each pass the cycle check and together make a cycle.
@@ -91,6 +93,7 @@ impl Shared {
             indexes.insert(entry.workspace.id, Arc::new(RwLock::new(index)));
         }
         Ok(Arc::new(Shared {
+            writer: crate::writer::Writer::start(&store),
             store,
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(indexes),

@@ -232,8 +232,9 @@ pub fn facts_round_trip_per_workspace(store: &dyn Store) {
     let globex = workspace(store, "globex");
     let facts = sample_facts();
     store.append_facts(acme, &facts[..3]).expect("append");
-    store.append_facts(acme, &facts[3..]).expect("append");
-    store.append_facts(globex, &facts[..1]).expect("append");
+    store
+        .append_batches(&[(acme, &facts[3..]), (globex, &facts[..1])])
+        .expect("append a group of batches");
     assert_eq!(scanned(store, acme), facts);
     assert_eq!(scanned(store, globex), facts[..1].to_vec());
 }

@@ -19,6 +19,9 @@ pub use types::*;
 
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 
+/// Facts of one workspace, to append.
+pub type FactBatch<'a> = (WorkspaceId, &'a [(UserKey, Fact)]);
+
 /// Result of a store operation.
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -59,7 +62,12 @@ pub trait Store: Send + Sync {
     fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>>;
 
     /// Appends facts in one durable transaction: all of them or none.
-    fn append_facts(&self, workspace: WorkspaceId, facts: &[(UserKey, Fact)]) -> Result<()>;
+    fn append_facts(&self, workspace: WorkspaceId, facts: &[(UserKey, Fact)]) -> Result<()> {
+        self.append_batches(&[(workspace, facts)])
+    }
+    /// Appends the facts of several workspaces in one durable transaction (group
+    /// commit: one disk sync for many requests): all of them or none.
+    fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()>;
     /// Calls `visit` with every stored fact of a workspace, in no particular order.
     fn scan_facts(
         &self,

@@ -3,7 +3,8 @@
 
 use crate::migrations::MIGRATIONS;
 use crate::{
-    ApiKey, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize, Workspace,
+    ApiKey, FactBatch, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize,
+    Workspace,
 };
 use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value, WorkspaceId};
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
@@ -480,25 +481,27 @@ impl Store for SqliteStore {
         Ok(us.map(instant).transpose()?)
     }
 
-    fn append_facts(&self, workspace: WorkspaceId, facts: &[(UserKey, Fact)]) -> Result<()> {
+    fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
-            let mut ids: HashMap<&UserKey, i64> = HashMap::new();
             let mut insert = tx.prepare_cached(
                 "INSERT INTO facts (user_id, time, kind, name, body) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?;
-            for (user, fact) in facts {
-                let id = match ids.get(user) {
-                    Some(id) => *id,
-                    None => {
-                        let id = user_id(&tx, workspace, user)?;
-                        ids.insert(user, id);
-                        id
-                    }
-                };
-                let (kind, name, body) = encode_fact(fact);
-                insert.execute(params![id, micros(fact.time), kind, name, body])?;
+            for (workspace, facts) in batches {
+                let mut ids: HashMap<&UserKey, i64> = HashMap::new();
+                for (user, fact) in facts.iter() {
+                    let id = match ids.get(user) {
+                        Some(id) => *id,
+                        None => {
+                            let id = user_id(&tx, *workspace, user)?;
+                            ids.insert(user, id);
+                            id
+                        }
+                    };
+                    let (kind, name, body) = encode_fact(fact);
+                    insert.execute(params![id, micros(fact.time), kind, name, body])?;
+                }
             }
         }
         tx.commit()?;

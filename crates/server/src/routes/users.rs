@@ -38,18 +38,11 @@ async fn track(
     let response = track.response();
     let facts = track.facts;
     let index = state.index(caller.workspace);
-    let store = state.store.clone();
-    tokio::task::spawn_blocking(move || {
-        // Durable first: the index never holds what the store could lose.
-        store.append_facts(caller.workspace, &facts)?;
-        let mut index = write(&index);
-        for (user, fact) in &facts {
-            index.apply(user, fact);
-        }
-        Ok::<_, ApiError>(())
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    state
+        .writer
+        .append(caller.workspace, index, facts)
+        .await
+        .map_err(ApiError::Internal)?;
     Ok((StatusCode::CREATED, Json(response)))
 }
 
