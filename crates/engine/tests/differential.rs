@@ -162,6 +162,21 @@ fn oracle_agrees_with_hand_computed_answers() {
     }
 }
 
+/// `in_segment` to an unknown segment, or around a cycle, does not compile.
+#[test]
+fn plans_with_unknown_or_cyclic_references_are_rejected() {
+    let (a, b) = (segment_id(1), segment_id(2));
+    let unknown = |_| None;
+    assert!(Plan::compile(&Filter::InSegment(a), &unknown).is_err());
+    let cyclic = |id| match id {
+        id if id == a => Some(Filter::Not(Box::new(Filter::InSegment(b)))),
+        _ => Some(Filter::All(vec![Filter::InSegment(a)])),
+    };
+    assert!(Plan::compile(&Filter::InSegment(a), &cyclic).is_err());
+    let fine = |id| (id == b).then(|| Filter::Any(vec![]));
+    assert!(Plan::compile(&Filter::InSegment(b), &fine).is_ok());
+}
+
 fn env_u64(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     match text.trim().parse() {
@@ -1515,6 +1530,13 @@ fn shrink(
         reduce(ops, &fails)
     };
     ops = shrink_ops(ops, &filter, &probe);
+    if let Probe::Shared(at, before) = &probe {
+        let fewer = reduce(before.clone(), &|kept: &[Filter]| {
+            let candidate = Probe::Shared(*at, kept.to_vec());
+            observe(&ops, &filter, segments, &candidate, tz).is_some()
+        });
+        probe = Probe::Shared(*at, fewer);
+    }
     // A simpler filter, then fewer facts again.
     'simplify: loop {
         for candidate in simpler(&filter, segments) {

@@ -4,6 +4,7 @@
 //! [`SqliteStore`] is the embedded backend (one data directory, WAL, versioned
 //! migrations, one owning process). Every backend must pass [`conformance`].
 
+pub mod chunk;
 pub mod conformance;
 pub mod error;
 pub mod ipnet;

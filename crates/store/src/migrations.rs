@@ -47,24 +47,14 @@ pub const MIGRATIONS: &[&str] = &[
         computed_at INTEGER NOT NULL,
         PRIMARY KEY (segment_id, day)
     ) WITHOUT ROWID;
-    -- kind: 0 external_id (k1), 1 alias (k1 = name, k2 = label), 2 braze_id (k1).
-    CREATE TABLE users (
+    -- Facts in chunks of the binary format of chunk.rs: one row per append, the
+    -- chunk carrying the keys of its users.
+    CREATE TABLE fact_chunks (
         id INTEGER PRIMARY KEY,
         workspace_id INTEGER NOT NULL,
-        kind INTEGER NOT NULL,
-        k1 TEXT NOT NULL,
-        k2 TEXT NOT NULL DEFAULT '',
-        UNIQUE (workspace_id, kind, k1, k2)
+        facts INTEGER NOT NULL,
+        data BLOB NOT NULL
     );
-    -- kind: 0 attributes (body: JSON object), 1 event (name, body: detail),
-    -- 2 purchase (name = product_id, body: detail).
-    CREATE TABLE facts (
-        user_id INTEGER NOT NULL,
-        time INTEGER NOT NULL,
-        kind INTEGER NOT NULL,
-        name TEXT,
-        body TEXT
-    );
-    CREATE INDEX facts_by_user ON facts (user_id);
+    CREATE INDEX fact_chunks_by_workspace ON fact_chunks (workspace_id, id);
     "#,
 ];

@@ -1,14 +1,15 @@
 //! The embedded backend: SQLite in WAL mode inside one data directory, owned by one
 //! process at a time through an exclusive lock on `<dir>/LOCK`.
 
+use crate::chunk;
 use crate::migrations::MIGRATIONS;
 use crate::{
     ApiKey, FactBatch, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize,
     Workspace,
 };
-use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value, WorkspaceId};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use std::collections::HashMap;
+use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
+use rusqlite::{Connection, Row, params};
+use std::collections::HashSet;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -179,98 +180,6 @@ fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
         updated_at: instant(r.get(9)?)?,
         archived_at: r.get::<_, Option<i64>>(10)?.map(instant).transpose()?,
     })
-}
-
-fn user_parts(user: &UserKey) -> (i64, &str, &str) {
-    match user {
-        UserKey::External(id) => (0, id, ""),
-        UserKey::Alias { name, label } => (1, name, label),
-        UserKey::Braze(id) => (2, id, ""),
-    }
-}
-
-fn user_key(kind: i64, k1: String, k2: String) -> rusqlite::Result<UserKey> {
-    Ok(match kind {
-        0 => UserKey::External(k1),
-        1 => UserKey::Alias {
-            name: k1,
-            label: k2,
-        },
-        2 => UserKey::Braze(k1),
-        _ => return Err(corrupt("user kind", kind)),
-    })
-}
-
-fn encode_fact(fact: &Fact) -> (i64, Option<&str>, Option<String>) {
-    match &fact.kind {
-        FactKind::Attributes(values) => {
-            let body: serde_json::Map<String, serde_json::Value> = values
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_ref().map_or(serde_json::Value::Null, Value::to_json),
-                    )
-                })
-                .collect();
-            (0, None, Some(serde_json::Value::Object(body).to_string()))
-        }
-        FactKind::Event { name, detail } => (1, Some(name), detail.clone()),
-        FactKind::Purchase { product, detail } => (2, Some(product), detail.clone()),
-    }
-}
-
-fn decode_fact(
-    time: i64,
-    kind: i64,
-    name: Option<String>,
-    body: Option<String>,
-) -> rusqlite::Result<Fact> {
-    let kind = match kind {
-        0 => {
-            let text = body.unwrap_or_else(|| "{}".into());
-            let map: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&text).map_err(|e| corrupt("attributes", e))?;
-            let values = map
-                .into_iter()
-                .map(|(k, v)| {
-                    Value::from_json(&v)
-                        .map(|v| (k, v))
-                        .map_err(|e| corrupt("attribute", e))
-                })
-                .collect::<rusqlite::Result<_>>()?;
-            FactKind::Attributes(values)
-        }
-        1 => FactKind::Event {
-            name: name.unwrap_or_default(),
-            detail: body,
-        },
-        2 => FactKind::Purchase {
-            product: name.unwrap_or_default(),
-            detail: body,
-        },
-        _ => return Err(corrupt("fact kind", kind)),
-    };
-    Ok(Fact {
-        time: instant(time)?,
-        kind,
-    })
-}
-
-fn user_id(tx: &Transaction<'_>, ws: WorkspaceId, user: &UserKey) -> rusqlite::Result<i64> {
-    let (kind, k1, k2) = user_parts(user);
-    let found = tx
-        .prepare_cached(
-            "SELECT id FROM users WHERE workspace_id = ?1 AND kind = ?2 AND k1 = ?3 AND k2 = ?4",
-        )?
-        .query_row(params![ws.0, kind, k1, k2], |r| r.get(0))
-        .optional()?;
-    if let Some(id) = found {
-        return Ok(id);
-    }
-    tx.prepare_cached("INSERT INTO users (workspace_id, kind, k1, k2) VALUES (?1, ?2, ?3, ?4)")?
-        .execute(params![ws.0, kind, k1, k2])?;
-    Ok(tx.last_insert_rowid())
 }
 
 const SEGMENT_COLUMNS: &str = "id, workspace_id, name, filter, text_description, tags, teams, \
@@ -482,26 +391,19 @@ impl Store for SqliteStore {
     }
 
     fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()> {
+        let chunks: Vec<(WorkspaceId, usize, Vec<u8>)> = batches
+            .iter()
+            .filter(|(_, facts)| !facts.is_empty())
+            .map(|(ws, facts)| (*ws, facts.len(), chunk::encode(facts)))
+            .collect();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
-                "INSERT INTO facts (user_id, time, kind, name, body) VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO fact_chunks (workspace_id, facts, data) VALUES (?1, ?2, ?3)",
             )?;
-            for (workspace, facts) in batches {
-                let mut ids: HashMap<&UserKey, i64> = HashMap::new();
-                for (user, fact) in facts.iter() {
-                    let id = match ids.get(user) {
-                        Some(id) => *id,
-                        None => {
-                            let id = user_id(&tx, *workspace, user)?;
-                            ids.insert(user, id);
-                            id
-                        }
-                    };
-                    let (kind, name, body) = encode_fact(fact);
-                    insert.execute(params![id, micros(fact.time), kind, name, body])?;
-                }
+            for (ws, n, data) in &chunks {
+                insert.execute(params![ws.0, *n as i64, data])?;
             }
         }
         tx.commit()?;
@@ -514,49 +416,58 @@ impl Store for SqliteStore {
         visit: &mut dyn FnMut(UserKey, Fact),
     ) -> Result<()> {
         let conn = self.conn();
-        let mut users: HashMap<i64, UserKey> = HashMap::new();
-        {
-            let mut stmt =
-                conn.prepare("SELECT id, kind, k1, k2 FROM users WHERE workspace_id = ?1")?;
-            let mut rows = stmt.query(params![workspace.0])?;
-            while let Some(r) = rows.next()? {
-                users.insert(r.get(0)?, user_key(r.get(1)?, r.get(2)?, r.get(3)?)?);
-            }
-        }
-        let mut stmt = conn.prepare(
-            "SELECT f.user_id, f.time, f.kind, f.name, f.body FROM facts f \
-             JOIN users u ON u.id = f.user_id WHERE u.workspace_id = ?1",
-        )?;
+        let mut stmt =
+            conn.prepare("SELECT data FROM fact_chunks WHERE workspace_id = ?1 ORDER BY id")?;
         let mut rows = stmt.query(params![workspace.0])?;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let fact = decode_fact(r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)?;
-            let user = users
-                .get(&id)
-                .cloned()
-                .ok_or_else(|| StoreError::Corrupt(format!("fact of unknown user {id}")))?;
-            visit(user, fact);
+        while let Some(row) = rows.next()? {
+            let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
+            chunk::decode(data, &mut |user, fact| visit(user.clone(), fact))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         Ok(())
     }
 
     fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64> {
+        let gone: HashSet<&UserKey> = users.iter().collect();
+        let mut found: HashSet<&UserKey> = HashSet::new();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut deleted = 0;
-        for user in users {
-            let (kind, k1, k2) = user_parts(user);
-            let id: Option<i64> = tx
-                .prepare_cached("SELECT id FROM users WHERE workspace_id = ?1 AND kind = ?2 AND k1 = ?3 AND k2 = ?4")?
-                .query_row(params![workspace.0, kind, k1, k2], |r| r.get(0))
-                .optional()?;
-            if let Some(id) = id {
-                tx.execute("DELETE FROM facts WHERE user_id = ?1", params![id])?;
-                tx.execute("DELETE FROM users WHERE id = ?1", params![id])?;
-                deleted += 1;
+        let mut rewrites: Vec<(i64, Option<(usize, Vec<u8>)>)> = Vec::new();
+        {
+            let mut stmt =
+                tx.prepare("SELECT id, data FROM fact_chunks WHERE workspace_id = ?1")?;
+            let mut rows = stmt.query(params![workspace.0])?;
+            while let Some(row) = rows.next()? {
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                let corrupt = |e: chunk::ChunkError| StoreError::Corrupt(e.to_string());
+                let named = chunk::users(data).map_err(corrupt)?;
+                let hit: Vec<&UserKey> =
+                    gone.iter().copied().filter(|u| named.contains(u)).collect();
+                if hit.is_empty() {
+                    continue;
+                }
+                found.extend(hit);
+                let mut kept = Vec::new();
+                chunk::decode(data, &mut |user, fact| {
+                    if !gone.contains(user) {
+                        kept.push((user.clone(), fact));
+                    }
+                })
+                .map_err(corrupt)?;
+                let replacement = (!kept.is_empty()).then(|| (kept.len(), chunk::encode(&kept)));
+                rewrites.push((row.get(0)?, replacement));
             }
         }
+        for (id, replacement) in rewrites {
+            match replacement {
+                None => tx.execute("DELETE FROM fact_chunks WHERE id = ?1", params![id])?,
+                Some((n, data)) => tx.execute(
+                    "UPDATE fact_chunks SET facts = ?2, data = ?3 WHERE id = ?1",
+                    params![id, n as i64, data],
+                )?,
+            };
+        }
         tx.commit()?;
-        Ok(deleted)
+        Ok(found.len() as u64)
     }
 }
