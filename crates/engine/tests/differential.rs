@@ -30,8 +30,10 @@
 //! `T` is not "in the last days").
 //!
 //! Deliberately not generated, as segments.md does not decide them: two writes of one
-//! attribute of one user at the same instant (which wins?), and times finer than a
-//! microsecond (the engine keeps fact times to the microsecond).
+//! attribute of one user at the same instant (which wins?), and fact times finer than a
+//! microsecond (the engine keeps fact times to the microsecond, so a fact at
+//! `x.0000005` counts as of `x.0000002`). Datetime values and probe instants do go
+//! below the microsecond.
 
 use headcount_engine::{Index, Plan};
 use headcount_model::filter::{AttrOp, CountTest, Filter, Ordered};
@@ -396,7 +398,7 @@ const REGEXES: [&str; 10] = [
 const DAY_COUNTS: [i64; 10] = [1, 1, 2, 3, 7, 14, 30, 90, 3650, 0];
 const COUNTS: [i64; 10] = [0, 0, 1, 1, 2, 3, 5, -1, 50, 0];
 /// Daylight-saving changes of 2024 and instants next to them.
-const SPECIAL: [&str; 8] = [
+const SPECIAL: [&str; 9] = [
     "2024-03-10T07:00:00Z",
     "2024-03-10T06:59:59.999999Z",
     "2024-11-03T06:00:00Z",
@@ -405,6 +407,7 @@ const SPECIAL: [&str; 8] = [
     "2024-03-30T23:00:00Z",
     "2024-10-27T01:00:00Z",
     "2024-10-27T00:30:00Z",
+    "1969-12-31T23:59:59.999999Z",
 ];
 
 fn micros(n: i64) -> SignedDuration {
@@ -476,14 +479,20 @@ impl Gen {
             ts("2019-06-01T12:00:00Z"),
             ts("2030-01-01T00:00:00Z"),
             ts("2024-01-01T00:00:00+01:00"),
+            ts("1965-04-12T00:00:00Z"),
+            ts("1969-12-31T23:59:59.999999999Z"),
         ];
+        // Datetime values are compared exactly, so they may be finer than a microsecond.
+        let nano = SignedDuration::from_nanos(1);
         for _ in 0..20 {
             let day = self.fact_day();
             let start = day.start(&self.tz);
-            let t = match self.rng.below(5) {
+            let t = match self.rng.below(7) {
                 0 | 1 => start,
                 2 => start - micros(1),
                 3 => start + micros(1),
+                4 => start - nano,
+                5 => start + nano,
                 _ => self.within(day),
             };
             pool.push(t);
@@ -902,9 +911,11 @@ fn generate(seed: u64) -> Case {
             Op::Delete(_) | Op::Compact => None,
         })
         .collect();
+    // Probes finer than a microsecond too (fact times are whole microseconds).
+    let nano = SignedDuration::from_nanos(1);
     let mut instants = Vec::new();
-    for i in 0..44 {
-        let t = match i % 11 {
+    for i in 0..52 {
+        let t = match i % 13 {
             0..=2 => {
                 let day = g.range_day();
                 g.within(day)
@@ -914,6 +925,8 @@ fn generate(seed: u64) -> Case {
             6 => g.range_day().start(&tz) + micros(1),
             7 | 8 => *g.rng.pick(&fact_times),
             9 => *g.rng.pick(&fact_times) + micros(1),
+            10 => *g.rng.pick(&fact_times) + nano * g.rng.range(-1, 1) as i32,
+            11 => g.range_day().start(&tz) + nano * g.rng.range(-1, 1) as i32,
             _ => special(&mut g.rng),
         };
         instants.push(t);

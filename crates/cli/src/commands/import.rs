@@ -63,61 +63,49 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
             progress::bytes(size)
         };
         let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let mut bytes = Vec::new();
         let mut number = 0u64;
         loop {
-            bytes.clear();
-            let read = reader
-                .read_until(b'\n', &mut bytes)
-                .map_err(|e| format!("{name}: reading line {}: {e}", number + 1))?;
-            if read == 0 {
+            let block = read_block(&mut reader, &mut number, &name)?;
+            if block.is_empty() {
                 break;
             }
-            number += 1;
-            bar.inc(read as u64);
-            // A line that is not UTF-8 is a bad line like any other, not the end of
-            // the import.
-            let line = std::str::from_utf8(&bytes);
-            if line.is_ok_and(|l| l.trim().is_empty()) {
-                continue;
-            }
-            tally.lines += 1;
-            let read = match line {
-                Ok(line) => read_line(line, &options),
-                Err(e) => Err(format!("the line is not valid UTF-8: {e}")),
-            };
-            match read {
-                Ok(facts) => {
-                    for (_, fact) in &facts {
-                        match fact.kind {
-                            FactKind::Attributes(_) => tally.attributes += 1,
-                            FactKind::Event { .. } => tally.events += 1,
-                            FactKind::Purchase { .. } => tally.purchases += 1,
+            bar.inc(block.iter().map(|(_, line)| line.len() as u64).sum());
+            for (line_number, read) in parse_block(&block, &options) {
+                tally.lines += 1;
+                match read {
+                    Ok(facts) => {
+                        for (_, fact) in &facts {
+                            match fact.kind {
+                                FactKind::Attributes(_) => tally.attributes += 1,
+                                FactKind::Event { .. } => tally.events += 1,
+                                FactKind::Purchase { .. } => tally.purchases += 1,
+                            }
+                        }
+                        batch.extend(facts);
+                    }
+                    Err(reason) => {
+                        tally.rejected += 1;
+                        bar.suspend(|| eprintln!("{name}:{line_number}: rejected: {reason}"));
+                        if args.strict {
+                            stopped = true;
+                            break;
                         }
                     }
-                    batch.extend(facts);
                 }
-                Err(reason) => {
-                    tally.rejected += 1;
-                    bar.suspend(|| eprintln!("{name}:{number}: rejected: {reason}"));
-                    if args.strict {
-                        stopped = true;
-                        break;
-                    }
+                if batch.len() >= BATCH {
+                    store.append_facts(ws.id, &batch)?;
+                    batch.clear();
                 }
             }
-            if batch.len() >= BATCH {
-                store.append_facts(ws.id, &batch)?;
-                batch.clear();
-            }
-            if number.is_multiple_of(4096) {
-                let seconds = started.elapsed().as_secs_f64();
-                let rate = if seconds > 0.0 {
-                    tally.lines as f64 / seconds
-                } else {
-                    0.0
-                };
-                bar.set_message(format!("{} rows ({rate:.0} rows/s)", tally.lines));
+            let seconds = started.elapsed().as_secs_f64();
+            let rate = if seconds > 0.0 {
+                tally.lines as f64 / seconds
+            } else {
+                0.0
+            };
+            bar.set_message(format!("{} rows ({rate:.0} rows/s)", tally.lines));
+            if stopped {
+                break;
             }
         }
         bar.finish_and_clear();
@@ -142,6 +130,70 @@ fn stream_spinner() -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
+}
+
+/// Lines read and parsed together: enough to keep every core busy between commits.
+const BLOCK_LINES: usize = 8192;
+
+/// A line of input with its 1-based number.
+type Line = (u64, Vec<u8>);
+
+/// Reads up to [`BLOCK_LINES`] non-blank lines; empty at the end of the input.
+fn read_block(
+    reader: &mut impl BufRead,
+    number: &mut u64,
+    name: &str,
+) -> Result<Vec<Line>, String> {
+    let mut block = Vec::with_capacity(BLOCK_LINES);
+    while block.len() < BLOCK_LINES {
+        let mut bytes = Vec::new();
+        let read = reader
+            .read_until(b'\n', &mut bytes)
+            .map_err(|e| format!("{name}: reading line {}: {e}", *number + 1))?;
+        if read == 0 {
+            break;
+        }
+        *number += 1;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            block.push((*number, bytes));
+        }
+    }
+    Ok(block)
+}
+
+/// Parses a block on every core, keeping the order of its lines.
+fn parse_block(
+    block: &[Line],
+    options: &TrackOptions,
+) -> Vec<(u64, Result<Vec<(UserKey, Fact)>, String>)> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let part = block.len().div_ceil(threads).max(1);
+    let parse = |lines: &[Line]| -> Vec<(u64, Result<Vec<(UserKey, Fact)>, String>)> {
+        lines
+            .iter()
+            .map(|(number, bytes)| {
+                let read = match std::str::from_utf8(bytes) {
+                    Ok(line) => read_line(line, options),
+                    // A line that is not UTF-8 is a bad line like any other.
+                    Err(e) => Err(format!("the line is not valid UTF-8: {e}")),
+                };
+                (*number, read)
+            })
+            .collect()
+    };
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = block
+            .chunks(part)
+            .map(|lines| scope.spawn(move || parse(lines)))
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|p| {
+                p.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Reads one line into facts, or the reason to reject it whole.

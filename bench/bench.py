@@ -1,0 +1,580 @@
+"""headcount side by side with DuckDB and chDB (ClickHouse). Run through bench/run.
+
+Stages (each timed; see docs/performance.md for what bounds each figure):
+  gen       headcount gen: the seeded dataset, with a fixed --end (reused when present)
+  import    headcount import into a fresh data directory (durable), events/s
+  eval      headcount eval: one day of the 100 segments; 100 days of the 20 marked ones
+  sql       NDJSON -> normalized Parquet (DuckDB's JSON reader), then load into DuckDB and
+            chDB, and the same sizes as SQL (bench/sql.py: written from segments.md)
+  compare   every size must agree across the three engines (else the run FAILS)
+  edge      bench/edge.py: hand-written corner cases, three engines, two time zones
+  serve     headcount serve: resident memory after loading; segments created through
+            POST /segments/create; GET /segments/data_series under wrk, against a
+            do-nothing ceiling server (bench/ceiling); POST /users/track with trackload
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import edge  # noqa: E402
+import sql  # noqa: E402
+
+END = "2026-11-01T00:00:00Z"  # fixed: the data ends here, so runs are reproducible
+SEED = 42
+
+
+def log(msg: str):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def loadavg() -> float:
+    return float(open("/proc/loadavg").read().split()[0])
+
+
+def machine() -> dict:
+    cpu = "?"
+    for l in open("/proc/cpuinfo"):
+        if l.startswith("model name"):
+            cpu = l.split(":", 1)[1].strip()
+            break
+    mem = 0
+    for l in open("/proc/meminfo"):
+        if l.startswith("MemTotal"):
+            mem = int(l.split()[1]) * 1024
+    return {"nproc": os.cpu_count(), "cpu": cpu, "memory_gib": round(mem / 2**30, 1),
+            "kernel": platform.release(), "python": platform.python_version()}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_bytes(pid: int) -> int:
+    for l in open(f"/proc/{pid}/status"):
+        if l.startswith("VmRSS:"):
+            return int(l.split()[1]) * 1024
+    return 0
+
+
+def http(method, url, key=None, body=None, timeout=600):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if key:
+        req.add_header("Authorization", f"Bearer {key}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+# ---------------------------------------------------------------------------------------
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.hc = os.path.join(ROOT, "target", "release", "headcount")
+        self.tools = os.path.join(HERE, "target", "release")
+        self.work = os.path.join(HERE, "work", f"users-{a.users}")
+        os.makedirs(self.work, exist_ok=True)
+        self.entries = json.load(open(os.path.join(HERE, "segments.json")))
+        self.cal = sql.Calendar("UTC")
+        end = dt.datetime.fromisoformat(END.replace("Z", "+00:00"))
+        self.day = (end - dt.timedelta(microseconds=1)).date()  # the last completed day
+        self.history_days = [self.day - dt.timedelta(days=i) for i in range(a.history_days - 1, -1, -1)]
+        self.r = {"machine": machine(), "params": {
+            "users": a.users, "days": a.days, "seed": SEED, "end": END,
+            "events_per_user": a.events_per_user, "day": self.day.isoformat(),
+            "history": [self.history_days[0].isoformat(), self.history_days[-1].isoformat()]},
+            "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "mismatches": [], "edge_mismatches": []}
+        self.procs = []
+
+    def run(self, *cmd, **kw) -> subprocess.CompletedProcess:
+        r = subprocess.run(list(map(str, cmd)), capture_output=True, text=True, **kw)
+        if r.returncode != 0:
+            raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({r.returncode}):\n{r.stderr[-4000:]}")
+        return r
+
+    # -- data
+    def gen(self):
+        a = self.a
+        path = os.path.join(self.work, "data.ndjson")
+        meta = os.path.join(self.work, "data.params.json")
+        want = {"users": a.users, "days": a.days, "seed": SEED, "end": END,
+                "events_per_user": a.events_per_user}
+        if os.path.exists(path) and os.path.exists(meta) and json.load(open(meta)) == want:
+            log(f"gen: reusing {path}")
+            self.r["gen"] = {"reused": True}
+        else:
+            free = shutil.disk_usage(self.work).free
+            need = a.users * 3200 * 3  # NDJSON ~3.1 KB/user, plus the copies of 3 engines
+            if free < need:
+                raise RuntimeError(f"not enough disk under {self.work}: {free/2**30:.0f} GiB free, "
+                                   f"~{need/2**30:.0f} GiB needed")
+            log(f"gen: {a.users} users over {a.days} days, ending {END}")
+            t = time.time()
+            with open(path + ".tmp", "w") as out:
+                subprocess.run([self.hc, "gen", "--users", str(a.users), "--seed", str(SEED),
+                                "--days", str(a.days), "--end", END,
+                                "--events-per-user", str(a.events_per_user)],
+                               stdout=out, check=True)
+            os.replace(path + ".tmp", path)
+            json.dump(want, open(meta, "w"))
+            self.r["gen"] = {"reused": False, "seconds": round(time.time() - t, 2)}
+        self.r["gen"]["bytes"] = os.path.getsize(path)
+        self.data = path
+
+    # -- headcount offline
+    def hc_import(self):
+        self.dir = os.path.join(self.work, "headcount-data")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.run(self.hc, "--data-dir", self.dir, "workspaces", "create", "bench",
+                 "--export-rate-limit", 10**12, "--track-rate-limit", 10**12)
+        self.key = self.run(self.hc, "--data-dir", self.dir, "keys", "create",
+                            "--workspace", "bench", "--name", "bench").stdout.strip()
+        log("import: headcount import (durable)")
+        l0 = loadavg()
+        t = time.time()
+        r = self.run(self.hc, "--data-dir", self.dir, "import", "--workspace", "bench", self.data)
+        secs = time.time() - t
+        m = re.search(r"imported (\d+) of (\d+) lines: (\d+) attribute objects, (\d+) events, "
+                      r"(\d+) purchases", r.stderr)
+        if not m:
+            raise RuntimeError("cannot read the import summary: " + r.stderr[-2000:])
+        lines, _, attrs, events, purchases = map(int, m.groups())
+        self.counts = {"users": self.a.users, "attribute_objects": attrs, "events": events,
+                       "purchases": purchases}
+        ev = events + purchases
+        du = sum(os.path.getsize(os.path.join(p, f)) for p, _, fs in os.walk(self.dir) for f in fs)
+        self.r["import"] = {"seconds": round(secs, 3), "events": ev,
+                            "events_per_second": round(ev / secs),
+                            "objects_per_second": round((ev + attrs) / secs),
+                            "data_dir_bytes": du, "loadavg_before": l0,
+                            "summary": r.stderr.strip().splitlines()[-1]}
+        log(f"import: {ev} events (+{attrs} attribute objects) in {secs:.1f}s = {ev/secs:,.0f} events/s")
+
+    def filters_file(self, name, entries):
+        path = os.path.join(self.work, name)
+        with open(path, "w") as f:
+            json.dump(entries, f)
+        return path
+
+    def history_entries(self):
+        """The 20 marked segments; in_segment references to unmarked segments inlined."""
+        marked = [e for e in self.entries if e.get("history")]
+        ids = {e["id"] for e in marked if e.get("id")}
+        by_id = sql.by_id_of(self.entries)
+
+        def inline(f):
+            if isinstance(f, dict):
+                if "in_segment" in f and f["in_segment"] not in ids:
+                    return inline(by_id[f["in_segment"]])
+                return {k: inline(v) for k, v in f.items()}
+            if isinstance(f, list):
+                return [inline(x) for x in f]
+            return f
+
+        return [dict(e, filter=inline(e["filter"])) for e in marked]
+
+    def hc_eval(self):
+        log(f"eval: headcount, one day ({self.day}) of {len(self.entries)} segments")
+        out = self.run(self.hc, "--data-dir", self.dir, "eval", "--workspace", "bench",
+                       "--filters", self.filters_file("segments.json", self.entries),
+                       "--day", self.day.isoformat()).stdout
+        one = json.loads(out)
+        hist = self.history_entries()
+        log(f"eval: headcount, {len(self.history_days)} days of {len(hist)} segments")
+        out = self.run(self.hc, "--data-dir", self.dir, "eval", "--workspace", "bench",
+                       "--filters", self.filters_file("history.json", hist),
+                       "--from", self.history_days[0].isoformat(),
+                       "--to", self.history_days[-1].isoformat()).stdout
+        many = json.loads(out)
+        self.sizes = {"headcount": {
+            "day": {x["name"]: x["sizes"] for x in one["results"]},
+            "history": {x["name"]: x["sizes"] for x in many["results"]}}}
+        self.r["headcount"] = {
+            "load_seconds": round(one["load_seconds"], 3),
+            "day_seconds": one["eval_seconds"], "history_seconds": many["eval_seconds"],
+            "history_load_seconds": round(many["load_seconds"], 3),
+            "users": one.get("users"), "events": one.get("events")}
+        log(f"eval: day {one['eval_seconds']*1000:.1f} ms, history {many['eval_seconds']*1000:.1f} ms "
+            f"(index load {one['load_seconds']:.2f}s)")
+
+    # -- SQL engines
+    def sql_engines(self):
+        norm = os.path.join(self.work, "normalized")
+        shutil.rmtree(norm, ignore_errors=True)
+        log("sql: NDJSON -> normalized Parquet (DuckDB's JSON reader)")
+        t = time.time()
+        counts = sql.normalize_duckdb(self.data, norm)
+        self.r["normalize"] = {"seconds": round(time.time() - t, 3), **counts}
+        if counts["events"] + counts["purchases"] != self.r["import"]["events"]:
+            self.r["mismatches"].append({"what": "event counts", "sql": counts,
+                                         "headcount": self.counts})
+        hist = self.history_entries()
+        hist_names = [e["name"] for e in hist]
+        for E in (sql.DuckDB, sql.ChDB):
+            e = E()
+            log(f"sql: load {e.name}")
+            t = time.time()
+            e.load(norm)
+            load = time.time() - t
+            rec = {"version": e.version, "load_seconds": round(load, 3)}
+            log(f"sql: {e.name}: one day, one query per segment")
+            t = time.time()
+            per = sql.sizes(e, self.entries, [self.day], self.cal, combined=False)
+            rec["day_per_segment_seconds"] = round(time.time() - t, 3)
+            log(f"sql: {e.name}: one day, one query for all segments")
+            t = time.time()
+            comb = sql.sizes(e, self.entries, [self.day], self.cal, combined=True)
+            rec["day_one_query_seconds"] = round(time.time() - t, 3)
+            rec["day_best_seconds"] = min(rec["day_per_segment_seconds"], rec["day_one_query_seconds"])
+            days = self.history_days[::self.a.history_sample]
+            log(f"sql: {e.name}: history, one query per day for {len(days)} days")
+            t = time.time()
+            h = sql.sizes(e, hist, days, self.cal, combined=True)
+            secs = time.time() - t
+            rec["history_days_run"] = len(days)
+            rec["history_seconds"] = round(secs * len(self.history_days) / len(days), 3)
+            rec["history_extrapolated"] = len(days) != len(self.history_days)
+            self.r[e.name] = rec
+            self.sizes[e.name + " (query per segment)"] = {"day": per}
+            self.sizes[e.name] = {"day": comb, "history": h}
+            log(f"sql: {e.name}: load {load:.1f}s, day {rec['day_best_seconds']:.2f}s, "
+                f"history {rec['history_seconds']:.1f}s")
+            del e
+
+    def compare(self):
+        hc = self.sizes["headcount"]
+        n = 0
+        for engine, got in self.sizes.items():
+            if engine == "headcount":
+                continue
+            for kind in ("day", "history"):
+                for name, sizes in got.get(kind, {}).items():
+                    for day, v in sizes.items():
+                        want = hc[kind].get(name, {}).get(day)
+                        if want != v:
+                            n += 1
+                            self.r["mismatches"].append({"segment": name, "day": day, "kind": kind,
+                                                         "headcount": want, engine: v})
+        log(f"compare: {n} differing sizes")
+
+    def edge(self):
+        log("edge: corner cases in three engines, UTC and America/New_York")
+        t = time.time()
+        diffs = edge.run(self.hc, os.path.join(self.work, "edge"))
+        self.r["edge"] = {"seconds": round(time.time() - t, 1),
+                          "filters": len(edge.filters()), "days": len(edge.days()),
+                          "differing_sizes": len(diffs)}
+        self.r["edge_mismatches"] = edge.summarize(diffs)
+        log(f"edge: {len(diffs)} differing sizes")
+
+    # -- servers
+    def start(self, cmd, name):
+        p = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.DEVNULL,
+                             stderr=open(os.path.join(self.work, name + ".log"), "w"))
+        self.procs.append(p)
+        return p
+
+    def stop(self, p):
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+    def wait_ready(self, url, p, timeout=1800):
+        t = time.time()
+        while time.time() - t < timeout:
+            if p.poll() is not None:
+                raise RuntimeError(f"server exited ({p.returncode}); see the logs in {self.work}")
+            try:
+                s, _ = http("GET", url, timeout=2)
+                if s == 200:
+                    return time.time() - t
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("server not ready")
+
+    def wrk(self, url, lua, seconds):
+        r = self.run("wrk", "-t", os.cpu_count() or 2, "-c", self.a.connections, "-d", f"{seconds}s",
+                     "--latency", "-s", lua, url)
+        out = r.stdout
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+        lat = {}
+        for pct, val, unit in re.findall(r"^\s+(50|75|90|99)%\s+([\d.]+)(us|ms|s)\s*$", out, re.M):
+            lat[pct] = float(val) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+        non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+        errors = re.search(r"Socket errors: (.*)", out)
+        return {"requests_per_second": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"),
+                "non_2xx": int(non2xx.group(1)) if non2xx else 0,
+                "socket_errors": errors.group(1) if errors else None, "raw": out}
+
+    def serve(self):
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        log("serve: starting headcount serve")
+        t = time.time()
+        p = self.start([self.hc, "--data-dir", self.dir, "serve", "--listen", f"127.0.0.1:{port}"],
+                       "serve")
+        ready = self.wait_ready(base + "/healthz", p)
+        time.sleep(1)
+        rss = rss_bytes(p.pid)
+        ev = self.r["import"]["events"]
+        self.r["memory"] = {"ready_seconds": round(ready, 2), "rss_bytes": rss,
+                            "bytes_per_event": round(rss / max(ev, 1), 2),
+                            "bytes_per_user": round(rss / self.a.users, 1),
+                            "budget_bytes": 16 * ev + 200 * self.a.users}
+        log(f"serve: ready in {ready:.1f}s, VmRSS {rss/2**20:.0f} MiB "
+            f"({rss/max(ev,1):.1f} B/event, {rss/self.a.users:.0f} B/user)")
+        # Segments, through the API (in_segment references need the real ids).
+        ids = {}
+        t = time.time()
+        for e in self.entries:
+            f = json.loads(json.dumps(e["filter"]))
+
+            def sub(x):
+                if isinstance(x, dict):
+                    if "in_segment" in x:
+                        return {"in_segment": ids[x["in_segment"]]}
+                    return {k: sub(v) for k, v in x.items()}
+                if isinstance(x, list):
+                    return [sub(v) for v in x]
+                return x
+
+            s, body = http("POST", base + "/segments/create", self.key,
+                           {"name": e["name"], "filter": sub(f)})
+            if s != 201:
+                raise RuntimeError(f"create {e['name']}: {s} {body[:300]}")
+            sid = json.loads(body)["segment_id"]
+            if e.get("id"):
+                ids[e["id"]] = sid
+            e["_sid"] = sid
+        created = time.time() - t
+        # Warm: every segment's 100 days computed and stored (the request computes any day
+        # the background backfill has not reached yet).
+        t = time.time()
+        bodies = []
+        for e in self.entries:
+            s, body = http("GET", f"{base}/segments/data_series?segment_id={e['_sid']}&length=100",
+                           self.key)
+            if s != 200:
+                raise RuntimeError(f"data_series {e['name']}: {s} {body[:300]}")
+            bodies.append(body)
+        warm = time.time() - t
+        # Sizes served over HTTP must be those of eval for the benchmark day.
+        for e, body in zip(self.entries, bodies):
+            pts = {x["time"]: x["size"] for x in json.loads(body)["data"]}
+            want = self.sizes["headcount"]["day"][e["name"]][self.day.isoformat()]
+            if self.day.isoformat() in pts and pts[self.day.isoformat()] != want:
+                self.r["mismatches"].append({"segment": e["name"], "day": self.day.isoformat(),
+                                             "kind": "data_series vs eval", "eval": want,
+                                             "data_series": pts[self.day.isoformat()]})
+        body = max(bodies, key=len)
+        body_file = os.path.join(self.work, "ceiling-body.json")
+        open(body_file, "wb").write(body)
+        lua = os.path.join(self.work, "data_series.lua")
+        sids = ", ".join(json.dumps(e["_sid"]) for e in self.entries)
+        open(lua, "w").write(
+            f'local ids = {{ {sids} }}\nlocal n = 0\n'
+            f'request = function()\n  n = n + 1\n'
+            f'  return wrk.format("GET", "/segments/data_series?segment_id=" .. ids[(n % #ids) + 1]'
+            f' .. "&length=100", {{ ["Authorization"] = "Bearer {self.key}" }})\nend\n')
+        log(f"serve: wrk GET /segments/data_series, {self.a.connections} connections, "
+            f"{self.a.seconds}s, 100 segments in turn, length=100, default ending_at")
+        ds = self.wrk(base, lua, self.a.seconds)
+        self.r["data_series"] = {k: v for k, v in ds.items() if k != "raw"}
+        self.r["data_series"].update({"create_seconds": round(created, 2),
+                                      "warm_seconds": round(warm, 2),
+                                      "body_bytes": len(body)})
+        open(os.path.join(self.work, "wrk-data_series.txt"), "w").write(ds["raw"])
+        log(f"serve: data_series {ds['requests_per_second']:,.0f} req/s, p50 {ds['p50_ms']} ms, "
+            f"p99 {ds['p99_ms']} ms, non-2xx {ds['non_2xx']}")
+        # /users/track, durable acks.
+        now = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        log(f"serve: trackload POST /users/track, batches of 75, {self.a.track_connections} connections")
+        r = self.run(os.path.join(self.tools, "trackload"), "--url", base, "--key", self.key,
+                     "--users", self.a.users, "--connections", self.a.track_connections,
+                     "--seconds", self.a.seconds, "--batch", 75, "--time", now)
+        tr = json.loads(r.stdout)
+        self.r["track"] = tr
+        self.r["memory"]["rss_bytes_after_benchmarks"] = rss_bytes(p.pid)
+        log(f"serve: track {tr['events_per_second']:,.0f} events/s ({tr['requests_per_second']:,.0f} "
+            f"req/s, p50 {tr['p50_ms']:.1f} ms, p99 {tr['p99_ms']:.1f} ms, errors {tr['errors']})")
+        self.stop(p)
+        # The ceiling.
+        port = free_port()
+        c = self.start([os.path.join(self.tools, "ceiling"), f"127.0.0.1:{port}", body_file], "ceiling")
+        self.wait_ready(f"http://127.0.0.1:{port}/", c)
+        log("serve: wrk against the ceiling")
+        ce = self.wrk(f"http://127.0.0.1:{port}", lua, self.a.seconds)
+        self.stop(c)
+        self.r["ceiling"] = {k: v for k, v in ce.items() if k != "raw"}
+        log(f"serve: ceiling {ce['requests_per_second']:,.0f} req/s, p99 {ce['p99_ms']} ms")
+
+    def cleanup(self):
+        for p in self.procs:
+            try:
+                self.stop(p)
+            except Exception:
+                pass
+
+
+# ---------------------------------------------------------------------------------------
+
+def ratio(a, b):
+    return round(a / b, 2) if a and b else None
+
+
+def table(r: dict) -> tuple[list[list[str]], dict]:
+    """The figures, ratios and targets."""
+    rows, targets = [], {}
+    hc = r.get("headcount", {})
+    dk, ch = r.get("DuckDB", {}), r.get("chDB", {})
+    ms = lambda s: f"{s*1000:,.1f} ms" if s is not None else "-"
+    imp = r.get("import", {})
+    if imp:
+        ok = imp["events_per_second"] >= 1_000_000
+        targets["import >= 1M events/s durable"] = ok
+        rows.append(["import (durable), events/s", f"{imp['events_per_second']:,}",
+                     f"{imp['events']:,} events in {imp['seconds']:.1f} s", "≥ 1,000,000", ok])
+    if hc and dk and ch:
+        rd, rc = ratio(dk["day_best_seconds"], hc["day_seconds"]), ratio(ch["day_best_seconds"], hc["day_seconds"])
+        ok = bool(rd and rc and rd >= 10 and rc >= 10)
+        targets["one day of 100 segments >= 10x DuckDB and chDB"] = ok
+        rows.append(["one day, 100 segments", ms(hc["day_seconds"]),
+                     f"DuckDB {ms(dk['day_best_seconds'])} ({rd}×), chDB {ms(ch['day_best_seconds'])} ({rc}×)",
+                     "≥ 10×", ok])
+        rd, rc = ratio(dk["history_seconds"], hc["history_seconds"]), ratio(ch["history_seconds"], hc["history_seconds"])
+        ok = bool(rd and rc and rd >= 20 and rc >= 20)
+        targets["100-day history of 20 segments >= 20x per-day queries"] = ok
+        ext = " (extrapolated)" if dk.get("history_extrapolated") else ""
+        rows.append(["100 days × 20 segments", ms(hc["history_seconds"]),
+                     f"DuckDB {ms(dk['history_seconds'])} ({rd}×), chDB {ms(ch['history_seconds'])} ({rc}×){ext}",
+                     "≥ 20×", ok])
+        rows.append(["load into memory", f"{hc['load_seconds']:.2f} s",
+                     f"DuckDB {dk['load_seconds']:.2f} s, chDB {ch['load_seconds']:.2f} s "
+                     f"(+ {r['normalize']['seconds']:.1f} s NDJSON→Parquet)", "", None])
+    ds, ce = r.get("data_series"), r.get("ceiling")
+    if ds and ce:
+        rr = ratio(ds["requests_per_second"], ce["requests_per_second"])
+        ok = bool(rr and rr >= 0.5 and ds["p99_ms"] is not None and ds["p99_ms"] < 5 and ds["non_2xx"] == 0)
+        targets["data_series >= half the ceiling, p99 < 5 ms"] = ok
+        rows.append(["GET /segments/data_series, req/s", f"{ds['requests_per_second']:,.0f}",
+                     f"ceiling {ce['requests_per_second']:,.0f} ({rr}× of it)", "≥ 0.5×", ok])
+        rows.append(["  latency p50 / p99", f"{ds['p50_ms']} / {ds['p99_ms']} ms",
+                     f"ceiling {ce['p50_ms']} / {ce['p99_ms']} ms", "p99 < 5 ms", None])
+    tr = r.get("track")
+    if tr:
+        ok = tr["events_per_second"] >= 200_000 and tr["errors"] == 0
+        targets["/users/track >= 200k events/s"] = ok
+        rows.append(["POST /users/track (75/batch, durable), events/s", f"{tr['events_per_second']:,.0f}",
+                     f"{tr['requests_per_second']:,.0f} req/s, p50 {tr['p50_ms']:.1f} ms, p99 {tr['p99_ms']:.1f} ms, "
+                     f"{tr['connections']} connections, {tr['errors']} errors", "≥ 200,000", ok])
+    m = r.get("memory")
+    if m:
+        ok = m["rss_bytes"] <= m["budget_bytes"]
+        targets["memory <= 16 B/event + 200 B/user"] = ok
+        rows.append(["server RSS after loading", f"{m['rss_bytes']/2**20:,.0f} MiB",
+                     f"{m['bytes_per_event']} B/event, {m['bytes_per_user']} B/user; budget "
+                     f"16 B/event + 200 B/user = {m['budget_bytes']/2**20:,.0f} MiB", "≤ budget", ok])
+    return rows, targets
+
+
+def render(r: dict) -> str:
+    rows, _ = table(r)
+    head = ["figure", "headcount", "compared with", "target", "met"]
+    cells = [head] + [[a, b, c, d, "" if e is None else ("yes" if e else "NO")] for a, b, c, d, e in rows]
+    w = [max(len(row[i]) for row in cells) for i in range(5)]
+    line = lambda row: "| " + " | ".join(x.ljust(w[i]) for i, x in enumerate(row)) + " |"
+    out = [line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"]
+    out += [line(row) for row in cells[1:]]
+    return "\n".join(out)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--users", type=int, default=100_000)
+    ap.add_argument("--days", type=int, default=120)
+    ap.add_argument("--events-per-user", type=float, default=30.0)
+    ap.add_argument("--history-days", type=int, default=100)
+    ap.add_argument("--history-sample", type=int, default=1,
+                    help="SQL engines: run every Nth day of the history and extrapolate the time "
+                         "(only those days are compared)")
+    ap.add_argument("--seconds", type=int, default=10, help="duration of each load test")
+    ap.add_argument("--connections", type=int, default=64, help="wrk connections")
+    ap.add_argument("--track-connections", type=int, default=32)
+    ap.add_argument("--skip", action="append", default=[],
+                    help="skip a stage: sql, edge, serve (repeatable)")
+    a = ap.parse_args()
+    b = Bench(a)
+    code = 0
+    try:
+        b.gen()
+        b.hc_import()
+        b.hc_eval()
+        if "sql" not in a.skip:
+            b.sql_engines()
+            b.compare()
+        if "edge" not in a.skip:
+            b.edge()
+        if "serve" not in a.skip:
+            b.serve()
+    finally:
+        b.cleanup()
+        r = b.r
+        r["finished_at"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        _, targets = table(r)
+        r["targets"] = targets
+        out = os.path.join(HERE, "results")
+        os.makedirs(out, exist_ok=True)
+        for name in ("latest.json", f"users-{a.users}.json"):
+            with open(os.path.join(out, name), "w") as f:
+                json.dump(r, f, indent=1)
+        print()
+        print(f"headcount benchmark: {a.users:,} users, {r.get('import', {}).get('events', 0):,} events, "
+              f"{r['machine']['nproc']} × {r['machine']['cpu']}, {r['machine']['memory_gib']} GiB")
+        print(render(r))
+        if r["mismatches"]:
+            code = 1
+            print(f"\nFAIL: {len(r['mismatches'])} sizes differ between the engines:")
+            for m in r["mismatches"][:50]:
+                print("  ", json.dumps(m))
+        if r["edge_mismatches"]:
+            code = 1
+            print(f"\nFAIL: edge cases differ ({r['edge']['differing_sizes']} sizes):")
+            for d in r["edge_mismatches"]:
+                print(f"   {d['tz']:17s} {d['filter']:30s} first on {d['day']} ({d['days_differing']} days) "
+                      f"{json.dumps(d['sizes'])}  {json.dumps(d['definition'])}")
+        print(f"\nresults: {os.path.join(out, 'latest.json')}")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()
