@@ -182,6 +182,9 @@ fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
     })
 }
 
+/// A rewritten chunk: its fact count and bytes.
+type Rewrite = (usize, Vec<u8>);
+
 const SEGMENT_COLUMNS: &str = "id, workspace_id, name, filter, text_description, tags, teams, \
     analytics_tracking_enabled, created_at, updated_at, archived_at";
 
@@ -432,7 +435,8 @@ impl Store for SqliteStore {
         let mut found: HashSet<&UserKey> = HashSet::new();
         let mut conn = self.conn();
         let tx = conn.transaction()?;
-        let mut rewrites: Vec<(i64, Option<(usize, Vec<u8>)>)> = Vec::new();
+        // (chunk id, its replacement: fact count and bytes; None deletes it)
+        let mut rewrites: Vec<(i64, Option<Rewrite>)> = Vec::new();
         {
             let mut stmt =
                 tx.prepare("SELECT id, data FROM fact_chunks WHERE workspace_id = ?1")?;
