@@ -135,6 +135,9 @@ fn stream_spinner() -> indicatif::ProgressBar {
 /// Lines read and parsed together: enough to keep every core busy between commits.
 const BLOCK_LINES: usize = 8192;
 
+/// A line's number and its facts, or why it is rejected.
+type Parsed = (u64, Result<Vec<(UserKey, Fact)>, String>);
+
 /// A line of input with its 1-based number.
 type Line = (u64, Vec<u8>);
 
@@ -162,13 +165,10 @@ fn read_block(
 }
 
 /// Parses a block on every core, keeping the order of its lines.
-fn parse_block(
-    block: &[Line],
-    options: &TrackOptions,
-) -> Vec<(u64, Result<Vec<(UserKey, Fact)>, String>)> {
+fn parse_block(block: &[Line], options: &TrackOptions) -> Vec<Parsed> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let part = block.len().div_ceil(threads).max(1);
-    let parse = |lines: &[Line]| -> Vec<(u64, Result<Vec<(UserKey, Fact)>, String>)> {
+    let parse = |lines: &[Line]| -> Vec<Parsed> {
         lines
             .iter()
             .map(|(number, bytes)| {
