@@ -176,7 +176,7 @@ fn time_field(
     match obj.get(key) {
         None => Ok(None),
         Some(Json::String(s)) => match datetime::parse_instant_utc(s) {
-            Some(t) => Ok(Some(t.min(now))),
+            Some(t) => Ok(Some(to_microsecond(t).min(now))),
             None => Err(format!(
                 "'{key}' must be an ISO-8601 datetime ({})",
                 datetime::ACCEPTED_FORMS
@@ -184,6 +184,13 @@ fn time_field(
         },
         Some(_) => Err(format!("'{key}' must be an ISO-8601 datetime string")),
     }
+}
+
+/// Facts are recorded to the microsecond (the precision of the store): finer digits
+/// are dropped here, so that "before T" means the same in memory, on
+/// disk and after a restart.
+fn to_microsecond(t: Timestamp) -> Timestamp {
+    Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
 }
 
 fn attribute_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
