@@ -81,7 +81,7 @@ impl Shared {
             let mut index = Index::new();
             let started = std::time::Instant::now();
             store.scan_facts(entry.workspace.id, &mut |user, fact| {
-                index.apply(&user, &fact)
+                index.apply(user, &fact)
             })?;
             tracing::info!(
                 workspace = %entry.workspace.name,

@@ -220,7 +220,7 @@ fn sample_facts() -> Vec<(UserKey, Fact)> {
 fn scanned(store: &dyn Store, ws: WorkspaceId) -> Vec<(UserKey, Fact)> {
     let mut out = Vec::new();
     store
-        .scan_facts(ws, &mut |u, f| out.push((u, f)))
+        .scan_facts(ws, &mut |u, f| out.push((u.clone(), f)))
         .expect("scan");
     out.sort_by_key(|(_, f)| f.time);
     out

@@ -73,7 +73,7 @@ pub trait Store: Send + Sync {
     fn scan_facts(
         &self,
         workspace: WorkspaceId,
-        visit: &mut dyn FnMut(UserKey, Fact),
+        visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<()>;
     /// Deletes users and all their facts; returns how many existed.
     fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64>;

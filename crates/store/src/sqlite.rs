@@ -416,7 +416,7 @@ impl Store for SqliteStore {
     fn scan_facts(
         &self,
         workspace: WorkspaceId,
-        visit: &mut dyn FnMut(UserKey, Fact),
+        visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<()> {
         let conn = self.conn();
         let mut stmt =
@@ -424,7 +424,7 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![workspace.0])?;
         while let Some(row) = rows.next()? {
             let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-            chunk::decode(data, &mut |user, fact| visit(user.clone(), fact))
+            chunk::decode(data, visit)
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         Ok(())

@@ -98,7 +98,7 @@ pub fn load_index(
     let mut index = Index::new();
     let mut n = 0u64;
     store.scan_facts(ws, &mut |user, fact| {
-        index.apply(&user, &fact);
+        index.apply(user, &fact);
         n += 1;
         if n.is_multiple_of(65_536) {
             spinner.set_position(n);

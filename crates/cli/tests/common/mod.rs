@@ -172,7 +172,7 @@ pub fn facts(data: &Path, name: &str) -> Vec<(UserKey, Fact)> {
         .unwrap_or_else(|| panic!("no workspace {name}"));
     let mut all = Vec::new();
     store
-        .scan_facts(ws.id, &mut |user, fact| all.push((user, fact)))
+        .scan_facts(ws.id, &mut |user, fact| all.push((user.clone(), fact)))
         .expect("scan facts");
     all
 }
