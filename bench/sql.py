@@ -367,6 +367,7 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
     now = now_us if now_us is not None else int(time.time() * 1e6)
     c = duckdb.connect(":memory:")
     c.execute("SET TimeZone = 'UTC'")
+    c.execute(f"SET temp_directory = '{os.path.join(out_dir, 'duckdb.tmp')}'")  # spill here
     if threads:
         c.execute(f"SET threads = {int(threads)}")
 
@@ -500,11 +501,13 @@ class Engine:
 class DuckDB(Engine):
     name = "DuckDB"
 
-    def __init__(self):
+    def __init__(self, temp_dir: str | None = None):
         import duckdb
 
         self.duckdb = duckdb
         self.con = duckdb.connect(":memory:")
+        if temp_dir:
+            self.con.execute(f"SET temp_directory = '{temp_dir}'")
         self.dialect = DuckDialect()
         self.version = duckdb.__version__
 

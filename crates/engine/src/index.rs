@@ -5,11 +5,13 @@ use crate::column::Column;
 use crate::eval::AsOf;
 use crate::names::Named;
 use crate::plan::Plan;
-use crate::time::floor_micros;
+use crate::time::{Moment, floor_micros};
 use crate::users::Users;
+use headcount_model::Value;
 use headcount_model::{Day, Fact, FactKind, UserKey};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
+use std::collections::BTreeSet;
 use std::fmt;
 
 /// All users and facts of one workspace, in memory.
@@ -25,6 +27,13 @@ pub struct Index {
     pub(crate) products: Named<()>,
     pub(crate) attributes: Named<AttrColumn>,
     live_events: usize,
+    /// Changes so far: every apply and delete adds one.
+    version: u64,
+    /// The latest fact time applied (µs).
+    latest_fact: i64,
+    /// Every datetime attribute value ever written (µs): the instants at which a
+    /// `within_last_days` answer can change without a new fact.
+    datetimes: BTreeSet<i64>,
 }
 
 impl Index {
@@ -37,10 +46,15 @@ impl Index {
     /// arrive in any time order. Times are kept to the microsecond (truncated).
     pub fn apply(&mut self, user: &UserKey, fact: &Fact) {
         let time = floor_micros(fact.time);
+        self.version += 1;
+        self.latest_fact = self.latest_fact.max(time);
         let index = self.users.touch(user, time);
         match &fact.kind {
             FactKind::Attributes(values) => {
                 for (name, value) in values {
+                    if let Some(Value::DateTime(t)) = value {
+                        self.datetimes.insert(floor_micros(*t));
+                    }
                     self.attributes
                         .get_or_create(name)
                         .record(time, index, value.as_ref());
@@ -66,6 +80,7 @@ impl Index {
     ///
     /// The user's entries stay in the columns, ignored, until [`Index::compact`].
     pub fn delete_user(&mut self, user: &UserKey) -> bool {
+        self.version += 1;
         match self.users.delete(user) {
             Some(facts) => {
                 self.live_events = self.live_events.saturating_sub(facts as usize);
@@ -86,6 +101,34 @@ impl Index {
         self.purchases.compact(&keep);
         for column in self.attributes.items_mut() {
             column.compact(&keep);
+        }
+    }
+
+    /// A number that changes whenever the facts change (apply, delete): answers for
+    /// the same instant are the same while it does not.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// How long an answer as of `at` stays the answer: for every `t` with
+    /// `at <= t < stable_until(at)`, and no change of [`Index::version`], every plan
+    /// has the same size as of `t` as as of `at`. It ends at the next local midnight
+    /// (windows move), at the next datetime attribute value (a `within_last_days`
+    /// answer moves), and at once if a fact at or after `at` is held.
+    pub fn stable_until(&self, at: Timestamp, tz: &TimeZone) -> Timestamp {
+        let moment = Moment::new(at, tz);
+        if self.latest_fact >= moment.at_micros {
+            return at;
+        }
+        let midnight = moment.reference.next().start(tz);
+        let datetime = self
+            .datetimes
+            .range(moment.at_micros..)
+            .next()
+            .and_then(|us| Timestamp::from_microsecond(*us).ok());
+        match datetime {
+            Some(t) if t < midnight => t,
+            _ => midnight,
         }
     }
 
@@ -159,5 +202,62 @@ impl fmt::Debug for Index {
                     .sum::<usize>(),
             )
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod stable_tests {
+    use super::*;
+    use headcount_model::FactKind;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap_or(Timestamp::MIN)
+    }
+
+    #[test]
+    fn answers_stay_stable_until_midnight_a_datetime_value_or_a_newer_fact() {
+        let tz = TimeZone::UTC;
+        let mut index = Index::new();
+        let user = UserKey::External("u".into());
+        let event = |t: &str| Fact {
+            time: ts(t),
+            kind: FactKind::Event {
+                name: "e".into(),
+                detail: None,
+            },
+        };
+        index.apply(&user, &event("2024-05-01T10:00:00Z"));
+        let v = index.version();
+        assert_eq!(
+            index.stable_until(ts("2024-05-01T12:00:00Z"), &tz),
+            ts("2024-05-02T00:00:00Z")
+        );
+        index.apply(
+            &user,
+            &Fact {
+                time: ts("2024-05-01T10:00:00Z"),
+                kind: FactKind::Attributes(vec![(
+                    "renews".into(),
+                    Some(Value::DateTime(ts("2024-05-01T18:00:00Z"))),
+                )]),
+            },
+        );
+        assert_ne!(index.version(), v);
+        assert_eq!(
+            index.stable_until(ts("2024-05-01T12:00:00Z"), &tz),
+            ts("2024-05-01T18:00:00Z")
+        );
+        assert_eq!(
+            index.stable_until(ts("2024-05-01T19:00:00Z"), &tz),
+            ts("2024-05-02T00:00:00Z")
+        );
+        index.apply(&user, &event("2024-05-01T20:00:00Z"));
+        assert_eq!(
+            index.stable_until(ts("2024-05-01T19:00:00Z"), &tz),
+            ts("2024-05-01T19:00:00Z")
+        );
+        let before = index.version();
+        index.delete_user(&user);
+        assert_ne!(index.version(), before);
     }
 }

@@ -35,6 +35,7 @@ pub struct Catalog {
     keys: HashMap<String, ApiKey>,
     segments: HashMap<SegmentId, SegmentEntry>,
     order: Vec<SegmentId>,
+    generation: u64,
 }
 
 /// Resolves an IANA time zone name, with a message fit for a user on failure.
@@ -100,10 +101,17 @@ impl Catalog {
 
     /// Adds or replaces a segment (after the store accepted it).
     pub fn put_segment(&mut self, entry: SegmentEntry) {
+        self.generation += 1;
         let id = entry.segment.id;
         if self.segments.insert(id, entry).is_none() {
             self.order.push(id);
         }
+    }
+
+    /// A number that changes with every change to a segment: plans made from the
+    /// catalog are the same while it does not.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// An evaluable plan of a segment's filter (references resolved).

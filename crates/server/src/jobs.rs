@@ -3,7 +3,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::sizes::{Sizer, last_completed_days};
-use crate::state::{AppState, now, read};
+use crate::state::{AppState, now, read, write};
 use headcount_model::SegmentId;
 use headcount_store::StoreError;
 
@@ -31,7 +31,7 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<
             // Under the segment's size lock: a computation that read the old filter
             // has stored its sizes before this, or reads the new filter after it.
             let lock = shared.size_lock(*id);
-            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            let _held = write(&lock);
             store.clear_sizes(*id)
         })
     })
@@ -46,7 +46,7 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<
 pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, StoreError> {
     // Held from reading the plan to storing the sizes (see `Shared::size_lock`).
     let lock = state.size_lock(id);
-    let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+    let _held = read(&lock);
     let (entry, tz, plan) = {
         let catalog = read(&state.catalog);
         let Some(entry) = catalog.segment_in_any(id).cloned() else {

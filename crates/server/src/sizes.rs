@@ -66,8 +66,12 @@ impl Sizer<'_> {
 
     /// The answer of `data_series` for `days` (oldest first): stored sizes of completed
     /// days, missing completed days computed and stored now, and the live size as of `now`
-    /// for a day that has not ended.
-    pub fn series(&self, days: &[Day]) -> Result<Vec<(Day, u64)>, StoreError> {
+    /// for a day that has not ended, as `live` gives it.
+    pub fn series(
+        &self,
+        days: &[Day],
+        live: &mut dyn FnMut() -> u64,
+    ) -> Result<Vec<(Day, u64)>, StoreError> {
         let Sizer {
             store,
             index,
@@ -99,7 +103,7 @@ impl Sizer<'_> {
             .iter()
             .map(|d| match known.get(d) {
                 Some(size) => (*d, *size),
-                None if d.end(tz) > now => (*d, index.size(plan, now, tz)),
+                None if d.end(tz) > now => (*d, live()),
                 None => (*d, 0),
             })
             .collect())

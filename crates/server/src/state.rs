@@ -55,7 +55,9 @@ pub struct Shared {
     /// reading its plan in the catalog to writing the sizes) and while its history is
     /// cleared, so that sizes computed with a filter that has just been replaced can
     /// never land after the clearing of the history.
-    size_locks: Mutex<HashMap<SegmentId, Arc<Mutex<()>>>>,
+    size_locks: Mutex<HashMap<SegmentId, Arc<RwLock<()>>>>,
+    /// The latest live size of each segment, reused while it is provably the same.
+    live: Mutex<HashMap<SegmentId, LiveSize>>,
 }
 
 /// What handlers receive.
@@ -101,6 +103,7 @@ impl Shared {
             config,
             segment_writes: tokio::sync::Mutex::new(()),
             size_locks: Mutex::new(HashMap::new()),
+            live: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -114,13 +117,68 @@ impl Shared {
 
     /// The lock of a segment's stored sizes (see [`Shared`]); blocking, so taken off
     /// the async runtime.
-    pub fn size_lock(&self, segment: SegmentId) -> Arc<Mutex<()>> {
+    pub fn size_lock(&self, segment: SegmentId) -> Arc<RwLock<()>> {
         self.size_locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(segment)
             .or_default()
             .clone()
+    }
+}
+
+/// A live size and the conditions under which it is still the answer.
+#[derive(Debug, Clone, Copy)]
+struct LiveSize {
+    size: u64,
+    version: u64,
+    generation: u64,
+    from: Timestamp,
+    until: Timestamp,
+}
+
+impl Shared {
+    /// The size of a segment as of `now` (today's live point): computed by `compute`,
+    /// or reused from an earlier request when nothing it depends on can have changed:
+    /// the same facts (`Index::version`), the same filters (`Catalog::generation`),
+    /// and `now` within the earlier answer's `Index::stable_until`.
+    pub fn live_size(
+        &self,
+        segment: SegmentId,
+        index: &Index,
+        generation: u64,
+        now: Timestamp,
+        tz: &jiff::tz::TimeZone,
+        compute: impl FnOnce() -> u64,
+    ) -> u64 {
+        let version = index.version();
+        let cached = self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&segment)
+            .copied();
+        if let Some(c) = cached
+            && c.version == version
+            && c.generation == generation
+            && c.from <= now
+            && now < c.until
+        {
+            return c.size;
+        }
+        let size = compute();
+        let entry = LiveSize {
+            size,
+            version,
+            generation,
+            from: now,
+            until: index.stable_until(now, tz),
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(segment, entry);
+        size
     }
 }
 

@@ -424,8 +424,7 @@ impl Store for SqliteStore {
         let mut rows = stmt.query(params![workspace.0])?;
         while let Some(row) = rows.next()? {
             let data = row.get_ref(0)?.as_blob().map_err(rusqlite::Error::from)?;
-            chunk::decode(data, visit)
-                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            chunk::decode(data, visit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         }
         Ok(())
     }

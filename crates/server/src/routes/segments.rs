@@ -159,15 +159,16 @@ async fn data_series(
         // filter that an update has just replaced are stored before the update clears
         // the history, never after (see `Shared::size_lock`).
         let lock = shared.size_lock(id);
-        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
-        let plan = {
+        let _held = read(&lock);
+        let (plan, generation) = {
             let catalog = read(&shared.catalog);
             let entry = catalog
                 .segment_in(caller.workspace, id)
                 .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
-            catalog
+            let plan = catalog
                 .plan(&entry.filter)
-                .map_err(|e| ApiError::Internal(e.to_string()))?
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            (plan, catalog.generation())
         };
         let index = read(&index);
         Ok::<_, ApiError>(
@@ -179,7 +180,11 @@ async fn data_series(
                 tz: &caller.tz,
                 now,
             }
-            .series(&days)?,
+            .series(&days, &mut || {
+                shared.live_size(id, &index, generation, now, &caller.tz, || {
+                    index.size(&plan, now, &caller.tz)
+                })
+            })?,
         )
     })
     .await
