@@ -17,7 +17,7 @@
 //!   kind 0 (attributes): varint n, then per attribute: varint name, value
 //!   kind 1 (event) / 2 (purchase): varint name, varint detail_len+1 (0: none), detail bytes
 //! value := u8 tag: 0 null | 1 string str | 2 number f64 LE | 3 false | 4 true
-//!        | 5 datetime i64 LE µs | 6 array varint n, str…
+//!        | 5 datetime i64 LE seconds, varint nanoseconds | 6 array varint n, str…
 //! ```
 
 use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
@@ -158,8 +158,12 @@ fn encode_value(out: &mut Vec<u8>, value: Option<&Value>) {
         Some(Value::Bool(false)) => out.push(3),
         Some(Value::Bool(true)) => out.push(4),
         Some(Value::DateTime(t)) => {
+            // Exact to the nanosecond: a datetime value is compared with operands as
+            // written, unlike fact times, which are kept to the microsecond.
             out.push(5);
-            out.extend_from_slice(&t.as_microsecond().to_le_bytes());
+            out.extend_from_slice(&t.as_second().to_le_bytes());
+            // jiff gives both parts the sign of the instant.
+            varint(out, zigzag(i64::from(t.subsec_nanosecond())));
         }
         Some(Value::Array(items)) => {
             out.push(6);
@@ -265,10 +269,14 @@ fn read_value(r: &mut Reader<'_>) -> Result<Option<Value>, ChunkError> {
         2 => Value::Number(f64::from_le_bytes(r.eight()?)),
         3 => Value::Bool(false),
         4 => Value::Bool(true),
-        5 => Value::DateTime(
-            Timestamp::from_microsecond(i64::from_le_bytes(r.eight()?))
-                .map_err(|_| ChunkError("datetime out of range"))?,
-        ),
+        5 => {
+            let seconds = i64::from_le_bytes(r.eight()?);
+            let nanos = i32::try_from(unzigzag(r.varint()?))
+                .map_err(|_| ChunkError("nanoseconds out of range"))?;
+            Value::DateTime(
+                Timestamp::new(seconds, nanos).map_err(|_| ChunkError("datetime out of range"))?,
+            )
+        }
         6 => {
             let n = r.count()?;
             let mut items = Vec::with_capacity(n);
