@@ -147,6 +147,29 @@ pub fn sizes_replace_range_and_clear(store: &dyn Store) {
     assert!(store.sizes(seg, d(1), d(31)).expect("range").is_empty());
     assert_eq!(store.last_computed_at(seg).expect("last"), None);
     assert_eq!(store.sizes(other, d(1), d(31)).expect("range").len(), 1);
+    // Writes after reads are read back (a backend may keep what it read).
+    store
+        .put_sizes(seg, &[(d(4), 11)], t1)
+        .expect("put after clear");
+    store
+        .put_sizes(other, &[(d(3), 101)], t2)
+        .expect("put after read");
+    let sizes = |s, from, to| -> Vec<u64> {
+        store
+            .sizes(s, from, to)
+            .expect("range")
+            .iter()
+            .map(|r| r.size)
+            .collect()
+    };
+    assert_eq!(sizes(seg, d(1), d(31)), [11]);
+    assert_eq!(sizes(other, d(1), d(31)), [100, 101]);
+    assert_eq!(
+        sizes(other, d(3), d(2)),
+        Vec::<u64>::new(),
+        "an empty range"
+    );
+    assert_eq!(store.last_computed_at(other).expect("last"), Some(t2));
 }
 
 fn sample_facts() -> Vec<(UserKey, Fact)> {

@@ -9,14 +9,19 @@ use crate::{
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 use rusqlite::{Connection, Row, params};
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
 /// The embedded store.
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// Every stored size of the segments read so far, so that the hot path of
+    /// `data_series` never waits for the connection. Changed only while holding the
+    /// connection, after the database, so that it never holds what the database
+    /// does not.
+    sizes: RwLock<HashMap<SegmentId, BTreeMap<Day, StoredSize>>>,
     // Held for the store's lifetime: the exclusive lock on the data directory.
     _lock: Option<File>,
 }
@@ -74,6 +79,7 @@ impl SqliteStore {
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
+            sizes: RwLock::new(HashMap::new()),
             _lock: lock,
         })
     }
@@ -84,6 +90,53 @@ impl SqliteStore {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl SqliteStore {
+    fn cache_read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<SegmentId, BTreeMap<Day, StoredSize>>> {
+        self.sizes.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn cache_write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<SegmentId, BTreeMap<Day, StoredSize>>> {
+        self.sizes.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Loads a segment's sizes into the cache (holding the connection, so that no
+    /// change can slip between the read and the caching) and answers from them.
+    fn with_cached_sizes<T>(
+        &self,
+        segment: SegmentId,
+        answer: impl FnOnce(&BTreeMap<Day, StoredSize>) -> T,
+    ) -> Result<T> {
+        let conn = self.conn();
+        if let Some(all) = self.cache_read().get(&segment) {
+            return Ok(answer(all));
+        }
+        let mut stmt = conn.prepare_cached(
+            "SELECT day, size, computed_at FROM segment_sizes WHERE segment_id = ?1",
+        )?;
+        let all: BTreeMap<Day, StoredSize> = stmt
+            .query_map(params![segment.to_string()], |r| {
+                let day: String = r.get(0)?;
+                let day: Day = day.parse().map_err(|e| corrupt("day", e))?;
+                Ok((
+                    day,
+                    StoredSize {
+                        day,
+                        size: r.get::<_, i64>(1)? as u64,
+                        computed_at: instant(r.get(2)?)?,
+                    },
+                ))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let out = answer(&all);
+        self.cache_write().insert(segment, all);
+        Ok(out)
     }
 }
 
@@ -350,47 +403,50 @@ impl Store for SqliteStore {
             }
         }
         tx.commit()?;
+        let computed_at = instant(micros(computed_at))?;
+        if let Some(cached) = self.cache_write().get_mut(&segment) {
+            for (day, size) in sizes {
+                let row = StoredSize {
+                    day: *day,
+                    size: *size,
+                    computed_at,
+                };
+                cached.insert(*day, row);
+            }
+        }
+        drop(conn);
         Ok(())
     }
 
     fn sizes(&self, segment: SegmentId, from: Day, to: Day) -> Result<Vec<StoredSize>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT day, size, computed_at FROM segment_sizes \
-             WHERE segment_id = ?1 AND day >= ?2 AND day <= ?3 ORDER BY day",
-        )?;
-        let rows = stmt
-            .query_map(
-                params![segment.to_string(), from.to_string(), to.to_string()],
-                |r| {
-                    let day: String = r.get(0)?;
-                    Ok(StoredSize {
-                        day: day.parse().map_err(|e| corrupt("day", e))?,
-                        size: r.get::<_, i64>(1)? as u64,
-                        computed_at: instant(r.get(2)?)?,
-                    })
-                },
-            )?
-            .collect::<rusqlite::Result<_>>()?;
-        Ok(rows)
+        let range = |all: &BTreeMap<Day, StoredSize>| -> Vec<StoredSize> {
+            if from > to {
+                return Vec::new();
+            }
+            all.range(from..=to).map(|(_, s)| *s).collect()
+        };
+        if let Some(all) = self.cache_read().get(&segment) {
+            return Ok(range(all));
+        }
+        self.with_cached_sizes(segment, range)
     }
 
     fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
-        self.conn().execute(
+        let conn = self.conn();
+        conn.execute(
             "DELETE FROM segment_sizes WHERE segment_id = ?1",
             params![segment.to_string()],
         )?;
+        self.cache_write().remove(&segment);
         Ok(())
     }
 
     fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>> {
-        let conn = self.conn();
-        let us: Option<i64> = conn.query_row(
-            "SELECT MAX(computed_at) FROM segment_sizes WHERE segment_id = ?1",
-            params![segment.to_string()],
-            |r| r.get(0),
-        )?;
-        Ok(us.map(instant).transpose()?)
+        let newest = |all: &BTreeMap<Day, StoredSize>| all.values().map(|s| s.computed_at).max();
+        if let Some(all) = self.cache_read().get(&segment) {
+            return Ok(newest(all));
+        }
+        self.with_cached_sizes(segment, newest)
     }
 
     fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()> {
