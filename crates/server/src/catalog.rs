@@ -9,6 +9,7 @@ use headcount_model::{Filter, SegmentId, WorkspaceId};
 use headcount_store::{ApiKey, Segment, Store, StoreError, Workspace, keys};
 use jiff::tz::TimeZone;
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 /// A workspace with its time zone resolved.
 #[derive(Debug, Clone)]
@@ -36,6 +37,8 @@ pub struct Catalog {
     segments: HashMap<SegmentId, SegmentEntry>,
     order: Vec<SegmentId>,
     generation: u64,
+    /// Plans compiled since the last change of any segment.
+    plans: Mutex<HashMap<SegmentId, Arc<Plan>>>,
 }
 
 /// Resolves an IANA time zone name, with a message fit for a user on failure.
@@ -102,6 +105,11 @@ impl Catalog {
     /// Adds or replaces a segment (after the store accepted it).
     pub fn put_segment(&mut self, entry: SegmentEntry) {
         self.generation += 1;
+        // A segment's plan inlines the filters it refers to: any change may alter any plan.
+        self.plans
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         let id = entry.segment.id;
         if self.segments.insert(id, entry).is_none() {
             self.order.push(id);
@@ -112,6 +120,25 @@ impl Catalog {
     /// catalog are the same while it does not.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The plan of a stored segment, compiled once per catalog generation.
+    pub fn segment_plan(&self, entry: &SegmentEntry) -> Result<Arc<Plan>, PlanError> {
+        let id = entry.segment.id;
+        if let Some(plan) = self
+            .plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return Ok(plan.clone());
+        }
+        let plan = Arc::new(self.plan(&entry.filter)?);
+        self.plans
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, plan.clone());
+        Ok(plan)
     }
 
     /// An evaluable plan of a segment's filter (references resolved).

@@ -125,7 +125,7 @@ async fn data_series(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Series>> {
     let id = segment_id(params.get("segment_id"))?;
     let length = match params.get("length").map(|l| l.trim().parse::<u32>()) {
         Some(Ok(n)) if (1..=MAX_LENGTH).contains(&n) => n,
@@ -166,7 +166,7 @@ async fn data_series(
                 .segment_in(caller.workspace, id)
                 .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
             let plan = catalog
-                .plan(&entry.filter)
+                .segment_plan(entry)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
             (plan, catalog.generation())
         };
@@ -189,11 +189,33 @@ async fn data_series(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let data: Vec<Value> = points
+    let data = points
         .into_iter()
-        .map(|(day, size)| json!({ "time": day.to_string(), "size": size }))
+        .map(|(time, size)| Point { time, size })
         .collect();
-    Ok(Json(json!({ "message": "success", "data": data })))
+    Ok(Json(Series {
+        message: "success",
+        data,
+    }))
+}
+
+/// The body of a `data_series` answer, serialized without an intermediate tree.
+#[derive(serde::Serialize)]
+struct Series {
+    message: &'static str,
+    data: Vec<Point>,
+}
+
+/// One day of a series.
+#[derive(serde::Serialize)]
+struct Point {
+    #[serde(serialize_with = "as_text")]
+    time: headcount_model::Day,
+    size: u64,
+}
+
+fn as_text<S: serde::Serializer>(day: &headcount_model::Day, out: S) -> Result<S::Ok, S::Error> {
+    out.collect_str(day)
 }
 
 /// The editable fields of a segment, as read from a create or update body.
