@@ -41,23 +41,7 @@ impl RateLimiter {
         window_secs: u64,
         now: u64,
     ) -> Window {
-        let window_secs = window_secs.max(1);
-        let start = now - now % window_secs;
-        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = counters.entry(key).or_insert((start, 0));
-        if entry.0 != start {
-            *entry = (start, 0);
-        }
-        let exceeded = entry.1 >= limit;
-        if !exceeded {
-            entry.1 += 1;
-        }
-        Window {
-            limit,
-            remaining: limit - entry.1,
-            reset: start + window_secs,
-            exceeded,
-        }
+        self.count(key, limit, window_secs, now, true)
     }
 
     /// The window as it stands, without counting a request.
@@ -68,18 +52,33 @@ impl RateLimiter {
         window_secs: u64,
         now: u64,
     ) -> Window {
+        self.count(key, limit, window_secs, now, false)
+    }
+
+    fn count(
+        &self,
+        key: (WorkspaceId, Bucket),
+        limit: u64,
+        window_secs: u64,
+        now: u64,
+        hit: bool,
+    ) -> Window {
         let window_secs = window_secs.max(1);
         let start = now - now % window_secs;
-        let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let used = match counters.get(&key) {
-            Some((s, used)) if *s == start => *used,
-            _ => 0,
-        };
+        let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = counters.entry(key).or_insert((start, 0));
+        if entry.0 != start {
+            *entry = (start, 0);
+        }
+        let exceeded = hit && entry.1 >= limit;
+        if hit && !exceeded {
+            entry.1 += 1;
+        }
         Window {
             limit,
-            remaining: limit.saturating_sub(used),
+            remaining: limit.saturating_sub(entry.1),
             reset: start + window_secs,
-            exceeded: false,
+            exceeded,
         }
     }
 }

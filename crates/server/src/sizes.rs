@@ -30,23 +30,20 @@ impl Sizer<'_> {
     /// by `now`). Only days not stored yet, unless `recompute`. Returns how many were
     /// computed.
     pub fn fill(&self, days: &[Day], recompute: bool) -> Result<usize, StoreError> {
-        let Sizer {
-            store,
-            index,
-            plan,
-            segment,
-            tz,
-            now,
-        } = *self;
-        let completed: Vec<Day> = days.iter().copied().filter(|d| d.end(tz) <= now).collect();
+        let completed: Vec<Day> = days
+            .iter()
+            .copied()
+            .filter(|d| self.completed(*d))
+            .collect();
         let (Some(first), Some(last)) = (completed.iter().min(), completed.iter().max()) else {
             return Ok(0);
         };
         let missing: Vec<Day> = if recompute {
-            completed.clone()
+            completed
         } else {
-            let stored: Vec<Day> = store
-                .sizes(segment, *first, *last)?
+            let stored: Vec<Day> = self
+                .store
+                .sizes(self.segment, *first, *last)?
                 .iter()
                 .map(|s| s.day)
                 .collect();
@@ -55,13 +52,7 @@ impl Sizer<'_> {
                 .filter(|d| !stored.contains(d))
                 .collect()
         };
-        if missing.is_empty() {
-            return Ok(0);
-        }
-        let sizes = index.sizes(plan, &missing, tz);
-        let rows: Vec<(Day, u64)> = missing.into_iter().zip(sizes).collect();
-        store.put_sizes(segment, &rows, now)?;
-        Ok(rows.len())
+        Ok(self.compute(missing)?.len())
     }
 
     /// The answer of `data_series` for `days` (oldest first): stored sizes of completed
@@ -72,41 +63,45 @@ impl Sizer<'_> {
         days: &[Day],
         live: &mut dyn FnMut() -> u64,
     ) -> Result<Vec<(Day, u64)>, StoreError> {
-        let Sizer {
-            store,
-            index,
-            plan,
-            segment,
-            tz,
-            now,
-        } = *self;
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
-        let mut known: HashMap<Day, u64> = store
-            .sizes(segment, *first, *last)?
+        let mut known: HashMap<Day, u64> = self
+            .store
+            .sizes(self.segment, *first, *last)?
             .into_iter()
             .map(|s| (s.day, s.size))
             .collect();
         let missing: Vec<Day> = days
             .iter()
             .copied()
-            .filter(|d| d.end(tz) <= now && !known.contains_key(d))
+            .filter(|d| self.completed(*d) && !known.contains_key(d))
             .collect();
-        if !missing.is_empty() {
-            let sizes = index.sizes(plan, &missing, tz);
-            let rows: Vec<(Day, u64)> = missing.into_iter().zip(sizes).collect();
-            store.put_sizes(segment, &rows, now)?;
-            known.extend(rows);
-        }
+        known.extend(self.compute(missing)?);
         Ok(days
             .iter()
             .map(|d| match known.get(d) {
                 Some(size) => (*d, *size),
-                None if d.end(tz) > now => (*d, live()),
+                None if !self.completed(*d) => (*d, live()),
                 None => (*d, 0),
             })
             .collect())
+    }
+
+    /// Whether a day has ended by `now`.
+    fn completed(&self, day: Day) -> bool {
+        day.end(self.tz) <= self.now
+    }
+
+    /// Computes and stores the sizes of `days`, all completed; returns them.
+    fn compute(&self, days: Vec<Day>) -> Result<Vec<(Day, u64)>, StoreError> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sizes = self.index.sizes(self.plan, &days, self.tz);
+        let rows: Vec<(Day, u64)> = days.into_iter().zip(sizes).collect();
+        self.store.put_sizes(self.segment, &rows, self.now)?;
+        Ok(rows)
     }
 }
 
