@@ -62,6 +62,15 @@ def machine() -> dict:
             "kernel": platform.release(), "python": platform.python_version()}
 
 
+def build_info(hc: str) -> dict:
+    git = lambda *a: subprocess.run(["git", "-C", ROOT, *a], capture_output=True, text=True).stdout.strip()
+    return {"commit": git("rev-parse", "--short", "HEAD"),
+            "worktree_changes": len(git("status", "--porcelain", "--untracked-files=no").splitlines()),
+            "binary_mtime": dt.datetime.fromtimestamp(os.path.getmtime(
+                os.path.join(ROOT, "target", "release", "headcount")), dt.timezone.utc).isoformat(timespec="seconds"),
+            "version": subprocess.run([hc, "--version"], capture_output=True, text=True).stdout.strip()}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,10 +103,13 @@ def http(method, url, key=None, body=None, timeout=600):
 class Bench:
     def __init__(self, a):
         self.a = a
-        self.hc = os.path.join(ROOT, "target", "release", "headcount")
         self.tools = os.path.join(HERE, "target", "release")
         self.work = os.path.join(HERE, "work", f"users-{a.users}")
         os.makedirs(self.work, exist_ok=True)
+        # A copy of the binary: the whole run uses one build, even if target/ is rebuilt
+        # meanwhile (a data directory is read by the build that wrote it).
+        self.hc = os.path.join(self.work, "headcount")
+        shutil.copy2(os.path.join(ROOT, "target", "release", "headcount"), self.hc)
         self.entries = json.load(open(os.path.join(HERE, "segments.json")))
         self.cal = sql.Calendar("UTC")
         end = dt.datetime.fromisoformat(END.replace("Z", "+00:00"))
@@ -108,7 +120,7 @@ class Bench:
             "events_per_user": a.events_per_user, "day": self.day.isoformat(),
             "history": [self.history_days[0].isoformat(), self.history_days[-1].isoformat()]},
             "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "mismatches": [], "edge_mismatches": []}
+            "mismatches": [], "edge_mismatches": [], "build": build_info(self.hc)}
         self.procs = []
 
     def mark(self, stage: str):
@@ -354,6 +366,9 @@ class Bench:
                             "bytes_per_event": round(rss / max(ev, 1), 2),
                             "bytes_per_user": round(rss / self.a.users, 1),
                             "budget_bytes": 16 * ev + 200 * self.a.users}
+        m = re.search(r"heap_mb=(\d+)", open(os.path.join(self.work, "serve.log")).read())
+        if m:
+            self.r["memory"]["index_heap_mib_logged"] = int(m.group(1))
         log(f"serve: ready in {ready:.1f}s, VmRSS {rss/2**20:.0f} MiB "
             f"({rss/max(ev,1):.1f} B/event, {rss/self.a.users:.0f} B/user)")
         # Segments, through the API (in_segment references need the real ids).
@@ -522,7 +537,9 @@ def table(r: dict) -> tuple[list[list[str]], dict]:
         ok = m["rss_bytes"] <= m["budget_bytes"]
         targets["memory <= 16 B/event + 200 B/user"] = ok
         rows.append(["server RSS after loading", f"{m['rss_bytes']/2**20:,.0f} MiB",
-                     f"{m['bytes_per_event']} B/event, {m['bytes_per_user']} B/user; budget "
+                     f"{m['bytes_per_event']} B/event, {m['bytes_per_user']} B/user"
+                     + (f" (index heap {m['index_heap_mib_logged']} MiB as logged)" if m.get('index_heap_mib_logged') else "")
+                     + "; budget "
                      f"16 B/event + 200 B/user = {m['budget_bytes']/2**20:,.0f} MiB", "≤ budget", ok])
     return rows, targets
 
@@ -584,7 +601,9 @@ def main():
                 json.dump(r, f, indent=1)
         print()
         print(f"headcount benchmark: {a.users:,} users, {r.get('import', {}).get('events', 0):,} events, "
-              f"{r['machine']['nproc']} × {r['machine']['cpu']}, {r['machine']['memory_gib']} GiB")
+              f"{r['machine']['nproc']} × {r['machine']['cpu']}, {r['machine']['memory_gib']} GiB; "
+              f"build {r['build']['commit']} (+{r['build']['worktree_changes']} changed files); "
+              f"load average at each stage {r.get('loadavg')}")
         print(render(r))
         if r["mismatches"]:
             code = 1

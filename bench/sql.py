@@ -11,15 +11,19 @@ The data model (normalized tables, loaded from /users/track NDJSON bodies):
               of the user's earliest fact, computed by the engine at load)
     touches   uid, t                          one row per attribute object (a fact even
                                               when it sets nothing)
-    attrs     uid, t, seq, name, kind, s, n, b, d, a
+    attrs     uid, t, seq, name, kind, s, n, b, d, dn, a
               one row per attribute write; kind is str|num|bool|dt|arr|null (null:
-              unset); s/n/b/d/a hold the value of that kind (others are placeholders);
-              d is a datetime as UTC microseconds; seq is the order of the write in the
-              input (a tie-break between writes at the same microsecond)
+              unset); s/n/b/(d, dn)/a hold the value of that kind (others are
+              placeholders); a datetime is exact: d whole seconds since the epoch (UTC),
+              dn nanoseconds 0..999999999; seq is the order of the write in the input (a
+              tie-break between writes at the same microsecond)
     events    uid, t, name
     purchases uid, t, product
 
-Times are UTC microseconds (BIGINT). The meaning, restated from segments.md:
+Fact times are UTC microseconds (BIGINT), truncated toward the past: every instant they
+are compared with (a local midnight) is a whole second, so floor(t) < T exactly when
+t < T. Datetime attribute values are compared with operands written to the nanosecond,
+so they keep every digit written (up to nanoseconds). The meaning, restated from segments.md:
 
 * "as of T" uses the facts with time < T; a user exists from its earliest fact; a user
   that does not exist before T is in no segment.
@@ -97,10 +101,9 @@ def _offset_seconds(off: str) -> int:
     return sign * (h * 3600 + mi * 60)
 
 
-def parse_datetime(s: str, need_offset: bool = True) -> int | None:
-    """UTC microseconds of an ISO-8601 date-time (with an explicit offset unless
-    need_offset is False: then no offset means UTC); None if it is not one. Fractions
-    beyond microseconds are truncated."""
+def parse_datetime_ns(s: str, need_offset: bool = True) -> int | None:
+    """UTC nanoseconds (exact) of an ISO-8601 date-time (with an explicit offset unless
+    need_offset is False: then no offset means UTC); None if it is not one."""
     m = _DT.match(s)
     if not m:
         return None
@@ -115,22 +118,28 @@ def parse_datetime(s: str, need_offset: bool = True) -> int | None:
         offs = _offset_seconds(off) if off else 0
     except ValueError:
         return None
-    us = int((frac + "000000")[:6]) if frac else 0
+    ns = int((frac + "000000000")[:9]) if frac else 0
     days = _days_from_civil(y, mo, d)
-    return ((days * 86400 + h * 3600 + mi * 60 + sec - offs) * 1_000_000) + us
+    return ((days * 86400 + h * 3600 + mi * 60 + sec - offs) * 1_000_000_000) + ns
+
+
+def parse_datetime(s: str, need_offset: bool = True) -> int | None:
+    """UTC microseconds, truncated toward the past (a fact's time)."""
+    ns = parse_datetime_ns(s, need_offset)
+    return None if ns is None else ns // 1000
 
 
 def parse_ordering_operand(v) -> int | None:
-    """A datetime operand of gt/gte/lt/lte: with an offset, or read as UTC without one,
-    or a bare date (its UTC midnight)."""
+    """A datetime operand of gt/gte/lt/lte, in UTC nanoseconds: with an offset, or read
+    as UTC without one, or a bare date (its UTC midnight)."""
     if not isinstance(v, str):
         return None
-    t = parse_datetime(v, need_offset=False)
+    t = parse_datetime_ns(v, need_offset=False)
     if t is not None:
         return t
     m = _DATE.match(v)
     if m and _valid_date(int(m[1]), int(m[2]), int(m[3])):
-        return _days_from_civil(int(m[1]), int(m[2]), int(m[3])) * 86_400_000_000
+        return _days_from_civil(int(m[1]), int(m[2]), int(m[3])) * 86_400 * 1_000_000_000
     return None
 
 
@@ -228,7 +237,7 @@ class Normalizer:
             "attrs": pa.schema([
                 ("uid", pa.uint32()), ("t", pa.int64()), ("seq", pa.int64()),
                 ("name", pa.string()), ("kind", pa.string()), ("s", pa.string()),
-                ("n", pa.float64()), ("b", pa.bool_()), ("d", pa.int64()),
+                ("n", pa.float64()), ("b", pa.bool_()), ("d", pa.int64()), ("dn", pa.int32()),
                 ("a", pa.list_(pa.string()))]),
             "events": pa.schema([("uid", pa.uint32()), ("t", pa.int64()), ("name", pa.string())]),
             "purchases": pa.schema([("uid", pa.uint32()), ("t", pa.int64()), ("product", pa.string())]),
@@ -269,7 +278,7 @@ class Normalizer:
             for k, v in obj.items():
                 if k in IDENT_KEYS:
                     continue
-                kind, s, n, b, d, a = "null", "", 0.0, False, 0, []
+                kind, s, n, b, d, dn, a = "null", "", 0.0, False, 0, 0, []
                 if v is None:
                     pass
                 elif isinstance(v, bool):
@@ -277,9 +286,9 @@ class Normalizer:
                 elif isinstance(v, (int, float)):
                     kind, n = "num", float(v)
                 elif isinstance(v, str):
-                    dt = parse_datetime(v)
+                    dt = parse_datetime_ns(v)
                     if dt is not None:
-                        kind, d = "dt", dt
+                        kind, d, dn = "dt", dt // 1_000_000_000, dt % 1_000_000_000
                     else:
                         kind, s = "str", v
                 elif isinstance(v, list) and all(isinstance(x, str) for x in v):
@@ -288,7 +297,8 @@ class Normalizer:
                     continue  # not a valid attribute value (headcount rejects the line)
                 ta["uid"].append(u); ta["t"].append(t); ta["seq"].append(self.seq)
                 ta["name"].append(k); ta["kind"].append(kind); ta["s"].append(s)
-                ta["n"].append(n); ta["b"].append(b); ta["d"].append(d); ta["a"].append(a)
+                ta["n"].append(n); ta["b"].append(b); ta["d"].append(d); ta["dn"].append(dn)
+                ta["a"].append(a)
                 self.seq += 1
         for obj in body.get("events") or ():
             u = self._uid(obj)
@@ -371,16 +381,22 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
     if threads:
         c.execute(f"SET threads = {int(threads)}")
 
-    def py_times(strings, need_offset):
-        out = []
-        for s in strings.to_pylist():
-            out.append(None if s is None else
-                       (parse_time_fast(s) if not need_offset else parse_datetime(s)))
-        return pa.array(out, pa.int64())
+    def py_time(strings):  # a fact's time, microseconds
+        return pa.array([None if s is None else parse_time_fast(s) for s in strings.to_pylist()],
+                        pa.int64())
 
-    c.create_function("py_time", lambda a: py_times(a, False), ["VARCHAR"], "BIGINT",
+    def py_datetime(strings):  # an attribute value: (seconds, nanoseconds) if a datetime
+        secs, nanos = [], []
+        for s in strings.to_pylist():
+            ns = None if s is None else parse_datetime_ns(s)
+            secs.append(None if ns is None else ns // 1_000_000_000)
+            nanos.append(None if ns is None else ns % 1_000_000_000)
+        return pa.StructArray.from_arrays([pa.array(secs, pa.int64()), pa.array(nanos, pa.int32())],
+                                          names=["d", "dn"])
+
+    c.create_function("py_time", py_time, ["VARCHAR"], "BIGINT",
                       type="arrow", null_handling="special")
-    c.create_function("py_datetime", lambda a: py_times(a, True), ["VARCHAR"], "BIGINT",
+    c.create_function("py_datetime", py_datetime, ["VARCHAR"], "STRUCT(d BIGINT, dn INTEGER)",
                       type="arrow", null_handling="special")
 
     def when(col):  # an instant: DuckDB's cast when it reads it, else ours
@@ -435,9 +451,9 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
             FROM kv),
         dated AS (
             SELECT *, CASE WHEN str IS NOT NULL AND regexp_matches(str, '^\d{{4}}-\d{{2}}-\d{{2}}[Tt ]')
-                           THEN py_datetime(str) END AS dt
+                           THEN py_datetime(str) END AS dts
             FROM typed)
-        SELECT line, oi, key, t, name,
+        SELECT line, oi, key, t, name, dts.d AS dt, dts.dn AS dtn,
                CASE WHEN ty = 'NULL' THEN 'null'
                     WHEN ty = 'BOOLEAN' THEN 'bool'
                     WHEN ty IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT') THEN 'num'
@@ -448,7 +464,7 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
                CASE WHEN ty IN ('BIGINT', 'UBIGINT', 'DOUBLE', 'HUGEINT')
                     THEN CAST(json_extract_string(v, '$') AS DOUBLE) ELSE 0 END AS n,
                CASE WHEN ty = 'BOOLEAN' THEN json_extract_string(v, '$') = 'true' ELSE false END AS b,
-               coalesce(dt, 0) AS d,
+               coalesce(dt, 0) AS d, CAST(coalesce(dtn, 0) AS INTEGER) AS dn,
                CASE WHEN ty = 'ARRAY' AND arr_ok THEN json_extract_string(v, '$[*]')
                     ELSE []::VARCHAR[] END AS a
         FROM dated""")
@@ -471,7 +487,7 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t FROM tou JOIN ukeys k USING (key))
                   TO '{q('touches')}' (FORMAT parquet)""")
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t,
-                         row_number() OVER (ORDER BY line, oi) AS seq, name, kind, s, n, b, d, a
+                         row_number() OVER (ORDER BY line, oi) AS seq, name, kind, s, n, b, d, dn, a
                   FROM aw JOIN ukeys k USING (key)) TO '{q('attrs')}' (FORMAT parquet)""")
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t, name FROM ev JOIN ukeys k USING (key))
                   TO '{q('events')}' (FORMAT parquet)""")
@@ -562,7 +578,8 @@ class ChDB(Engine):
         self._exec("CREATE TABLE users_raw (uid UInt32, bucket UInt16) ENGINE = MergeTree ORDER BY uid")
         self._exec("CREATE TABLE touches (uid UInt32, t Int64) ENGINE = MergeTree ORDER BY (uid, t)")
         self._exec("""CREATE TABLE attrs (uid UInt32, t Int64, seq Int64, name LowCardinality(String),
-            kind LowCardinality(String), s String, n Float64, b Bool, d Int64, a Array(String))
+            kind LowCardinality(String), s String, n Float64, b Bool, d Int64, dn Int32,
+            a Array(String))
             ENGINE = MergeTree ORDER BY (name, uid, t)""")
         self._exec("""CREATE TABLE events (uid UInt32, t Int64, name LowCardinality(String))
             ENGINE = MergeTree ORDER BY (name, t)""")
@@ -769,10 +786,11 @@ class Query:
             j = self.attr(name, "n")
             return self._leaf(f"({j}.kind = 'num' AND {j}.n = {d.f(v)})")
         if isinstance(v, str):
-            t = parse_datetime(v)
+            t = parse_datetime_ns(v)
             if t is not None:
-                j = self.attr(name, "d")
-                return self._leaf(f"({j}.kind = 'dt' AND {j}.d = {t})")
+                j = self.attr(name, "d", "dn")
+                sec, ns = divmod(t, 1_000_000_000)
+                return self._leaf(f"({j}.kind = 'dt' AND {j}.d = {sec} AND {j}.dn = {ns})")
             j = self.attr(name, "s")
             return self._leaf(f"({j}.kind = 'str' AND {j}.s = {d.s(v)})")
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
@@ -805,8 +823,10 @@ class Query:
             t = parse_ordering_operand(v)
             if t is None:
                 return d.false  # strings, arrays, booleans do not order
-            j = self.attr(name, "d")
-            return self._leaf(f"({j}.kind = 'dt' AND {j}.d {sym} {t})")
+            j = self.attr(name, "d", "dn")
+            sec, ns = divmod(t, 1_000_000_000)  # (d, dn) compared lexicographically
+            return self._leaf(f"({j}.kind = 'dt' AND ({j}.d {sym[0]} {sec} OR "
+                              f"({j}.d = {sec} AND {j}.dn {sym} {ns})))")
         if op == "contains":
             if not isinstance(v, str):
                 return d.false
@@ -823,10 +843,12 @@ class Query:
             j = self.attr(name, "s")
             return self._leaf(f"({j}.kind = 'str' AND {d.regex(f'{j}.s', d.s(v))})")
         if op in ("within_last_days", "more_than_days_ago"):
-            start = self.window_start(int(v))
-            j = self.attr(name, "d")
+            start, T = self.window_start(int(v)), self.T
+            assert start % 1_000_000 == 0 and T % 1_000_000 == 0  # midnights: whole seconds
+            start, T = start // 1_000_000, T // 1_000_000
+            j = self.attr(name, "d")  # against whole seconds, (d, dn) >= (S, 0) iff d >= S
             if op == "within_last_days":
-                return self._leaf(f"({j}.kind = 'dt' AND {j}.d >= {start} AND {j}.d < {self.T})")
+                return self._leaf(f"({j}.kind = 'dt' AND {j}.d >= {start} AND {j}.d < {T})")
             return self._leaf(f"({j}.kind = 'dt' AND {j}.d < {start})")
         raise ValueError(f"unknown operator {op!r}")
 

@@ -8,8 +8,8 @@ use super::{CmdResult, open, workspace};
 use crate::args::ImportArgs;
 use crate::progress;
 use headcount_model::{Fact, FactKind, UserKey};
-use headcount_server::ingest::{TrackOptions, read_track};
-use headcount_store::Store;
+use headcount_server::ingest::{TrackOptions, read_track_text};
+use headcount_store::{Store, StoreError};
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::ExitCode;
@@ -36,89 +36,106 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
         allow_attribute_time: true,
         now: headcount_server::state::now(),
     };
-    let started = Instant::now();
-    let mut tally = Tally::default();
-    let mut batch: Vec<(UserKey, Fact)> = Vec::with_capacity(BATCH);
-    let mut stopped = false;
-    // Every file is opened before anything is imported: a missing one is an error
-    // that leaves the store untouched, rather than one met after earlier files were
-    // partly committed.
-    let mut inputs: Vec<(String, Box<dyn Read>, u64)> = Vec::with_capacity(args.files.len());
-    for path in &args.files {
-        if path.as_os_str() == "-" {
-            // Not locked here: a second `-` would deadlock on the lock of the first.
-            inputs.push(("-".into(), Box::new(std::io::stdin()), 0));
-        } else {
-            let file = std::fs::File::open(path)
-                .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-            inputs.push((path.display().to_string(), Box::new(file), size));
-        }
-    }
-    for (name, reader, size) in inputs {
-        let bar = if size == 0 {
-            // stdin: no length, so no bar and no ETA, only what was read and how fast.
-            stream_spinner()
-        } else {
-            progress::bytes(size)
-        };
-        let mut reader = BufReader::with_capacity(1 << 20, reader);
-        let mut number = 0u64;
-        loop {
-            let block = read_block(&mut reader, &mut number, &name)?;
-            if block.is_empty() {
-                break;
+    let store = &store;
+    let ws = &ws;
+    std::thread::scope(|scope| -> CmdResult {
+        let started = Instant::now();
+        // Batches are committed by a second thread while this one reads and parses on.
+        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Vec<(UserKey, Fact)>>(1);
+        let writer = scope.spawn(|| -> Result<(), StoreError> {
+            for batch in batches {
+                store.append_facts(ws.id, &batch)?;
             }
-            bar.inc(block.iter().map(|(_, line)| line.len() as u64).sum());
-            for (line_number, read) in parse_block(&block, &options) {
-                tally.lines += 1;
-                match read {
-                    Ok(facts) => {
-                        for (_, fact) in &facts {
-                            match fact.kind {
-                                FactKind::Attributes(_) => tally.attributes += 1,
-                                FactKind::Event { .. } => tally.events += 1,
-                                FactKind::Purchase { .. } => tally.purchases += 1,
+            Ok(())
+        });
+        let mut tally = Tally::default();
+        let mut batch: Vec<(UserKey, Fact)> = Vec::with_capacity(BATCH);
+        let mut stopped = false;
+        // Every file is opened before anything is imported: a missing one is an error
+        // that leaves the store untouched, rather than one met after earlier files were
+        // partly committed.
+        let mut inputs: Vec<(String, Box<dyn Read>, u64)> = Vec::with_capacity(args.files.len());
+        for path in &args.files {
+            if path.as_os_str() == "-" {
+                // Not locked here: a second `-` would deadlock on the lock of the first.
+                inputs.push(("-".into(), Box::new(std::io::stdin()), 0));
+            } else {
+                let file = std::fs::File::open(path)
+                    .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+                let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+                inputs.push((path.display().to_string(), Box::new(file), size));
+            }
+        }
+        for (name, reader, size) in inputs {
+            let bar = if size == 0 {
+                // stdin: no length, so no bar and no ETA, only what was read and how fast.
+                stream_spinner()
+            } else {
+                progress::bytes(size)
+            };
+            let mut reader = BufReader::with_capacity(1 << 20, reader);
+            let mut number = 0u64;
+            loop {
+                let block = read_block(&mut reader, &mut number, &name)?;
+                if block.is_empty() {
+                    break;
+                }
+                bar.inc(block.iter().map(|(_, line)| line.len() as u64).sum());
+                for (line_number, read) in parse_block(&block, &options) {
+                    tally.lines += 1;
+                    match read {
+                        Ok(facts) => {
+                            for (_, fact) in &facts {
+                                match fact.kind {
+                                    FactKind::Attributes(_) => tally.attributes += 1,
+                                    FactKind::Event { .. } => tally.events += 1,
+                                    FactKind::Purchase { .. } => tally.purchases += 1,
+                                }
+                            }
+                            batch.extend(facts);
+                        }
+                        Err(reason) => {
+                            tally.rejected += 1;
+                            bar.suspend(|| eprintln!("{name}:{line_number}: rejected: {reason}"));
+                            if args.strict {
+                                stopped = true;
+                                break;
                             }
                         }
-                        batch.extend(facts);
                     }
-                    Err(reason) => {
-                        tally.rejected += 1;
-                        bar.suspend(|| eprintln!("{name}:{line_number}: rejected: {reason}"));
-                        if args.strict {
-                            stopped = true;
-                            break;
-                        }
+                    if batch.len() >= BATCH && to_writer.send(std::mem::take(&mut batch)).is_err() {
+                        // The writer stopped on an error, reported below.
+                        stopped = true;
+                        break;
                     }
                 }
-                if batch.len() >= BATCH {
-                    store.append_facts(ws.id, &batch)?;
-                    batch.clear();
+                let seconds = started.elapsed().as_secs_f64();
+                let rate = if seconds > 0.0 {
+                    tally.lines as f64 / seconds
+                } else {
+                    0.0
+                };
+                bar.set_message(format!("{} rows ({rate:.0} rows/s)", tally.lines));
+                if stopped {
+                    break;
                 }
             }
-            let seconds = started.elapsed().as_secs_f64();
-            let rate = if seconds > 0.0 {
-                tally.lines as f64 / seconds
-            } else {
-                0.0
-            };
-            bar.set_message(format!("{} rows ({rate:.0} rows/s)", tally.lines));
+            bar.finish_and_clear();
             if stopped {
                 break;
             }
         }
-        bar.finish_and_clear();
-        if stopped {
-            break;
-        }
-    }
-    store.append_facts(ws.id, &batch)?;
-    summarize(&tally, started.elapsed().as_secs_f64(), stopped);
-    Ok(if tally.rejected > 0 {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
+        let _ = to_writer.send(batch);
+        drop(to_writer);
+        writer
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+        summarize(&tally, started.elapsed().as_secs_f64(), stopped);
+        Ok(if tally.rejected > 0 {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        })
     })
 }
 
@@ -198,12 +215,7 @@ fn parse_block(block: &[Line], options: &TrackOptions) -> Vec<Parsed> {
 
 /// Reads one line into facts, or the reason to reject it whole.
 fn read_line(line: &str, options: &TrackOptions) -> Result<Vec<(UserKey, Fact)>, String> {
-    let body = match serde_json::from_str::<serde_json::Value>(line) {
-        Ok(serde_json::Value::Object(body)) => body,
-        Ok(_) => return Err("the line must be a JSON object (a /users/track body)".into()),
-        Err(e) => return Err(format!("invalid JSON: {e}")),
-    };
-    let track = read_track(&body, options)?;
+    let track = read_track_text(line, options)?;
     if let Some(first) = track.errors.first() {
         return Err(format!(
             "{}[{}]: {}",
