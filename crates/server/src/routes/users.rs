@@ -52,7 +52,7 @@ fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserK
         .find(|k| !["external_ids", "user_aliases", "braze_ids"].contains(&k.as_str()))
     {
         return Err(ApiError::bad(format!(
-            "unknown field \"{unknown}\"; expected external_ids and/or user_aliases"
+            "unknown field \"{unknown}\"; expected external_ids, user_aliases and/or braze_ids"
         )));
     }
     let mut users = Vec::new();
@@ -102,7 +102,7 @@ fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserK
     }
     if users.is_empty() {
         return Err(ApiError::bad(
-            "external_ids or user_aliases must name at least one user",
+            "external_ids, user_aliases or braze_ids must name at least one user",
         ));
     }
     if users.len() > 50 {
