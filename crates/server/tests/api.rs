@@ -1906,13 +1906,19 @@ async fn a_filter_change_recomputes_the_history_of_the_segment_and_its_dependant
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sizes_computed_during_a_filter_change_never_outlive_it() {
     let (server, key) = TestServer::simple().await;
-    let now = jiff::Timestamp::now();
+    // Relative to today's UTC midnight, so that every event is before today whatever
+    // the hour the test runs at.
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .start_of_day()
+        .expect("start of today")
+        .timestamp();
     // Enough users that computing 99 days takes a moment: the race has room.
     for batch in 0..20 {
         let events: Vec<Value> = (0..75)
             .map(|i| {
                 let n = batch * 75 + i;
-                let t = now - jiff::SignedDuration::from_hours(24 * (n % 95) + 12);
+                let t = today - jiff::SignedDuration::from_hours(24 * (n % 95) + 12);
                 json!({"external_id": format!("u{n}"), "name": "visit", "time": t.to_string()})
             })
             .collect();
