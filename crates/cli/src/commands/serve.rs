@@ -30,6 +30,7 @@ pub fn serve(
         .build()?;
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
+        release_load_memory();
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
@@ -37,4 +38,15 @@ pub fn serve(
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+/// Hands the memory freed after loading (the columns' growth, decoding buffers) back
+/// to the system: glibc keeps freed pages otherwise, and they would count against the
+/// server's resident size for its whole life.
+fn release_load_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
