@@ -144,7 +144,7 @@ class Bench:
             self.r["gen"] = {"reused": True}
         else:
             free = shutil.disk_usage(self.work).free
-            need = a.users * 3200 * 3  # NDJSON ~3.1 KB/user, plus the copies of 3 engines
+            need = int(a.users * 3200 * 1.6)  # NDJSON ~3.1 KB/user, + data dir, Parquet, spill
             if free < need:
                 raise RuntimeError(f"not enough disk under {self.work}: {free/2**30:.0f} GiB free, "
                                    f"~{need/2**30:.0f} GiB needed")
@@ -213,7 +213,12 @@ class Bench:
 
         return [dict(e, filter=inline(e["filter"])) for e in marked]
 
-    def hc_eval(self):
+    def hc_eval(self, again=False):
+        """headcount's sizes and times; `again`: a second measurement after the SQL
+        engines, keeping the faster of the two (the VM is shared: a burst of someone
+        else's load during one stage should not decide a ratio)."""
+        if again:
+            first = (self.r["headcount"], self.sizes["headcount"])
         log(f"eval: headcount, one day ({self.day}) of {len(self.entries)} segments")
         out = self.run(self.hc, "--data-dir", self.dir, "eval", "--workspace", "bench",
                        "--filters", self.filters_file("segments.json", self.entries),
@@ -236,6 +241,14 @@ class Bench:
             "users": one.get("users"), "events": one.get("events")}
         log(f"eval: day {one['eval_seconds']*1000:.1f} ms, history {many['eval_seconds']*1000:.1f} ms "
             f"(index load {one['load_seconds']:.2f}s)")
+        if again:
+            r, (r0, sizes0) = self.r["headcount"], first
+            if sizes0 != self.sizes["headcount"]:
+                self.r["mismatches"].append({"what": "headcount eval gave different sizes twice"})
+            r["runs"] = [{k: r0[k] for k in ("day_seconds", "history_seconds", "load_seconds")},
+                         {k: r[k] for k in ("day_seconds", "history_seconds", "load_seconds")}]
+            for k in ("day_seconds", "history_seconds", "load_seconds"):
+                r[k] = min(r0[k], r[k])
 
     # -- SQL engines
     def sql_engines(self):
@@ -261,10 +274,13 @@ class Bench:
             t = time.time()
             per = sql.sizes(e, self.entries, [self.day], self.cal, combined=False)
             rec["day_per_segment_seconds"] = round(time.time() - t, 3)
-            log(f"sql: {e.name}: one day, one query for all segments")
-            t = time.time()
-            comb = sql.sizes(e, self.entries, [self.day], self.cal, combined=True)
-            rec["day_one_query_seconds"] = round(time.time() - t, 3)
+            log(f"sql: {e.name}: one day, one query for all segments (best of 2)")
+            best = None
+            for _ in range(2):
+                t = time.time()
+                comb = sql.sizes(e, self.entries, [self.day], self.cal, combined=True)
+                best = min(best or 1e99, time.time() - t)
+            rec["day_one_query_seconds"] = round(best, 3)
             rec["day_best_seconds"] = min(rec["day_per_segment_seconds"], rec["day_one_query_seconds"])
             days = self.history_days[::self.a.history_sample]
             log(f"sql: {e.name}: history, one query per day for {len(days)} days")
@@ -581,6 +597,8 @@ def main():
         if "sql" not in a.skip:
             b.mark("sql")
             b.sql_engines()
+            b.mark("eval again")
+            b.hc_eval(again=True)
             b.compare()
         if "edge" not in a.skip:
             b.edge()
