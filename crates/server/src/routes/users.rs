@@ -63,23 +63,19 @@ fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserK
             Some(_) => Err(ApiError::bad(format!("{key} must be an array"))),
         }
     };
-    for (i, id) in list("external_ids")?.iter().enumerate() {
-        match id.as_str() {
-            Some(s) if !s.is_empty() => users.push(UserKey::External(s.to_string())),
-            _ => {
-                return Err(ApiError::bad(format!(
-                    "external_ids[{i}] must be a non-empty string"
-                )));
-            }
-        }
-    }
-    for (i, id) in list("braze_ids")?.iter().enumerate() {
-        match id.as_str() {
-            Some(s) if !s.is_empty() => users.push(UserKey::Braze(s.to_string())),
-            _ => {
-                return Err(ApiError::bad(format!(
-                    "braze_ids[{i}] must be a non-empty string"
-                )));
+    let ids: [(&str, fn(String) -> UserKey); 2] = [
+        ("external_ids", UserKey::External),
+        ("braze_ids", UserKey::Braze),
+    ];
+    for (key, make) in ids {
+        for (i, id) in list(key)?.iter().enumerate() {
+            match id.as_str() {
+                Some(s) if !s.is_empty() => users.push(make(s.to_string())),
+                _ => {
+                    return Err(ApiError::bad(format!(
+                        "{key}[{i}] must be a non-empty string"
+                    )));
+                }
             }
         }
     }
