@@ -46,6 +46,9 @@ async fn track(
     Ok((StatusCode::CREATED, Json(response)))
 }
 
+/// Makes a user key from an id of one namespace.
+type MakeUser = fn(String) -> UserKey;
+
 fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserKey>> {
     if let Some(unknown) = body
         .keys()
@@ -63,7 +66,7 @@ fn users_to_delete(body: &serde_json::Map<String, Value>) -> ApiResult<Vec<UserK
             Some(_) => Err(ApiError::bad(format!("{key} must be an array"))),
         }
     };
-    let ids: [(&str, fn(String) -> UserKey); 2] = [
+    let ids: [(&str, MakeUser); 2] = [
         ("external_ids", UserKey::External),
         ("braze_ids", UserKey::Braze),
     ];
