@@ -21,11 +21,12 @@
 //!   found by a keyed hash; per index the earliest-fact time, the random bucket and
 //!   a fact count. About 40–80 bytes per user plus the key's text.
 //! - Columns (`column`): per event name, a time-sorted list of runs of parallel
-//!   vectors (time `i64` µs, user `u32`: 12 bytes per event) plus a small unsorted
-//!   tail; a window is a binary search per run. All purchases share one column with
-//!   the product's id as payload (16 bytes per purchase): `"*"` reads it all, a
-//!   product filters it. Per attribute name, a column of (time, user, value id),
-//!   16 bytes per write, values interned per attribute (`intern`).
+//!   vectors (time µs as a `u32` offset from a block base, exact — `sorted_times`;
+//!   user `u32`: 8 bytes per event) plus a small unsorted tail; a window is a binary
+//!   search per run. All purchases share one column with the product's id as payload
+//!   (12 bytes per purchase): `"*"` reads it all, a product filters it. Per attribute
+//!   name, a column of (time, user, value id), 12 bytes per write, values interned per
+//!   attribute (`intern`).
 //! - Evaluation (`eval`): each leaf becomes a bitset over all user indices
 //!   (`bitset`), combined by `all`/`any`/`not`, then intersected with the users that
 //!   exist before `T`. Deleted users are tombstoned (their earliest-fact time becomes
@@ -43,6 +44,7 @@ mod index;
 mod intern;
 mod names;
 mod plan;
+mod sorted_times;
 mod time;
 mod users;
 
