@@ -7,7 +7,6 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// A JSON object body. Malformed JSON, a non-object and an over-limit body are
 /// answered with 400 or 413 in the API's error shape.
@@ -36,8 +35,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-/// Query parameters by name (the last one wins); unknown names are simply ignored.
-pub struct Params(pub HashMap<String, String>);
+/// Query parameters in the order given (the last of a name wins); unknown names are
+/// simply ignored.
+pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
@@ -54,6 +54,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 impl Params {
     /// A parameter's value, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -431,6 +431,23 @@ impl Store for SqliteStore {
         self.with_cached_sizes(segment, range)
     }
 
+    fn sizes_in_memory(
+        &self,
+        segment: SegmentId,
+        from: Day,
+        to: Day,
+        visit: &mut dyn FnMut(&StoredSize),
+    ) -> bool {
+        let cache = self.cache_read();
+        let Some(all) = cache.get(&segment) else {
+            return false;
+        };
+        if from <= to {
+            all.range(from..=to).for_each(|(_, s)| visit(s));
+        }
+        true
+    }
+
     fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
         let conn = self.conn();
         conn.execute(
