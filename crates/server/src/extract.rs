@@ -8,30 +8,50 @@ use axum::http::request::Parts;
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
-/// answered with 400 or 413 in the API's error shape.
-pub struct JsonObject(pub Map<String, Value>);
+/// A request body as bytes; an over-limit body is answered with 413 in the API's
+/// error shape.
+pub struct BodyBytes(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
+        Bytes::from_request(req, state)
             .await
+            .map(BodyBytes)
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::bad(format!("the request body could not be read: {e}"))
                 }
-            })?;
-        match serde_json::from_slice::<Value>(&bytes) {
+            })
+    }
+}
+
+/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
+/// answered with 400 or 413 in the API's error shape.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl JsonObject {
+    /// Reads a body's bytes as a JSON object.
+    pub fn parse(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+        match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(ApiError::bad("the request body must be a JSON object")),
             Err(e) => Err(ApiError::bad(format!(
                 "the request body is not valid JSON: {e}"
             ))),
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let BodyBytes(bytes) = BodyBytes::from_request(req, state).await?;
+        JsonObject::parse(&bytes)
     }
 }
 
