@@ -38,6 +38,7 @@ mod bitset;
 mod column;
 mod counts;
 mod eval;
+mod grid;
 mod hashids;
 mod index;
 mod intern;
