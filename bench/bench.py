@@ -172,13 +172,13 @@ class Bench:
         log("import: headcount import (durable)")
         l0 = loadavg()
         t = time.time()
-        r = self.run(self.hc, "--data-dir", self.dir, "import", "--workspace", "bench", self.data)
+        r = self.run(self.hc, "--data-dir", self.dir, "import", "--workspace", "bench", "--json",
+                     self.data)
         secs = time.time() - t
-        m = re.search(r"imported (\d+) of (\d+) lines: (\d+) attribute objects, (\d+) events, "
-                      r"(\d+) purchases", r.stderr)
-        if not m:
-            raise RuntimeError("cannot read the import summary: " + r.stderr[-2000:])
-        lines, _, attrs, events, purchases = map(int, m.groups())
+        summary = json.loads(r.stdout.strip().splitlines()[-1])
+        if summary["rejected_lines"]:
+            raise RuntimeError(f"import rejected lines: {r.stderr[-2000:]}")
+        attrs, events, purchases = (summary[k] for k in ("attributes", "events", "purchases"))
         self.counts = {"users": self.a.users, "attribute_objects": attrs, "events": events,
                        "purchases": purchases}
         ev = events + purchases
@@ -187,7 +187,7 @@ class Bench:
                             "events_per_second": round(ev / secs),
                             "objects_per_second": round((ev + attrs) / secs),
                             "data_dir_bytes": du, "loadavg_before": l0,
-                            "summary": r.stderr.strip().splitlines()[-1]}
+                            "summary": summary}
         log(f"import: {ev} events (+{attrs} attribute objects) in {secs:.1f}s = {ev/secs:,.0f} events/s")
 
     def filters_file(self, name, entries):

@@ -122,6 +122,10 @@ pub struct ImportArgs {
     /// Stop at the first bad line instead of skipping it.
     #[arg(long)]
     pub strict: bool,
+    /// Also print a JSON summary on stdout (lines, rejected lines, attribute objects,
+    /// events, purchases, seconds, objects per second).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `headcount snapshot`

@@ -678,13 +678,30 @@ fn import_of_good_lines_exits_zero_without_the_75_object_limit() {
     );
     let path = tmp.write("big.ndjson", &contents);
     let file = path.to_str().expect("UTF-8 path");
-    let run = hc(&data, &["import", "--workspace", "acme", file]).ok();
+    let run = hc(&data, &["import", "--workspace", "acme", "--json", file]).ok();
     assert!(
         run.stderr
             .contains("imported 2 of 2 lines: 80 attribute objects, 100 events, 76 purchases"),
         "{run:#?}"
     );
     assert!(!run.stderr.contains("rejected:"), "{run:#?}");
+    // --json: the same summary, for scripts.
+    let summary: serde_json::Value = serde_json::from_str(run.stdout.trim()).expect("JSON");
+    for (field, want) in [
+        ("lines", 2),
+        ("imported_lines", 2),
+        ("rejected_lines", 0),
+        ("attributes", 80),
+        ("events", 100),
+        ("purchases", 76),
+    ] {
+        assert_eq!(summary[field], want, "{field} in {summary}");
+    }
+    assert_eq!(summary["stopped"], false);
+    assert!(
+        summary["seconds"].as_f64().is_some_and(|s| s > 0.0),
+        "{summary}"
+    );
     let all = facts(&data, "acme");
     assert_eq!(all.len(), 256);
     assert_eq!(of(&all, &ext("big")).len(), 176);

@@ -118,7 +118,16 @@ impl<'a> AsOf<'a> {
         }
     }
 
-    fn leaf(&mut self, leaf: &Leaf) -> Bitset {
+    /// Gives the result of a leaf computed elsewhere (by another thread's `AsOf` at
+    /// the same instant), so that plans using it do not compute it again.
+    pub(crate) fn seed(&mut self, leaf: &Leaf, set: Bitset) {
+        if !self.leaves.iter().any(|(cached, _)| cached == leaf) {
+            self.leaves.push((leaf.clone(), set));
+        }
+    }
+
+    /// The users for which `leaf` holds (before intersecting with those that exist).
+    pub(crate) fn leaf(&mut self, leaf: &Leaf) -> Bitset {
         if let Some((_, set)) = self.leaves.iter().find(|(cached, _)| cached == leaf) {
             return set.clone();
         }

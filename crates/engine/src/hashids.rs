@@ -56,8 +56,10 @@ impl HashIds {
     pub fn find(&self, hash: u64, is_it: impl Fn(u32) -> bool) -> Option<u32> {
         let hash = slot(hash);
         let first = *self.first.get(&hash)?;
-        let more = self.more.get(&hash).into_iter().flatten().copied();
-        std::iter::once(first).chain(more).find(|&id| is_it(id))
+        if is_it(first) {
+            return Some(first);
+        }
+        self.more.get(&hash)?.iter().copied().find(|&id| is_it(id))
     }
 
     /// Records `id` under `hash`.

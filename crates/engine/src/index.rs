@@ -174,17 +174,38 @@ impl Index {
         self.as_of(at, tz).size(plan)
     }
 
-    /// The sizes of completed days: element `i` is `size(plan, days[i].end(tz), tz)`.
+    /// The sizes of completed days: element `i` is `size(plan, days[i].end(tz), tz)`;
+    /// computed on every core.
     pub fn sizes(&self, plan: &Plan, days: &[Day], tz: &TimeZone) -> Vec<u64> {
-        days.iter()
-            .map(|day| self.size(plan, day.end(tz), tz))
+        let ends: Vec<Timestamp> = days.iter().map(|day| day.end(tz)).collect();
+        self.size_grid(&[plan], &ends, tz, cores())
+            .into_iter()
+            .map(|row| row.first().copied().unwrap_or(0))
             .collect()
+    }
+
+    /// `sizes[i][j]`: the size of `plans[j]` as of `instants[i]`, days in `tz`,
+    /// computed on up to `threads` threads (leaf results shared as much as the split
+    /// allows): the way to size many segments on many days.
+    pub fn size_grid(
+        &self,
+        plans: &[&Plan],
+        instants: &[Timestamp],
+        tz: &TimeZone,
+        threads: usize,
+    ) -> Vec<Vec<u64>> {
+        crate::grid::size_grid(self, plans, instants, tz, threads)
     }
 
     /// The members of `plan` as of `at`, sorted (for tests and debugging).
     pub fn members(&self, plan: &Plan, at: Timestamp, tz: &TimeZone) -> Vec<UserKey> {
         self.as_of(at, tz).members(plan)
     }
+}
+
+/// The number of threads worth running: the cores available.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 impl fmt::Debug for Index {

@@ -39,6 +39,7 @@ mod bitset;
 mod column;
 mod counts;
 mod eval;
+mod grid;
 mod hashids;
 mod index;
 mod intern;

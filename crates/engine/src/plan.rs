@@ -28,6 +28,28 @@ pub struct Plan {
     pub(crate) shared: Vec<Node>,
 }
 
+impl Plan {
+    /// Adds the leaves of this plan that `out` does not hold yet.
+    pub(crate) fn distinct_leaves<'a>(&'a self, out: &mut Vec<&'a Leaf>) {
+        fn walk<'a>(node: &'a Node, out: &mut Vec<&'a Leaf>) {
+            match node {
+                Node::All(children) | Node::Any(children) => {
+                    children.iter().for_each(|child| walk(child, out));
+                }
+                Node::Not(child) => walk(child, out),
+                Node::Leaf(leaf) => {
+                    if !out.contains(&leaf) {
+                        out.push(leaf);
+                    }
+                }
+                Node::Shared(_) => {}
+            }
+        }
+        walk(&self.root, out);
+        self.shared.iter().for_each(|node| walk(node, out));
+    }
+}
+
 /// One node of a compiled filter.
 #[derive(Debug, Clone)]
 pub(crate) enum Node {

@@ -64,7 +64,32 @@ impl Day {
 
     /// The following day.
     pub fn next(self) -> Day {
-        self.add_days(1)
+        self.0.tomorrow().map_or(Day(Date::MAX), Day)
+    }
+
+    /// Appends the day as its [`Display`](fmt::Display) form `YYYY-MM-DD` to `out`,
+    /// without the formatting machinery (series answers print a hundred of them).
+    pub fn push_iso(self, out: &mut Vec<u8>) {
+        let (y, m, d) = (self.0.year(), self.0.month(), self.0.day());
+        if !(0..=9999).contains(&y) {
+            out.extend_from_slice(self.to_string().as_bytes());
+            return;
+        }
+        let digit = |n: i16| b'0' + n as u8;
+        let (m, d) = (i16::from(m), i16::from(d));
+        let text = [
+            digit(y / 1000),
+            digit(y / 100 % 10),
+            digit(y / 10 % 10),
+            digit(y % 10),
+            b'-',
+            digit(m / 10),
+            digit(m % 10),
+            b'-',
+            digit(d / 10),
+            digit(d % 10),
+        ];
+        out.extend_from_slice(&text);
     }
 
     /// Days from `self` to `other` (positive when `other` is later).
@@ -95,10 +120,13 @@ impl FromStr for Day {
 /// day that contains the instant just before `ending_at`.
 pub fn series_days(ending_at: Timestamp, length: u32, tz: &TimeZone) -> Vec<Day> {
     let last = Day::just_before(ending_at, tz);
-    (0..length as i64)
-        .rev()
-        .map(|back| last.add_days(-back))
-        .collect()
+    let mut day = last.add_days(1 - i64::from(length.max(1)));
+    let mut days = Vec::with_capacity(length as usize);
+    for _ in 0..length {
+        days.push(day);
+        day = day.next();
+    }
+    days
 }
 
 #[cfg(test)]
@@ -120,6 +148,37 @@ mod tests {
         );
         assert_eq!(spring.start(&tz).to_string(), "2024-03-30T23:00:00Z");
         assert_eq!(autumn.end(&tz).to_string(), "2024-10-27T23:00:00Z");
+    }
+
+    #[test]
+    fn push_iso_prints_what_display_prints() {
+        for day in [
+            Day::ymd(2026, 11, 29),
+            Day::ymd(1, 1, 1),
+            Day::ymd(999, 12, 31),
+            Day::ymd(9999, 12, 31),
+            Day::ymd(-5, 3, 4),
+            Day(Date::MIN),
+        ] {
+            let mut out = b"x".to_vec();
+            day.push_iso(&mut out);
+            assert_eq!(out, format!("x{day}").as_bytes());
+        }
+    }
+
+    #[test]
+    fn series_days_run_oldest_first_to_the_day_before_ending_at() {
+        let t: Timestamp = "2024-03-02T00:00:00Z".parse().unwrap();
+        let days = series_days(t, 3, &TimeZone::UTC);
+        assert_eq!(
+            days,
+            [
+                Day::ymd(2024, 2, 28),
+                Day::ymd(2024, 2, 29),
+                Day::ymd(2024, 3, 1)
+            ]
+        );
+        assert!(series_days(t, 0, &TimeZone::UTC).is_empty());
     }
 
     #[test]

@@ -7,26 +7,36 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use bytes::Bytes;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
-/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
-/// answered with 400 or 413 in the API's error shape.
-pub struct JsonObject(pub Map<String, Value>);
+/// A request body as bytes; an over-limit body is answered with 413 in the API's
+/// error shape.
+pub struct BodyBytes(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for JsonObject {
+impl<S: Send + Sync> FromRequest<S> for BodyBytes {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state)
+        Bytes::from_request(req, state)
             .await
+            .map(BodyBytes)
             .map_err(|e: BytesRejection| {
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                     ApiError::PayloadTooLarge
                 } else {
                     ApiError::bad(format!("the request body could not be read: {e}"))
                 }
-            })?;
-        match serde_json::from_slice::<Value>(&bytes) {
+            })
+    }
+}
+
+/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
+/// answered with 400 or 413 in the API's error shape.
+pub struct JsonObject(pub Map<String, Value>);
+
+impl JsonObject {
+    /// Reads a body's bytes as a JSON object.
+    pub fn parse(bytes: &[u8]) -> Result<JsonObject, ApiError> {
+        match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(ApiError::bad("the request body must be a JSON object")),
             Err(e) => Err(ApiError::bad(format!(
@@ -36,8 +46,18 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-/// Query parameters by name (the last one wins); unknown names are simply ignored.
-pub struct Params(pub HashMap<String, String>);
+impl<S: Send + Sync> FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let BodyBytes(bytes) = BodyBytes::from_request(req, state).await?;
+        JsonObject::parse(&bytes)
+    }
+}
+
+/// Query parameters in the order given (the last of a name wins); unknown names are
+/// simply ignored.
+pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = ApiError;
@@ -54,6 +74,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 impl Params {
     /// A parameter's value, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }

@@ -120,20 +120,29 @@ pub fn read_track(body: &Map<String, Json>, options: &TrackOptions) -> Result<Tr
 /// read straight from the text, without building a JSON tree; anything else takes the
 /// general path, so answers and error messages are the same.
 pub fn read_track_text(text: &str, options: &TrackOptions) -> Result<Track, String> {
+    read_track_arrays(text, options).unwrap_or_else(|| match serde_json::from_str::<Json>(text) {
+        Ok(Json::Object(map)) => read_track(&map, options),
+        Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
+        Err(e) => Err(format!("invalid JSON: {e}")),
+    })
+}
+
+/// [`read_track_text`] for a body that is an object of the three arrays (and
+/// `partner`) only, each element left as text until it is read; `None` for anything
+/// else, which [`read_track`] answers from a JSON tree.
+pub fn read_track_arrays(text: &str, options: &TrackOptions) -> Option<Result<Track, String>> {
     let body = match serde_json::from_str::<RawBody<'_>>(text) {
         Ok(body)
             if body.attributes.is_some() || body.events.is_some() || body.purchases.is_some() =>
         {
             body
         }
-        _ => {
-            return match serde_json::from_str::<Json>(text) {
-                Ok(Json::Object(map)) => read_track(&map, options),
-                Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
-                Err(e) => Err(format!("invalid JSON: {e}")),
-            };
-        }
+        _ => return None,
     };
+    Some(read_arrays(body, options))
+}
+
+fn read_arrays(body: RawBody<'_>, options: &TrackOptions) -> Result<Track, String> {
     let arrays = [body.attributes, body.events, body.purchases];
     let mut track = Track::default();
     for (slot, items) in arrays.into_iter().enumerate() {
@@ -395,17 +404,18 @@ fn purchase_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact
 mod tests {
     use super::*;
 
-    fn options() -> TrackOptions {
+    /// The options of an import (`_time` allowed) or of the API (refused).
+    fn options(import: bool) -> TrackOptions {
         TrackOptions {
             max_objects: Some(3),
-            allow_attribute_time: true,
+            allow_attribute_time: import,
             now: "2026-01-01T00:00:00Z".parse().unwrap_or(Timestamp::MIN),
         }
     }
 
-    fn general(text: &str) -> Result<Track, String> {
+    fn general(text: &str, import: bool) -> Result<Track, String> {
         match serde_json::from_str::<Json>(text) {
-            Ok(Json::Object(map)) => read_track(&map, &options()),
+            Ok(Json::Object(map)) => read_track(&map, &options(import)),
             Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
             Err(e) => Err(format!("invalid JSON: {e}")),
         }
@@ -427,6 +437,7 @@ mod tests {
             r#"{"events":[{"user_alias":{"alias_name":"n","alias_label":"l"},"name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
             r#"{"events":[7, null, {"external_id":"a","name":1,"time":"2025-05-01T10:00:00Z"}]}"#,
             r#"{"events":[{},{},{},{}]}"#,
+            r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z"}]}"#,
             r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z","c":"FR","n":null}],"purchases":[{"external_id":"a","product_id":"p","currency":"USD","price":1}]}"#,
             r#"{"attributes":null}"#,
             r#"{"events":[],"partner":"x"}"#,
@@ -435,9 +446,9 @@ mod tests {
             r#"[1]"#,
             r#"{"events":"#,
         ];
-        for text in bodies {
-            let fast = read_track_text(text, &options());
-            let slow = general(text);
+        for (text, import) in bodies.into_iter().flat_map(|t| [(t, true), (t, false)]) {
+            let fast = read_track_text(text, &options(import));
+            let slow = general(text, import);
             match (fast, slow) {
                 (Ok(f), Ok(s)) => {
                     assert_eq!(f.facts, s.facts, "{text}");

@@ -6,7 +6,6 @@ use headcount_engine::{Index, Plan};
 use headcount_model::{Day, SegmentId, Timestamp};
 use headcount_store::{Store, StoreError};
 use jiff::tz::TimeZone;
-use std::collections::HashMap;
 
 /// One segment's sizes in one workspace, as of `now`.
 #[derive(Clone, Copy)]
@@ -66,7 +65,8 @@ impl Sizer<'_> {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
-        let mut known: HashMap<Day, u64> = self
+        let today = Day::containing(self.now, self.tz);
+        let mut known: Vec<(Day, u64)> = self
             .store
             .sizes(self.segment, *first, *last)?
             .into_iter()
@@ -75,22 +75,16 @@ impl Sizer<'_> {
         let missing: Vec<Day> = days
             .iter()
             .copied()
-            .filter(|d| self.completed(*d) && !known.contains_key(d))
+            .filter(|d| *d < today && known.binary_search_by_key(d, |k| k.0).is_err())
             .collect();
         known.extend(self.compute(missing)?);
-        Ok(days
-            .iter()
-            .map(|d| match known.get(d) {
-                Some(size) => (*d, *size),
-                None if !self.completed(*d) => (*d, live()),
-                None => (*d, 0),
-            })
-            .collect())
+        known.sort_unstable_by_key(|k| k.0);
+        Ok(assemble(days, today, &known, live))
     }
 
     /// Whether a day has ended by `now`.
     fn completed(&self, day: Day) -> bool {
-        day.end(self.tz) <= self.now
+        day < Day::containing(self.now, self.tz)
     }
 
     /// Computes and stores the sizes of `days`, all completed; returns them.
@@ -103,6 +97,52 @@ impl Sizer<'_> {
         self.store.put_sizes(self.segment, &rows, self.now)?;
         Ok(rows)
     }
+}
+
+/// The answer of `data_series` for `days` (oldest first) when it needs no computing
+/// and no I/O: every completed day's size is in the store's memory and `live` is the
+/// live size of `today` (the day that contains "now"), when `days` include it. `None`
+/// otherwise: then [`Sizer::series`] answers.
+pub fn series_in_memory(
+    store: &dyn Store,
+    segment: SegmentId,
+    days: &[Day],
+    today: Day,
+    live: Option<u64>,
+) -> Option<Vec<(Day, u64)>> {
+    let (first, last) = (*days.first()?, *days.last()?);
+    let mut known = Vec::with_capacity(days.len());
+    let answered = store.sizes_in_memory(segment, first, last, &mut |s| {
+        known.push((s.day, s.size));
+    });
+    let completed = days.iter().filter(|d| **d < today).count();
+    let stored = known.iter().filter(|k| k.0 < today).count();
+    if !answered || stored != completed || (completed < days.len() && live.is_none()) {
+        return None;
+    }
+    Some(assemble(days, today, &known, &mut || live.unwrap_or(0)))
+}
+
+/// The points of `days` (sorted): a size from `known` (sorted by day) for each completed day, 0
+/// for one that is missing there, and `live()` for a day that has not ended.
+fn assemble(
+    days: &[Day],
+    today: Day,
+    known: &[(Day, u64)],
+    live: &mut dyn FnMut() -> u64,
+) -> Vec<(Day, u64)> {
+    let mut known = known.iter().peekable();
+    let mut points = Vec::with_capacity(days.len());
+    for &day in days {
+        while known.next_if(|k| k.0 < day).is_some() {}
+        let size = match known.peek() {
+            Some(k) if k.0 == day => k.1,
+            _ if day >= today => live(),
+            _ => 0,
+        };
+        points.push((day, size));
+    }
+    points
 }
 
 /// The `n` completed days that end with the day before the one containing `now`.

@@ -141,6 +141,26 @@ struct LiveSize {
 }
 
 impl Shared {
+    /// The live size [`Shared::live_size`] would reuse, if there is one.
+    pub fn cached_live_size(
+        &self,
+        segment: SegmentId,
+        index: &Index,
+        generation: u64,
+        now: Timestamp,
+    ) -> Option<u64> {
+        let c = *self
+            .live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&segment)?;
+        (c.version == index.version()
+            && c.generation == generation
+            && c.from <= now
+            && now < c.until)
+            .then_some(c.size)
+    }
+
     /// The size of a segment as of `now` (today's live point): computed by `compute`,
     /// or reused from an earlier request when nothing it depends on can have changed:
     /// the same facts (`Index::version`), the same filters (`Catalog::generation`),
@@ -154,25 +174,13 @@ impl Shared {
         tz: &jiff::tz::TimeZone,
         compute: impl FnOnce() -> u64,
     ) -> u64 {
-        let version = index.version();
-        let cached = self
-            .live
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&segment)
-            .copied();
-        if let Some(c) = cached
-            && c.version == version
-            && c.generation == generation
-            && c.from <= now
-            && now < c.until
-        {
-            return c.size;
+        if let Some(size) = self.cached_live_size(segment, index, generation, now) {
+            return size;
         }
         let size = compute();
         let entry = LiveSize {
             size,
-            version,
+            version: index.version(),
             generation,
             from: now,
             until: index.stable_until(now, tz),

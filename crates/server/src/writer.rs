@@ -1,6 +1,6 @@
 //! The ingestion writer: one thread that commits the facts of concurrent requests in
-//! one transaction (group commit: one disk sync for many requests), then applies them
-//! to the in-memory indexes, then acknowledges every request.
+//! one transaction (group commit: one disk sync for many requests), and a second one
+//! that then applies them to the in-memory indexes and acknowledges every request.
 //!
 //! Durable first: an index never holds a fact the store could lose, and a request is
 //! acknowledged only once its facts are on disk.
@@ -8,7 +8,7 @@
 use crate::state::{SharedIndex, write};
 use headcount_model::{Fact, UserKey, WorkspaceId};
 use headcount_store::{FactBatch, Store, StoreError};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
 
@@ -62,7 +62,21 @@ impl Writer {
     }
 }
 
+/// Groups, commits, and hands each committed group to a second thread that applies it
+/// to the indexes and acknowledges it: the next group's commit overlaps the last one's
+/// application, and groups are applied in commit order.
 fn run(store: Weak<dyn Store>, queue: Receiver<Job>) {
+    let (to_applier, committed) = sync_channel::<Committed>(1);
+    let applier = std::thread::Builder::new()
+        .name("headcount-apply".into())
+        .spawn(move || apply(committed));
+    let applier = match applier {
+        Ok(handle) => Some(handle),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the apply thread; applying on the writer");
+            None
+        }
+    };
     while let Ok(first) = queue.recv() {
         let mut group = vec![first];
         let mut facts = group[0].facts.len();
@@ -75,21 +89,47 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let committed = match store.upgrade() {
+        let result = match store.upgrade() {
             Some(store) => commit(store.as_ref(), &group),
             None => Err("the store is closed".to_string()),
         };
-        if committed.is_ok() {
-            for job in &group {
-                let mut index = write(&job.index);
-                for (user, fact) in &job.facts {
-                    index.apply(user, fact);
-                }
+        let done = (group, result);
+        let unsent = match &applier {
+            Some(_) => to_applier.send(done).err().map(|e| e.0),
+            None => Some(done),
+        };
+        if let Some(done) = unsent {
+            apply_one(done);
+        }
+    }
+    drop(to_applier);
+    if let Some(handle) = applier {
+        let _ = handle.join();
+    }
+}
+
+/// A group of jobs and the outcome of its commit.
+type Committed = (Vec<Job>, Result<(), String>);
+
+fn apply(committed: Receiver<Committed>) {
+    for done in committed {
+        apply_one(done);
+    }
+}
+
+/// Applies a committed group to the indexes (only if the commit succeeded: an index
+/// never holds a fact the store could lose) and answers its requests.
+fn apply_one((group, result): Committed) {
+    if result.is_ok() {
+        for job in &group {
+            let mut index = write(&job.index);
+            for (user, fact) in &job.facts {
+                index.apply(user, fact);
             }
         }
-        for job in group {
-            let _ = job.done.send(committed.clone());
-        }
+    }
+    for job in group {
+        let _ = job.done.send(result.clone());
     }
 }
 

@@ -390,6 +390,11 @@ async fn data_series_counts_tracked_users_and_forgets_deleted_ones() {
         .await;
     assert_eq!(hundred.len(), 100);
     assert_eq!(hundred.last().unwrap().1, 3);
+    // Asked again, it is answered from memory: the same points.
+    let again = server
+        .series(&key, &format!("segment_id={pro}&length=100"))
+        .await;
+    assert_eq!(again, hundred);
     assert!(hundred[..99].iter().all(|(_, s)| *s == 0));
     // Consecutive days, oldest first.
     for pair in hundred.windows(2) {

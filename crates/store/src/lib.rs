@@ -13,6 +13,7 @@ mod migrations;
 pub mod sqlite;
 pub mod types;
 
+pub use chunk::EncodedFacts;
 pub use error::StoreError;
 pub use ipnet::IpNet;
 pub use sqlite::SqliteStore;
@@ -57,6 +58,19 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// The stored sizes of a segment for days in `from..=to`, oldest first.
     fn sizes(&self, segment: SegmentId, from: Day, to: Day) -> Result<Vec<StoredSize>>;
+    /// What [`Store::sizes`] would answer, calling `visit` for each size oldest first,
+    /// when the store can answer from memory without waiting on I/O; `false` (and no
+    /// call) otherwise. Lets an async caller skip a thread hop on the common path.
+    fn sizes_in_memory(
+        &self,
+        segment: SegmentId,
+        from: Day,
+        to: Day,
+        visit: &mut dyn FnMut(&StoredSize),
+    ) -> bool {
+        let _ = (segment, from, to, visit);
+        false
+    }
     /// Forgets every stored size of a segment (its filter changed).
     fn clear_sizes(&self, segment: SegmentId) -> Result<()>;
     /// When the newest stored size of a segment was computed.
@@ -68,7 +82,17 @@ pub trait Store: Send + Sync {
     }
     /// Appends the facts of several workspaces in one durable transaction (group
     /// commit: one disk sync for many requests): all of them or none.
-    fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()>;
+    fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()> {
+        let encoded: Vec<(WorkspaceId, EncodedFacts)> = batches
+            .iter()
+            .filter(|(_, facts)| !facts.is_empty())
+            .map(|(ws, facts)| (*ws, EncodedFacts::encode(facts)))
+            .collect();
+        self.append_encoded(&encoded)
+    }
+    /// Appends facts encoded beforehand (on any thread, see [`EncodedFacts`]), in one
+    /// durable transaction and in the order given: all of them or none.
+    fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()>;
     /// Calls `visit` with every stored fact of a workspace, in no particular order.
     fn scan_facts(
         &self,

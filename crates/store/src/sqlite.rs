@@ -4,7 +4,7 @@
 use crate::chunk;
 use crate::migrations::MIGRATIONS;
 use crate::{
-    ApiKey, FactBatch, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize,
+    ApiKey, EncodedFacts, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize,
     Workspace,
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
@@ -431,6 +431,23 @@ impl Store for SqliteStore {
         self.with_cached_sizes(segment, range)
     }
 
+    fn sizes_in_memory(
+        &self,
+        segment: SegmentId,
+        from: Day,
+        to: Day,
+        visit: &mut dyn FnMut(&StoredSize),
+    ) -> bool {
+        let cache = self.cache_read();
+        let Some(all) = cache.get(&segment) else {
+            return false;
+        };
+        if from <= to {
+            all.range(from..=to).for_each(|(_, s)| visit(s));
+        }
+        true
+    }
+
     fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
         let conn = self.conn();
         conn.execute(
@@ -449,20 +466,15 @@ impl Store for SqliteStore {
         self.with_cached_sizes(segment, newest)
     }
 
-    fn append_batches(&self, batches: &[FactBatch<'_>]) -> Result<()> {
-        let chunks: Vec<(WorkspaceId, usize, Vec<u8>)> = batches
-            .iter()
-            .filter(|(_, facts)| !facts.is_empty())
-            .map(|(ws, facts)| (*ws, facts.len(), chunk::encode(facts)))
-            .collect();
+    fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()> {
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
             let mut insert = tx.prepare_cached(
                 "INSERT INTO fact_chunks (workspace_id, facts, data) VALUES (?1, ?2, ?3)",
             )?;
-            for (ws, n, data) in &chunks {
-                insert.execute(params![ws.0, *n as i64, data])?;
+            for (ws, chunk) in chunks.iter().filter(|(_, c)| !c.is_empty()) {
+                insert.execute(params![ws.0, chunk.len() as i64, chunk.bytes()])?;
             }
         }
         tx.commit()?;

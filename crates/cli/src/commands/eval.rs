@@ -45,11 +45,14 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
     let index = load_index(&store, ws.id)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let evaluating = Instant::now();
+    let ends: Vec<_> = days.iter().map(|day| day.end(&tz)).collect();
+    let refs: Vec<&Plan> = plans.iter().map(|(_, plan)| plan).collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let grid = index.size_grid(&refs, &ends, &tz, threads);
     let mut sizes: Vec<Map<String, Value>> = vec![Map::new(); plans.len()];
-    for day in &days {
-        let mut as_of = index.as_of(day.end(&tz), &tz);
-        for ((_, plan), out) in plans.iter().zip(&mut sizes) {
-            out.insert(day.to_string(), as_of.size(plan).into());
+    for (day, row) in days.iter().zip(grid) {
+        for (out, size) in sizes.iter_mut().zip(row) {
+            out.insert(day.to_string(), size.into());
         }
     }
     let eval_seconds = evaluating.elapsed().as_secs_f64();

@@ -6,16 +6,17 @@ use crate::catalog::SegmentEntry;
 use crate::error::{ApiError, ApiResult, UNKNOWN_SEGMENT};
 use crate::extract::{JsonObject, Params};
 use crate::jobs;
-use crate::sizes::Sizer;
+use crate::sizes::{Sizer, series_in_memory};
 use crate::state::{AppState, now, read, write};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use headcount_model::datetime;
 use headcount_model::day::series_days;
 use headcount_model::describe::describe;
-use headcount_model::{Filter, SegmentId};
+use headcount_model::{Day, Filter, SegmentId};
 use headcount_store::Segment;
 use serde_json::{Map, Value, json};
 
@@ -125,7 +126,7 @@ async fn data_series(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
-) -> ApiResult<Json<Series>> {
+) -> ApiResult<Response> {
     let id = segment_id(params.get("segment_id"))?;
     let length = match params.get("length").map(|l| l.trim().parse::<u32>()) {
         Some(Ok(n)) if (1..=MAX_LENGTH).contains(&n) => n,
@@ -150,9 +151,30 @@ async fn data_series(
             }
         },
     };
-    find(&state, &caller, id)?;
+    let generation = {
+        let catalog = read(&state.catalog);
+        catalog
+            .segment_in(caller.workspace, id)
+            .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
+        catalog.generation()
+    };
     let days = series_days(ending_at, length, &caller.tz);
+    let today = Day::containing(now, &caller.tz);
     let index = state.index(caller.workspace);
+    // The common case answers here, on the runtime: stored days and a live size that
+    // is still valid, all in memory. Anything to compute or read goes to a blocking thread.
+    let in_memory = index.try_read().ok().and_then(|index| {
+        let live = match days.last() {
+            Some(last) if *last >= today => {
+                Some(state.cached_live_size(id, &index, generation, now)?)
+            }
+            _ => None,
+        };
+        series_in_memory(state.store.as_ref(), id, &days, today, live)
+    });
+    if let Some(points) = in_memory {
+        return Ok(render_series(&points));
+    }
     let shared = state.clone();
     let points = tokio::task::spawn_blocking(move || {
         // The plan is read under the segment's size lock, so that sizes computed with a
@@ -189,33 +211,27 @@ async fn data_series(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let data = points
-        .into_iter()
-        .map(|(time, size)| Point { time, size })
-        .collect();
-    Ok(Json(Series {
-        message: "success",
-        data,
-    }))
+    Ok(render_series(&points))
 }
 
-/// The body of a `data_series` answer, serialized without an intermediate tree.
-#[derive(serde::Serialize)]
-struct Series {
-    message: &'static str,
-    data: Vec<Point>,
-}
-
-/// One day of a series.
-#[derive(serde::Serialize)]
-struct Point {
-    #[serde(serialize_with = "as_text")]
-    time: headcount_model::Day,
-    size: u64,
-}
-
-fn as_text<S: serde::Serializer>(day: &headcount_model::Day, out: S) -> Result<S::Ok, S::Error> {
-    out.collect_str(day)
+/// The body of a `data_series` answer,
+/// `{"message":"success","data":[{"time":"YYYY-MM-DD","size":N},…]}`, written directly:
+/// every field is a day or an integer, so nothing needs escaping.
+fn render_series(points: &[(Day, u64)]) -> Response {
+    let mut body = Vec::with_capacity(32 + points.len() * 36);
+    body.extend_from_slice(br#"{"message":"success","data":["#);
+    for (n, (day, size)) in points.iter().enumerate() {
+        if n > 0 {
+            body.push(b',');
+        }
+        body.extend_from_slice(br#"{"time":""#);
+        day.push_iso(&mut body);
+        body.extend_from_slice(br#"","size":"#);
+        body.extend_from_slice(itoa::Buffer::new().format(*size).as_bytes());
+        body.push(b'}');
+    }
+    body.extend_from_slice(b"]}");
+    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
 /// The editable fields of a segment, as read from a create or update body.

@@ -2,8 +2,8 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::JsonObject;
-use crate::ingest::{TrackOptions, read_track};
+use crate::extract::{BodyBytes, JsonObject};
+use crate::ingest::{TrackOptions, read_track, read_track_arrays};
 use crate::state::{AppState, now, write};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -22,14 +22,23 @@ pub fn router() -> Router<AppState> {
 async fn track(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    JsonObject(body): JsonObject,
+    BodyBytes(body): BodyBytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let options = TrackOptions {
         max_objects: Some(state.config.max_track_objects),
         allow_attribute_time: false,
         now: now(),
     };
-    let track = read_track(&body, &options).map_err(ApiError::BadRequest)?;
+    // The common body (the three arrays) is read without a JSON tree; anything else,
+    // malformed bodies included, is read and refused like every other endpoint's body.
+    let fast = std::str::from_utf8(&body)
+        .ok()
+        .and_then(|text| read_track_arrays(text, &options));
+    let track = match fast {
+        Some(track) => track,
+        None => read_track(&JsonObject::parse(&body)?.0, &options),
+    }
+    .map_err(ApiError::BadRequest)?;
     if track.valid_objects() == 0 && !track.errors.is_empty() {
         let mut body = track.response();
         body["message"] = "no valid objects: every object was rejected".into();
