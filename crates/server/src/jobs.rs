@@ -12,6 +12,7 @@ use headcount_store::StoreError;
 pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
     let state = state.clone();
     tokio::task::spawn_blocking(move || {
+        let _one_at_a_time = state.backfills.lock().unwrap_or_else(|p| p.into_inner());
         let days = state.config.backfill_days;
         for id in segments {
             if let Err(e) = fill_segment(&state, id, days) {

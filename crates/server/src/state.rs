@@ -58,6 +58,10 @@ pub struct Shared {
     size_locks: Mutex<HashMap<SegmentId, Arc<RwLock<()>>>>,
     /// The latest live size of each segment, reused while it is provably the same.
     live: Mutex<HashMap<SegmentId, LiveSize>>,
+    /// Held by each background backfill while it runs: one at a time, each on every
+    /// core, so that many segments created together become ready one after another
+    /// instead of all competing until the end.
+    pub backfills: Mutex<()>,
 }
 
 /// What handlers receive.
@@ -107,6 +111,7 @@ impl Shared {
             segment_writes: tokio::sync::Mutex::new(()),
             size_locks: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
+            backfills: Mutex::new(()),
         }))
     }
 
