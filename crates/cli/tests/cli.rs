@@ -6,9 +6,10 @@ mod common;
 
 use common::{
     Server, TempDir, create_key, create_workspace, event_names, ext, facts, hc, hc_stdin, of,
+    open_store,
 };
 use headcount_model::{Day, FactKind, SegmentId, Timestamp, UserKey, Value};
-use headcount_store::{Segment, SqliteStore, Store};
+use headcount_store::{Segment, Store};
 use jiff::tz::TimeZone;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -857,7 +858,7 @@ fn day(text: &str) -> Day {
 
 /// The stored sizes of a segment over `from..=to`, as (day, size) text pairs.
 fn stored(data: &std::path::Path, id: SegmentId, from: &str, to: &str) -> Vec<(String, u64)> {
-    let store = SqliteStore::open(data).expect("open");
+    let store = open_store(data);
     store
         .sizes(id, day(from), day(to))
         .expect("sizes")
@@ -920,7 +921,7 @@ fn snapshot_stores_hand_computed_daily_sizes() {
     let archived = SegmentId::new_random();
     let foreign = SegmentId::new_random();
     {
-        let store = SqliteStore::open(&data).expect("open");
+        let store = open_store(&data);
         let ws = store.workspaces().expect("workspaces");
         let paris = ws.iter().find(|w| w.name == "paris").expect("paris").id;
         let other = ws.iter().find(|w| w.name == "other").expect("other").id;
@@ -1027,7 +1028,7 @@ fn snapshot_stores_hand_computed_daily_sizes() {
     // A stored size is not recomputed unless asked for.
     let long_ago = ts("2001-01-01T00:00:00Z");
     {
-        let store = SqliteStore::open(&data).expect("open");
+        let store = open_store(&data);
         store
             .put_sizes(french, &[(day("2024-04-01"), 999)], long_ago)
             .expect("put_sizes");
@@ -1054,7 +1055,7 @@ fn snapshot_stores_hand_computed_daily_sizes() {
         "{run:#?}"
     );
     {
-        let store = SqliteStore::open(&data).expect("open");
+        let store = open_store(&data);
         let sizes = store
             .sizes(french, day("2024-04-01"), day("2024-04-01"))
             .expect("sizes");

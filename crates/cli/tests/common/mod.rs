@@ -3,7 +3,7 @@
 //! with the store once every process is done with it.
 
 use headcount_model::{Fact, FactKind, UserKey};
-use headcount_store::{SqliteStore, Store};
+use headcount_store::{SqliteStore, Store, StoreError};
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpListener;
@@ -160,10 +160,26 @@ pub fn create_key(data: &Path, workspace: &str, name: &str, extra: &[&str]) -> S
     run.stdout.trim_end().to_string()
 }
 
+/// Opens the data directory in this process (no `hc` may be using it). A child that
+/// another test thread is starting holds a copy of the lock's file descriptor for an
+/// instant (between its fork and its exec, which closes it), so the lock is retried
+/// briefly rather than failing the test.
+pub fn open_store(data: &Path) -> SqliteStore {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match SqliteStore::open(data) {
+            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            opened => return opened.expect("open the data directory"),
+        }
+    }
+}
+
 /// Every stored fact of the workspace named `name`, read with the store itself (the
 /// directory must not be in use).
 pub fn facts(data: &Path, name: &str) -> Vec<(UserKey, Fact)> {
-    let store = SqliteStore::open(data).expect("open the data directory");
+    let store = open_store(data);
     let ws = store
         .workspaces()
         .expect("workspaces")
