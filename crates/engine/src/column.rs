@@ -1,6 +1,9 @@
 //! Time-sorted columns of facts: one per event name, per purchase product and per
 //! attribute name.
 //!
+//! A column is cut into slices of [`SLICE_USERS`] users by user index, each slice
+//! organised as below; a scan goes slice by slice.
+//!
 //! A column holds `(time, user, payload)` entries, time in microseconds. It is a list
 //! of *runs*, each sorted by time and stored as parallel vectors: the times as
 //! [`SortedTimes`] (per entry a `u32` offset from a block base, exact to the
@@ -139,18 +142,95 @@ impl<V: Copy> Run<V> {
     }
 }
 
-/// All entries of one event name, purchase product or attribute name.
+/// Users per slice of a column: a scan in time order writes per-user state (a bit of
+/// a bitset, a 4-byte count) at random, and keeping those writes within one slice's
+/// users at a time keeps them in the CPU's cache (2^18 users: 32 KiB of bits, 1 MiB of
+/// counts) however many users there are.
+pub const SLICE_USERS: usize = 1 << 18;
+
+/// All entries of one event name, purchase product or attribute name, in slices of
+/// [`SLICE_USERS`] users by user index.
 #[derive(Debug, Clone)]
 pub struct Column<V> {
+    slices: Vec<Slice<V>>,
+}
+
+impl<V> Default for Column<V> {
+    fn default() -> Self {
+        Column { slices: Vec::new() }
+    }
+}
+
+impl<V: Copy> Column<V> {
+    /// Records an entry; times may arrive in any order.
+    pub fn push(&mut self, time: i64, user: u32, value: V) {
+        let slice = user as usize / SLICE_USERS;
+        if self.slices.len() <= slice {
+            self.slices.resize_with(slice + 1, Slice::default);
+        }
+        self.slices[slice].push(time, user, value);
+    }
+
+    /// The number of entries.
+    pub fn len(&self) -> usize {
+        self.slices.iter().map(Slice::len).sum()
+    }
+
+    /// The bytes of memory the column holds (its vectors' capacities).
+    pub fn heap_bytes(&self) -> usize {
+        self.slices.iter().map(Slice::heap_bytes).sum::<usize>()
+            + self.slices.capacity() * size_of::<Slice<V>>()
+    }
+
+    /// Calls `f(user, value)` for every entry with `lo <= time < hi`, in no
+    /// particular order (slice by slice, so by ranges of users).
+    pub fn for_each_in(&self, lo: i64, hi: i64, mut f: impl FnMut(u32, V)) {
+        for slice in &self.slices {
+            slice.for_each_in(lo, hi, &mut f);
+        }
+    }
+
+    /// Calls `f(user, value)` for entries with `time < hi` such that, per user, the
+    /// last call carries the latest entry (the last applied among equal times).
+    /// `users` bounds the user indices; `latest` is scratch space.
+    pub fn for_each_latest_before(
+        &self,
+        hi: i64,
+        users: usize,
+        latest: &mut Vec<i64>,
+        mut f: impl FnMut(u32, V),
+    ) {
+        if self.slices.iter().any(|slice| !slice.is_one_run()) {
+            // Users are disjoint between slices: one reset serves them all.
+            latest.clear();
+            latest.resize(users, i64::MIN);
+        }
+        for slice in &self.slices {
+            slice.for_each_latest_before(hi, latest, &mut f);
+        }
+    }
+
+    /// Drops the entries of users for which `keep` fails and rewrites each slice as
+    /// one sorted run.
+    pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
+        for slice in &mut self.slices {
+            slice.compact(keep);
+        }
+    }
+}
+
+/// The entries of one column whose users fall in one range of [`SLICE_USERS`].
+#[derive(Debug, Clone)]
+struct Slice<V> {
     runs: Vec<Run<V>>,
     /// The number of entries in `runs`.
     in_runs: usize,
     tail: Vec<(i64, u32, V)>,
 }
 
-impl<V> Default for Column<V> {
+impl<V> Default for Slice<V> {
     fn default() -> Self {
-        Column {
+        Slice {
             runs: Vec::new(),
             in_runs: 0,
             tail: Vec::new(),
@@ -158,9 +238,9 @@ impl<V> Default for Column<V> {
     }
 }
 
-impl<V: Copy> Column<V> {
+impl<V: Copy> Slice<V> {
     /// Records an entry; times may arrive in any order.
-    pub fn push(&mut self, time: i64, user: u32, value: V) {
+    fn push(&mut self, time: i64, user: u32, value: V) {
         self.tail.push((time, user, value));
         if self.tail.len() >= (self.in_runs / TAIL_SHARE).clamp(TAIL_MIN, TAIL_MAX) {
             self.flush();
@@ -169,12 +249,12 @@ impl<V: Copy> Column<V> {
     }
 
     /// The number of entries.
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.in_runs + self.tail.len()
     }
 
-    /// The bytes of memory the column holds (its vectors' capacities).
-    pub fn heap_bytes(&self) -> usize {
+    /// The bytes of memory the slice holds (its vectors' capacities).
+    fn heap_bytes(&self) -> usize {
         let runs: usize = self
             .runs
             .iter()
@@ -190,7 +270,7 @@ impl<V: Copy> Column<V> {
 
     /// Calls `f(user, value)` for every entry with `lo <= time < hi`, in no
     /// particular order.
-    pub fn for_each_in(&self, lo: i64, hi: i64, mut f: impl FnMut(u32, V)) {
+    fn for_each_in(&self, lo: i64, hi: i64, f: &mut impl FnMut(u32, V)) {
         for run in &self.runs {
             let range = run.range(lo, hi);
             for (&user, &value) in run.users[range.clone()].iter().zip(&run.values[range]) {
@@ -204,18 +284,16 @@ impl<V: Copy> Column<V> {
         }
     }
 
-    /// Calls `f(user, value)` for entries with `time < hi` such that, per user, the
-    /// last call carries the latest entry (the last applied among equal times).
-    /// `users` bounds the user indices; `latest` is scratch space.
-    pub fn for_each_latest_before(
-        &self,
-        hi: i64,
-        users: usize,
-        latest: &mut Vec<i64>,
-        mut f: impl FnMut(u32, V),
-    ) {
-        if self.tail.is_empty() && self.runs.len() <= 1 {
-            // One sorted run: visiting it in order makes the latest entry come last.
+    /// Whether the entries are one sorted run: visiting it in order makes each user's
+    /// latest entry come last, without scratch space.
+    fn is_one_run(&self) -> bool {
+        self.tail.is_empty() && self.runs.len() <= 1
+    }
+
+    /// [`Column::for_each_latest_before`] for this slice; unless it is one run,
+    /// `latest` holds `i64::MIN` for every user of the slice not visited yet.
+    fn for_each_latest_before(&self, hi: i64, latest: &mut [i64], f: &mut impl FnMut(u32, V)) {
+        if self.is_one_run() {
             for run in &self.runs {
                 let end = run.range(i64::MIN, hi).end;
                 for (&user, &value) in run.users[..end].iter().zip(&run.values[..end]) {
@@ -224,8 +302,6 @@ impl<V: Copy> Column<V> {
             }
             return;
         }
-        latest.clear();
-        latest.resize(users, i64::MIN);
         let mut visit = |time: i64, user: u32, value: V| {
             if let Some(seen) = latest.get_mut(user as usize)
                 && time >= *seen
@@ -255,9 +331,9 @@ impl<V: Copy> Column<V> {
         }
     }
 
-    /// Drops the entries of users for which `keep` fails and rewrites the column as
+    /// Drops the entries of users for which `keep` fails and rewrites the slice as
     /// one sorted run.
-    pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
+    fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
         self.flush();
         while self.runs.len() > 1 {
             self.merge_last_two();
@@ -318,8 +394,8 @@ mod tests {
             column.push(time, k % 13, k);
         }
         assert_eq!(column.len(), 7000);
-        assert_eq!(column.runs.len(), 2);
-        assert_eq!(column.tail.len(), 7000 - 4096 - 2048);
+        assert_eq!(column.slices[0].runs.len(), 2);
+        assert_eq!(column.slices[0].tail.len(), 7000 - 4096 - 2048);
         let got = collect(&column, 100, 200);
         let mut want: Vec<(u32, u32)> = (0..7000u32)
             .filter(|k| (100..200).contains(&i64::from((k * 7919) % 7000)))
@@ -327,7 +403,7 @@ mod tests {
             .collect();
         want.sort();
         assert_eq!(got, want);
-        for run in &column.runs {
+        for run in &column.slices[0].runs {
             assert!(run.times.iter().is_sorted());
         }
     }
@@ -397,9 +473,9 @@ mod tests {
                 assert_eq!(got, want, "round {round}, before {hi}");
             }
             column.compact(&|_| true);
-            assert_eq!(column.runs.len(), 1);
+            assert_eq!(column.slices[0].runs.len(), 1);
         }
-        for run in &column.runs {
+        for run in &column.slices[0].runs {
             assert!(run.times.iter().is_sorted());
         }
     }
@@ -416,11 +492,61 @@ mod tests {
         column.for_each_latest_before(10, 2, &mut latest, |u, v| state[u as usize] = v);
         assert_eq!(state, vec![2998, u32::MAX]);
         column.compact(&|_| true);
-        assert_eq!(column.runs.len(), 1);
+        assert_eq!(column.slices[0].runs.len(), 1);
         let mut state = vec![u32::MAX; 2];
         column.for_each_latest_before(10, 2, &mut latest, |u, v| state[u as usize] = v);
         assert_eq!(state, vec![2998, u32::MAX]);
         column.compact(&|u| u != 0);
         assert_eq!(column.len(), 1500);
+    }
+
+    #[test]
+    fn slices_of_users_answer_as_one_column_would() {
+        // Users spread over four slices, times scrambled, attribute-like values: each
+        // user's latest value before `hi`, and window contents, against a plain list.
+        let mut column = Column::default();
+        let mut all: Vec<(i64, u32, u32)> = Vec::new();
+        let users = 3 * SLICE_USERS as u32 + 77;
+        for k in 0..40_000u32 {
+            let user = (k.wrapping_mul(2_654_435_761) >> 7) % users;
+            let time = i64::from((k * 7919) % 9973);
+            column.push(time, user, k);
+            all.push((time, user, k));
+        }
+        assert_eq!(column.slices.len(), 4);
+        assert_eq!(column.len(), all.len());
+        for compacted in [false, true] {
+            if compacted {
+                column.compact(&|_| true);
+            }
+            for (lo, hi) in [(0, 10_000), (100, 2_000), (5_000, 5_001)] {
+                let mut got = Vec::new();
+                column.for_each_in(lo, hi, |u, v| got.push((u, v)));
+                got.sort();
+                let mut want: Vec<(u32, u32)> = all
+                    .iter()
+                    .filter(|(t, _, _)| lo <= *t && *t < hi)
+                    .map(|&(_, u, v)| (u, v))
+                    .collect();
+                want.sort();
+                assert_eq!(got, want, "window {lo}..{hi}, compacted {compacted}");
+
+                let mut latest = Vec::new();
+                let mut got = std::collections::BTreeMap::new();
+                column.for_each_latest_before(hi, users as usize, &mut latest, |u, v| {
+                    got.insert(u, v);
+                });
+                // The reference: the last pushed of each user's latest time.
+                let mut want = std::collections::BTreeMap::new();
+                let mut best: std::collections::HashMap<u32, i64> = Default::default();
+                for &(t, u, v) in all.iter().filter(|(t, _, _)| *t < hi) {
+                    if best.get(&u).is_none_or(|&b| t >= b) {
+                        best.insert(u, t);
+                        want.insert(u, v);
+                    }
+                }
+                assert_eq!(got, want, "latest before {hi}, compacted {compacted}");
+            }
+        }
     }
 }

@@ -26,7 +26,8 @@
 //!   search per run. All purchases share one column with the product's id as payload
 //!   (12 bytes per purchase): `"*"` reads it all, a product filters it. Per attribute
 //!   name, a column of (time, user, value id), 12 bytes per write, values interned per
-//!   attribute (`intern`).
+//!   attribute (`intern`). Every column is cut into slices of 2^18 users, so that a scan
+//!   writes per-user state one cache-sized range of users at a time.
 //! - Evaluation (`eval`): each leaf becomes a bitset over all user indices
 //!   (`bitset`), combined by `all`/`any`/`not`, then intersected with the users that
 //!   exist before `T`. Deleted users are tombstoned (their earliest-fact time becomes
