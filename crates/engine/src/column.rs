@@ -119,10 +119,9 @@ impl<V: Copy> Run<V> {
         out
     }
 
-    /// Keeps only the entries of users for which `keep` holds.
-    fn retain_users(&mut self, keep: &dyn Fn(u32) -> bool) {
-        let mut kept = Run::with_capacity(0);
-        for block in self.times.blocks(0..self.len()) {
+    /// Calls `f(time, user, value)` for the entries at `positions`, in order.
+    fn for_each_entry(&self, positions: Range<usize>, mut f: impl FnMut(i64, u32, V)) {
+        for block in self.times.blocks(positions) {
             let positions = block.positions();
             let entries = block
                 .offsets
@@ -130,11 +129,19 @@ impl<V: Copy> Run<V> {
                 .zip(&self.users[positions.clone()])
                 .zip(&self.values[positions]);
             for ((&offset, &user), &value) in entries {
-                if keep(user) {
-                    kept.push(block.time(offset), user, value);
-                }
+                f(block.time(offset), user, value);
             }
         }
+    }
+
+    /// Keeps only the entries of users for which `keep` holds.
+    fn retain_users(&mut self, keep: &dyn Fn(u32) -> bool) {
+        let mut kept = Run::with_capacity(0);
+        self.for_each_entry(0..self.len(), |time, user, value| {
+            if keep(user) {
+                kept.push(time, user, value);
+            }
+        });
         kept.times.shrink_to_fit();
         kept.users.shrink_to_fit();
         kept.values.shrink_to_fit();
@@ -311,18 +318,7 @@ impl<V: Copy> Slice<V> {
             }
         };
         for run in &self.runs {
-            let end = run.range(i64::MIN, hi).end;
-            for block in run.times.blocks(0..end) {
-                let positions = block.positions();
-                let entries = block
-                    .offsets
-                    .iter()
-                    .zip(&run.users[positions.clone()])
-                    .zip(&run.values[positions]);
-                for ((&offset, &user), &value) in entries {
-                    visit(block.time(offset), user, value);
-                }
-            }
+            run.for_each_entry(0..run.range(i64::MIN, hi).end, &mut visit);
         }
         for &(time, user, value) in &self.tail {
             if time < hi {

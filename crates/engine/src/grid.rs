@@ -24,7 +24,16 @@ pub fn size_grid(
 ) -> Vec<Vec<u64>> {
     let threads = threads.max(1);
     if threads > 1 && instants.len() >= 2 * threads {
-        return by_instant(index, plans, instants, tz, threads);
+        // Every instant on one thread, the instants spread over the threads.
+        return each_on_threads(
+            instants.len(),
+            threads,
+            || (),
+            |(), i| {
+                let mut as_of = index.as_of(instants[i], tz);
+                plans.iter().map(|plan| as_of.size(plan)).collect()
+            },
+        );
     }
     let mut leaves = Vec::new();
     for plan in plans {
@@ -48,25 +57,6 @@ pub fn size_grid(
             plans.iter().map(|plan| as_of.size(plan)).collect()
         })
         .collect()
-}
-
-/// Every instant on one thread, the instants spread over `threads`.
-fn by_instant(
-    index: &Index,
-    plans: &[&Plan],
-    instants: &[Timestamp],
-    tz: &TimeZone,
-    threads: usize,
-) -> Vec<Vec<u64>> {
-    each_on_threads(
-        instants.len(),
-        threads,
-        || (),
-        |(), i| {
-            let mut as_of = index.as_of(instants[i], tz);
-            plans.iter().map(|plan| as_of.size(plan)).collect()
-        },
-    )
 }
 
 /// `[work(state, 0), …, work(state, n − 1)]`, the items taken in turn by `threads`
