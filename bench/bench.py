@@ -16,6 +16,7 @@ Stages (each timed; see docs/performance.md for what bounds each figure):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import datetime as dt
 import json
 import os
@@ -251,20 +252,71 @@ class Bench:
                 r[k] = min(r0[k], r[k])
 
     # -- SQL engines
+    def sql_key(self) -> dict:
+        """What the SQL engines' sizes depend on: the data, the segments, the SQL, the days.
+        Not the headcount build: that is what they check."""
+        h = hashlib.sha256()
+        for f in ("sql.py", "segments.json"):
+            h.update(open(os.path.join(HERE, f), "rb").read())
+        return {"data": json.load(open(os.path.join(self.work, "data.params.json"))),
+                "sources_sha256": h.hexdigest(), "day": self.day.isoformat(),
+                "history_days": [d.isoformat() for d in self.history_days[::self.a.history_sample]]}
+
     def sql_engines(self):
+        """DuckDB's and chDB's sizes and times; with --reuse-sql, those of an earlier run
+        on the same data, segments and SQL (bench/work/users-N/sql-results.json)."""
+        cache = os.path.join(self.work, "sql-results.json")
+        key = self.sql_key()
+        if self.a.reuse_sql and os.path.exists(cache):
+            saved = json.load(open(cache))
+            if saved["key"] == key:
+                log(f"sql: reusing DuckDB's and chDB's results from {saved['finished_at']} ({cache})")
+                for k in ("normalize", "DuckDB", "chDB"):
+                    self.r[k] = dict(saved["records"][k], reused_from=saved["finished_at"])
+                self.r.setdefault("loadavg", {}).update(
+                    {f"{k} (reused)": v for k, v in saved["loadavg"].items()})
+                self.sizes.update(saved["sizes"])
+                self.check_event_counts(saved["records"]["normalize"])
+                return False
+            log("sql: the saved results are for other data, segments or SQL: running the engines")
+        self.run_sql_engines()
+        mine = {k: v for k, v in self.sizes.items() if k != "headcount"}
+        loads = {k: v for k, v in self.r["loadavg"].items() if k == "sql"}
+        with open(cache + ".tmp", "w") as f:
+            json.dump({"key": key, "finished_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                       "loadavg": dict(loads, end=loadavg()),
+                       "records": {k: self.r[k] for k in ("normalize", "DuckDB", "chDB")},
+                       "sizes": mine}, f)
+        os.replace(cache + ".tmp", cache)
+        return True
+
+    def check_event_counts(self, counts):
+        if counts["events"] + counts["purchases"] != self.r["import"]["events"]:
+            self.r["mismatches"].append({"what": "event counts", "sql": counts,
+                                         "headcount": self.counts})
+
+    def run_sql_engines(self):
         norm = os.path.join(self.work, "normalized")
         shutil.rmtree(norm, ignore_errors=True)
         log("sql: NDJSON -> normalized Parquet (DuckDB's JSON reader)")
         t = time.time()
         counts = sql.normalize_duckdb(self.data, norm)
         self.r["normalize"] = {"seconds": round(time.time() - t, 3), **counts}
-        if counts["events"] + counts["purchases"] != self.r["import"]["events"]:
-            self.r["mismatches"].append({"what": "event counts", "sql": counts,
-                                         "headcount": self.counts})
+        self.check_event_counts(counts)
         hist = self.history_entries()
         hist_names = [e["name"] for e in hist]
+        # Above a few million users DuckDB's uncompressed in-memory tables outgrow this
+        # machine's RAM: it then works on a database file, as a data team would.
+        big = self.a.users > 2_000_000
+        duck_file = os.path.join(self.work, "duckdb.db")
         for E in (sql.DuckDB, sql.ChDB):
-            e = E()
+            if E is sql.DuckDB and big:
+                for f in (duck_file, duck_file + ".wal"):
+                    if os.path.exists(f):
+                        os.remove(f)
+                e = E(path=duck_file, temp_dir=os.path.join(self.work, "duckdb.tmp"))
+            else:
+                e = E()
             log(f"sql: load {e.name}")
             t = time.time()
             e.load(norm)
@@ -296,6 +348,10 @@ class Bench:
             log(f"sql: {e.name}: load {load:.1f}s, day {rec['day_best_seconds']:.2f}s, "
                 f"history {rec['history_seconds']:.1f}s")
             del e
+            if E is sql.DuckDB and big:
+                for f in (duck_file, duck_file + ".wal"):
+                    if os.path.exists(f):
+                        os.remove(f)
 
     def compare(self):
         hc = self.sizes["headcount"]
@@ -568,6 +624,9 @@ def render(r: dict) -> str:
     line = lambda row: "| " + " | ".join(x.ljust(w[i]) for i, x in enumerate(row)) + " |"
     out = [line(head), "|" + "|".join("-" * (x + 2) for x in w) + "|"]
     out += [line(row) for row in cells[1:]]
+    reused = r.get("DuckDB", {}).get("reused_from")
+    if reused:
+        out.append(f"DuckDB's and chDB's figures and sizes: the run of {reused} (--reuse-sql)")
     return "\n".join(out)
 
 
@@ -585,6 +644,10 @@ def main():
     ap.add_argument("--track-connections", type=int, default=32)
     ap.add_argument("--skip", action="append", default=[],
                     help="skip a stage: sql, edge, serve (repeatable)")
+    ap.add_argument("--reuse-sql", action="store_true",
+                    help="take DuckDB's and chDB's sizes and times from an earlier run on the same "
+                         "data, segments and SQL (bench/work/users-N/sql-results.json) instead of "
+                         "running them again; headcount's sizes are still checked against them")
     a = ap.parse_args()
     b = Bench(a)
     code = 0
@@ -596,9 +659,9 @@ def main():
         b.hc_eval()
         if "sql" not in a.skip:
             b.mark("sql")
-            b.sql_engines()
-            b.mark("eval again")
-            b.hc_eval(again=True)
+            if b.sql_engines():
+                b.mark("eval again")
+                b.hc_eval(again=True)
             b.compare()
         if "edge" not in a.skip:
             b.edge()

@@ -517,11 +517,11 @@ class Engine:
 class DuckDB(Engine):
     name = "DuckDB"
 
-    def __init__(self, temp_dir: str | None = None):
+    def __init__(self, path: str | None = None, temp_dir: str | None = None):
         import duckdb
 
         self.duckdb = duckdb
-        self.con = duckdb.connect(":memory:")
+        self.con = duckdb.connect(path or ":memory:")
         if temp_dir:
             self.con.execute(f"SET temp_directory = '{temp_dir}'")
         self.dialect = DuckDialect()
