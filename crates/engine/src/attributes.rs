@@ -64,6 +64,69 @@ impl AttrColumn {
         set
     }
 
+    /// The writes: `(time, user, value id)`, [`UNSET`] for an unset.
+    pub fn column(&self) -> &Column<u32> {
+        &self.column
+    }
+
+    /// For each value id, the positions in `moments` (ascending instants) at which a
+    /// user holding that value passes `op`.
+    pub fn holding(&self, op: &AttrOp, moments: &[Moment]) -> Holding {
+        let n = u32::try_from(moments.len()).unwrap_or(u32::MAX);
+        let always = |holds: bool| if holds { 0..n } else { 0..0 };
+        let unset = always(holds_when_missing(op));
+        // Datetime windows move with the instant; both of their ends never move back,
+        // so the positions where a value is inside form one range, found by bisection.
+        let ends = |days: u32| -> Vec<jiff::Timestamp> {
+            moments.iter().map(|m| m.window_start(days)).collect()
+        };
+        let position = |ends: &[jiff::Timestamp], x: &jiff::Timestamp| {
+            u32::try_from(ends.partition_point(|end| end <= x)).unwrap_or(n)
+        };
+        let span = |start: u32, end: u32| if start < end { start..end } else { 0..0 };
+        let per_value = match op {
+            AttrOp::WithinLastDays(days) => {
+                let (from, to) = (
+                    ends(*days),
+                    moments.iter().map(|m| m.at).collect::<Vec<_>>(),
+                );
+                self.values
+                    .values()
+                    .iter()
+                    .map(|value| match value {
+                        // from <= x: a prefix of the positions; x < to: a suffix.
+                        Value::DateTime(x) => span(position(&to, x), position(&from, x)),
+                        _ => 0..0,
+                    })
+                    .collect()
+            }
+            AttrOp::MoreThanDaysAgo(days) => {
+                let before = ends(*days);
+                self.values
+                    .values()
+                    .iter()
+                    .map(|value| match value {
+                        Value::DateTime(x) => span(position(&before, x), n),
+                        _ => 0..0,
+                    })
+                    .collect()
+            }
+            _ => match moments.first() {
+                Some(moment) => matching_values(&self.values, op, moment)
+                    .into_iter()
+                    .map(always)
+                    .collect(),
+                None => Vec::new(),
+            },
+        };
+        let moving = matches!(op, AttrOp::WithinLastDays(_) | AttrOp::MoreThanDaysAgo(_));
+        Holding {
+            per_value,
+            unset,
+            moving,
+        }
+    }
+
     /// The number of writes recorded.
     pub fn len(&self) -> usize {
         self.column.len()
@@ -80,6 +143,26 @@ impl AttrColumn {
     }
 }
 
+/// Where an attribute operator holds over a list of ascending instants: per value id,
+/// the range of instant positions at which it passes.
+pub struct Holding {
+    per_value: Vec<std::ops::Range<u32>>,
+    unset: std::ops::Range<u32>,
+    /// Whether a value's answer can change from one instant to the next (a datetime
+    /// window); otherwise every range is all positions or none.
+    pub moving: bool,
+}
+
+impl Holding {
+    /// The positions at which a user whose latest write is value `id` passes.
+    pub fn range(&self, id: u32) -> std::ops::Range<u32> {
+        match id {
+            UNSET => self.unset.clone(),
+            id => self.per_value.get(id as usize).cloned().unwrap_or(0..0),
+        }
+    }
+}
+
 /// The users for which `op` holds for an attribute nobody ever had.
 pub fn never_written_leaf(op: &AttrOp, users: usize) -> Bitset {
     if holds_when_missing(op) {
@@ -90,7 +173,7 @@ pub fn never_written_leaf(op: &AttrOp, users: usize) -> Bitset {
 }
 
 /// Whether `op` holds for a user without the attribute.
-fn holds_when_missing(op: &AttrOp) -> bool {
+pub fn holds_when_missing(op: &AttrOp) -> bool {
     matches!(op, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_))
 }
 

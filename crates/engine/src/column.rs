@@ -153,7 +153,11 @@ impl<V: Copy> Run<V> {
 /// a bitset, a 4-byte count) at random, and keeping those writes within one slice's
 /// users at a time keeps them in the CPU's cache (2^18 users: 32 KiB of bits, 1 MiB of
 /// counts) however many users there are.
+#[cfg(not(test))]
 pub const SLICE_USERS: usize = 1 << 18;
+/// In this crate's unit tests, slices are small so that small data crosses several.
+#[cfg(test)]
+pub const SLICE_USERS: usize = 1 << 6;
 
 /// All entries of one event name, purchase product or attribute name, in slices of
 /// [`SLICE_USERS`] users by user index.
@@ -212,8 +216,32 @@ impl<V: Copy> Column<V> {
             latest.clear();
             latest.resize(users, i64::MIN);
         }
-        for slice in &self.slices {
-            slice.for_each_latest_before(hi, latest, &mut f);
+        for (position, slice) in self.slices.iter().enumerate() {
+            let base = position * SLICE_USERS;
+            let latest = latest.get_mut(base..).unwrap_or_default();
+            slice.for_each_latest_in(i64::MIN, hi, base, latest, &mut f);
+        }
+    }
+
+    /// Slice `position` ready for windows read in increasing time order (empty when
+    /// the column has no such slice).
+    pub fn slice_cursor(&self, position: usize) -> SliceCursor<'_, V> {
+        let Some(slice) = self.slices.get(position) else {
+            return SliceCursor {
+                runs: Vec::new(),
+                tail: None,
+                base: position * SLICE_USERS,
+            };
+        };
+        let tail = (!slice.tail.is_empty()).then(|| {
+            let mut tail = slice.tail.clone();
+            tail.sort_by_key(|&(time, _, _)| time);
+            Run::from_sorted(&tail)
+        });
+        SliceCursor {
+            runs: slice.runs.iter().collect(),
+            tail,
+            base: position * SLICE_USERS,
         }
     }
 
@@ -297,34 +325,18 @@ impl<V: Copy> Slice<V> {
         self.tail.is_empty() && self.runs.len() <= 1
     }
 
-    /// [`Column::for_each_latest_before`] for this slice; unless it is one run,
-    /// `latest` holds `i64::MIN` for every user of the slice not visited yet.
-    fn for_each_latest_before(&self, hi: i64, latest: &mut [i64], f: &mut impl FnMut(u32, V)) {
-        if self.is_one_run() {
-            for run in &self.runs {
-                let end = run.range(i64::MIN, hi).end;
-                for (&user, &value) in run.users[..end].iter().zip(&run.values[..end]) {
-                    f(user, value);
-                }
-            }
-            return;
-        }
-        let mut visit = |time: i64, user: u32, value: V| {
-            if let Some(seen) = latest.get_mut(user as usize)
-                && time >= *seen
-            {
-                *seen = time;
-                f(user, value);
-            }
-        };
-        for run in &self.runs {
-            run.for_each_entry(0..run.range(i64::MIN, hi).end, &mut visit);
-        }
-        for &(time, user, value) in &self.tail {
-            if time < hi {
-                visit(time, user, value);
-            }
-        }
+    /// [`Column::for_each_latest_before`] for this slice, in the window
+    /// `lo <= time < hi`; see [`latest_in`].
+    fn for_each_latest_in(
+        &self,
+        lo: i64,
+        hi: i64,
+        base: usize,
+        latest: &mut [i64],
+        f: &mut impl FnMut(u32, V),
+    ) {
+        let runs: Vec<&Run<V>> = self.runs.iter().collect();
+        latest_in(&runs, &self.tail, lo, hi, base, latest, f);
     }
 
     /// Drops the entries of users for which `keep` fails and rewrites the slice as
@@ -367,6 +379,93 @@ impl<V: Copy> Slice<V> {
         if let (Some(newer), Some(older)) = (self.runs.pop(), self.runs.pop()) {
             self.runs.push(Run::merge(older, newer));
         }
+    }
+}
+
+/// Calls `f(user, value)` for the entries of `runs` (oldest first) and of the
+/// unsorted `tail` with `lo <= time < hi`, such that per user the last call carries the
+/// latest entry, the last applied among equal times. Unless the entries are one sorted
+/// run, `latest[user − base]` holds the time of the user's latest entry visited so
+/// far (`i64::MIN`: none), so that windows read in increasing time order with the
+/// same `latest` keep each user's latest entry over all of them.
+fn latest_in<V: Copy>(
+    runs: &[&Run<V>],
+    tail: &[(i64, u32, V)],
+    lo: i64,
+    hi: i64,
+    base: usize,
+    latest: &mut [i64],
+    f: &mut impl FnMut(u32, V),
+) {
+    if tail.is_empty() && runs.len() <= 1 {
+        for run in runs {
+            let range = run.range(lo, hi);
+            for (&user, &value) in run.users[range.clone()].iter().zip(&run.values[range]) {
+                f(user, value);
+            }
+        }
+        return;
+    }
+    let mut visit = |time: i64, user: u32, value: V| {
+        if let Some(seen) = (user as usize)
+            .checked_sub(base)
+            .and_then(|i| latest.get_mut(i))
+            && time >= *seen
+        {
+            *seen = time;
+            f(user, value);
+        }
+    };
+    for run in runs {
+        run.for_each_entry(run.range(lo, hi), &mut visit);
+    }
+    for &(time, user, value) in tail {
+        if lo <= time && time < hi {
+            visit(time, user, value);
+        }
+    }
+}
+
+/// One slice of a column, its tail sorted into a last run: the way to read it in
+/// windows of increasing time, each costing a binary search per run and its entries.
+pub struct SliceCursor<'a, V> {
+    runs: Vec<&'a Run<V>>,
+    tail: Option<Run<V>>,
+    base: usize,
+}
+
+impl<V: Copy> SliceCursor<'_, V> {
+    /// Whether per-user state is needed to keep each user's latest entry: the entries
+    /// are not one sorted run.
+    pub fn needs_latest(&self) -> bool {
+        self.runs.len() + usize::from(self.tail.is_some()) > 1
+    }
+
+    /// Calls `f(user, value)` for every entry with `lo <= time < hi`, in no particular
+    /// order.
+    pub fn for_each_in(&self, lo: i64, hi: i64, mut f: impl FnMut(u32, V)) {
+        for run in self.runs.iter().copied().chain(&self.tail) {
+            let range = run.range(lo, hi);
+            for (&user, &value) in run.users[range.clone()].iter().zip(&run.values[range]) {
+                f(user, value);
+            }
+        }
+    }
+
+    /// Calls `f(user, value)` for entries with `lo <= time < hi` such that per user
+    /// the last call carries the latest one, also over successive windows read in
+    /// increasing time order with the same `latest`: per user of the slice (index
+    /// `user − base`), `i64::MIN` at first; unused unless [`Self::needs_latest`].
+    pub fn for_each_latest_in(
+        &self,
+        lo: i64,
+        hi: i64,
+        latest: &mut [i64],
+        mut f: impl FnMut(u32, V),
+    ) {
+        let mut runs = self.runs.clone();
+        runs.extend(&self.tail);
+        latest_in(&runs, &[], lo, hi, self.base, latest, &mut f);
     }
 }
 
@@ -502,7 +601,7 @@ mod tests {
         // user's latest value before `hi`, and window contents, against a plain list.
         let mut column = Column::default();
         let mut all: Vec<(i64, u32, u32)> = Vec::new();
-        let users = 3 * SLICE_USERS as u32 + 77;
+        let users = 3 * SLICE_USERS as u32 + 7;
         for k in 0..40_000u32 {
             let user = (k.wrapping_mul(2_654_435_761) >> 7) % users;
             let time = i64::from((k * 7919) % 9973);

@@ -10,7 +10,7 @@ use crate::attributes::never_written_leaf;
 use crate::bitset::Bitset;
 use crate::counts::{Window, count_leaf};
 use crate::index::Index;
-use crate::plan::{Leaf, Node, Plan};
+use crate::plan::{Leaf, Plan};
 use crate::time::{Moment, ceil_micros};
 use headcount_model::UserKey;
 use headcount_model::filter::CountTest;
@@ -71,51 +71,9 @@ impl<'a> AsOf<'a> {
     }
 
     fn member_set(&mut self, plan: &Plan) -> Bitset {
-        let mut memo = vec![None; plan.shared.len()];
-        let mut set = self.node(&plan.root, plan, &mut memo);
+        let mut set = plan.evaluate(self.users(), &mut |leaf| self.leaf(leaf));
         set.and_with(&self.exists);
         set
-    }
-
-    fn node(&mut self, node: &Node, plan: &Plan, memo: &mut [Option<Bitset>]) -> Bitset {
-        match node {
-            Node::All(children) => {
-                let mut set = Bitset::full(self.users());
-                for child in children {
-                    if set.is_empty() {
-                        break;
-                    }
-                    set.and_with(&self.node(child, plan, memo));
-                }
-                set
-            }
-            Node::Any(children) => {
-                let mut set = Bitset::empty(self.users());
-                for child in children {
-                    set.or_with(&self.node(child, plan, memo));
-                }
-                set
-            }
-            Node::Not(child) => {
-                let mut set = self.node(child, plan, memo);
-                set.negate();
-                set
-            }
-            Node::Leaf(leaf) => self.leaf(leaf),
-            Node::Shared(position) => {
-                if let Some(Some(set)) = memo.get(*position) {
-                    return set.clone();
-                }
-                let Some(subtree) = plan.shared.get(*position) else {
-                    return Bitset::empty(self.users());
-                };
-                let set = self.node(subtree, plan, memo);
-                if let Some(slot) = memo.get_mut(*position) {
-                    *slot = Some(set.clone());
-                }
-                set
-            }
-        }
     }
 
     /// Gives the result of a leaf computed elsewhere (by another thread's `AsOf` at

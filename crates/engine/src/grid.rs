@@ -1,11 +1,12 @@
 //! Many sizes at once on every core: the sizes of several plans at several instants.
 //!
-//! With at least two instants per thread, each thread takes whole instants (every
-//! plan at one instant, through one `AsOf` that shares leaf results between plans).
-//! With fewer, instants are taken one at a time: the threads compute the distinct
-//! leaves of all the plans (each leaf once, whoever takes it), then one thread
-//! combines them into every plan's size, which costs a few bitset operations.
+//! Several instants are taken in time order in one pass forward (`history`), the
+//! threads taking slices of users. One instant is computed by all the threads at once:
+//! they compute the distinct leaves of all the plans (each leaf once, whoever takes
+//! it), then one thread combines them into every plan's size, which costs a few bitset
+//! operations.
 
+use crate::history;
 use crate::index::Index;
 use crate::plan::Plan;
 use jiff::Timestamp;
@@ -23,17 +24,17 @@ pub fn size_grid(
     threads: usize,
 ) -> Vec<Vec<u64>> {
     let threads = threads.max(1);
-    if threads > 1 && instants.len() >= 2 * threads {
-        // Every instant on one thread, the instants spread over the threads.
-        return each_on_threads(
-            instants.len(),
-            threads,
-            || (),
-            |(), i| {
-                let mut as_of = index.as_of(instants[i], tz);
-                plans.iter().map(|plan| as_of.size(plan)).collect()
-            },
-        );
+    if instants.len() >= 2 {
+        // In time order, one pass forward; then back in the order asked.
+        let mut order: Vec<usize> = (0..instants.len()).collect();
+        order.sort_by_key(|&i| instants[i]);
+        let sorted: Vec<Timestamp> = order.iter().map(|&i| instants[i]).collect();
+        let rows = history::sizes_forward(index, plans, &sorted, tz, threads);
+        let mut sizes = vec![Vec::new(); instants.len()];
+        for (row, i) in rows.into_iter().zip(order) {
+            sizes[i] = row;
+        }
+        return sizes;
     }
     let mut leaves = Vec::new();
     for plan in plans {
@@ -61,7 +62,7 @@ pub fn size_grid(
 
 /// `[work(state, 0), …, work(state, n − 1)]`, the items taken in turn by `threads`
 /// threads, each with its own `state`.
-fn each_on_threads<S, T: Send>(
+pub(crate) fn each_on_threads<S, T: Send>(
     n: usize,
     threads: usize,
     state: impl Fn() -> S + Sync,

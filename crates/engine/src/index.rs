@@ -185,8 +185,8 @@ impl Index {
     }
 
     /// `sizes[i][j]`: the size of `plans[j]` as of `instants[i]`, days in `tz`,
-    /// computed on up to `threads` threads (leaf results shared as much as the split
-    /// allows): the way to size many segments on many days.
+    /// computed on up to `threads` threads, leaf results shared between plans: the
+    /// way to size many segments on many days (instants in any order).
     pub fn size_grid(
         &self,
         plans: &[&Plan],

@@ -30,7 +30,10 @@
 //!   writes per-user state one cache-sized range of users at a time.
 //! - Evaluation (`eval`): each leaf becomes a bitset over all user indices
 //!   (`bitset`), combined by `all`/`any`/`not`, then intersected with the users that
-//!   exist before `T`. Deleted users are tombstoned (their earliest-fact time becomes
+//!   exist before `T`. Several instants (a history) are one pass forward in time
+//!   (`history`), slice by slice: per user, each attribute's latest value and each
+//!   window's count are carried from one instant to the next and updated with just
+//!   the entries in between. Deleted users are tombstoned (their earliest-fact time becomes
 //!   "never") and so excluded everywhere; [`Index::compact`] reclaims their entries.
 //!
 //! [`Index::heap_bytes`] estimates the memory held.
@@ -42,6 +45,7 @@ mod counts;
 mod eval;
 mod grid;
 mod hashids;
+mod history;
 mod index;
 mod intern;
 mod names;

@@ -5,6 +5,7 @@
 //! once. Inlining without sharing would be equivalent but could grow exponentially
 //! with diamond-shaped references.
 
+use crate::bitset::Bitset;
 use headcount_model::filter::{AttrOp, Cmp, CountTest};
 use headcount_model::{Filter, SegmentId};
 use std::collections::HashMap;
@@ -47,6 +48,62 @@ impl Plan {
         }
         walk(&self.root, out);
         self.shared.iter().for_each(|node| walk(node, out));
+    }
+}
+
+impl Plan {
+    /// The users for which the plan holds, out of `len` users, given the set of each
+    /// leaf (before any intersection with the users that exist).
+    pub(crate) fn evaluate(&self, len: usize, leaf: &mut dyn FnMut(&Leaf) -> Bitset) -> Bitset {
+        let mut memo = vec![None; self.shared.len()];
+        self.node(&self.root, len, leaf, &mut memo)
+    }
+
+    fn node(
+        &self,
+        node: &Node,
+        len: usize,
+        leaf: &mut dyn FnMut(&Leaf) -> Bitset,
+        memo: &mut [Option<Bitset>],
+    ) -> Bitset {
+        match node {
+            Node::All(children) => {
+                let mut set = Bitset::full(len);
+                for child in children {
+                    if set.is_empty() {
+                        break;
+                    }
+                    set.and_with(&self.node(child, len, leaf, memo));
+                }
+                set
+            }
+            Node::Any(children) => {
+                let mut set = Bitset::empty(len);
+                for child in children {
+                    set.or_with(&self.node(child, len, leaf, memo));
+                }
+                set
+            }
+            Node::Not(child) => {
+                let mut set = self.node(child, len, leaf, memo);
+                set.negate();
+                set
+            }
+            Node::Leaf(test) => leaf(test),
+            Node::Shared(position) => {
+                if let Some(Some(set)) = memo.get(*position) {
+                    return set.clone();
+                }
+                let Some(subtree) = self.shared.get(*position) else {
+                    return Bitset::empty(len);
+                };
+                let set = self.node(subtree, len, leaf, memo);
+                if let Some(slot) = memo.get_mut(*position) {
+                    *slot = Some(set.clone());
+                }
+                set
+            }
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use crate::bitset::Bitset;
 use crate::hashids::HashIds;
 use headcount_model::UserKey;
 use std::hash::Hasher;
+use std::ops::Range;
 
 /// The earliest-fact time of a deleted user: later than every instant.
 const DELETED: i64 = i64::MAX;
@@ -186,12 +187,25 @@ impl Users {
 
     /// The live users whose earliest fact is before `at_micros`.
     pub fn existing_before(&self, at_micros: i64) -> Bitset {
-        Bitset::from_items(&self.first, |&first| first < at_micros)
+        self.existing_before_in(0..self.first.len(), at_micros)
+    }
+
+    /// [`Users::existing_before`] among the indices of `range` (bit `i` is index
+    /// `range.start + i`).
+    pub fn existing_before_in(&self, range: Range<usize>, at_micros: i64) -> Bitset {
+        let first = self.first.get(range).unwrap_or_default();
+        Bitset::from_items(first, |&first| first < at_micros)
     }
 
     /// The users whose random bucket compares to `value` as `holds` says.
     pub fn with_bucket(&self, holds: impl Fn(i64) -> bool) -> Bitset {
-        Bitset::from_items(&self.buckets, |&bucket| holds(i64::from(bucket)))
+        self.with_bucket_in(0..self.buckets.len(), holds)
+    }
+
+    /// [`Users::with_bucket`] among the indices of `range`.
+    pub fn with_bucket_in(&self, range: Range<usize>, holds: impl Fn(i64) -> bool) -> Bitset {
+        let buckets = self.buckets.get(range).unwrap_or_default();
+        Bitset::from_items(buckets, |&bucket| holds(i64::from(bucket)))
     }
 
     /// The keys of the live members of `set`, sorted.

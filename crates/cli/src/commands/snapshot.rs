@@ -105,5 +105,7 @@ pub fn load_index(
         }
     })?;
     spinner.finish_and_clear();
+    // As the server does: one sorted run per column, at its exact size.
+    index.compact();
     Ok(index)
 }
