@@ -137,9 +137,10 @@ impl AttrColumn {
         self.column.heap_bytes() + self.values.heap_bytes()
     }
 
-    /// Drops the writes of users for which `keep` fails.
+    /// Drops the writes of users for which `keep` fails; gives back spare capacity.
     pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
         self.column.compact(keep);
+        self.values.shrink_to_fit();
     }
 }
 

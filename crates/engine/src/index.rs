@@ -102,6 +102,7 @@ impl Index {
         for column in self.attributes.items_mut() {
             column.compact(&keep);
         }
+        self.users.shrink_to_fit();
     }
 
     /// A number that changes whenever the facts change (apply, delete): answers for

@@ -42,6 +42,11 @@ impl Interner {
         &self.values
     }
 
+    /// Gives back the memory reserved for values not added yet.
+    pub fn shrink_to_fit(&mut self) {
+        self.values.shrink_to_fit();
+    }
+
     /// An estimate of the bytes of memory held.
     pub fn heap_bytes(&self) -> usize {
         let contents: usize = self

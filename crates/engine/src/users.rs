@@ -178,6 +178,15 @@ impl Users {
             + self.facts.capacity() * size_of::<u32>()
     }
 
+    /// Gives back the memory reserved for users not added yet.
+    pub fn shrink_to_fit(&mut self) {
+        self.arena.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.first.shrink_to_fit();
+        self.buckets.shrink_to_fit();
+        self.facts.shrink_to_fit();
+    }
+
     /// Whether `index` is a live user.
     pub fn is_live(&self, index: u32) -> bool {
         self.first
