@@ -206,11 +206,42 @@ impl<'a> Pass<'a> {
 
     /// The sizes at every instant among the users of slice `s`.
     fn slice(&self, s: usize) -> Vec<Vec<u64>> {
+        let mut state = SliceState::new(self, s);
+        (0..self.at.len()).map(|i| state.step(self, i)).collect()
+    }
+
+    /// The position of `leaf` among the distinct leaves.
+    fn position_of(&self, leaf: &Leaf) -> Option<usize> {
+        self.leaves
+            .iter()
+            .position(|l| std::ptr::eq(*l, leaf))
+            .or_else(|| self.leaves.iter().position(|l| *l == leaf))
+    }
+}
+
+/// The pass over one slice of users: the state of every leaf, as of the last instant.
+struct SliceState<'a> {
+    /// The slice's first user index.
+    base: usize,
+    /// The slice's users.
+    users: std::ops::Range<usize>,
+    attributes: Vec<AttributeState<'a>>,
+    counters: Vec<CounterState<'a>>,
+    /// Per distinct leaf, its set among the slice's users.
+    bits: Vec<Bitset>,
+    /// Per leaf with a moving answer, per instant, the users to look at again then.
+    pending: Vec<Vec<Vec<u32>>>,
+    /// The last instant taken in (µs).
+    previous: i64,
+}
+
+impl<'a> SliceState<'a> {
+    /// Every leaf as of before any fact: no attribute written, every count zero.
+    fn new(pass: &Pass<'a>, s: usize) -> Self {
         let base = s * SLICE_USERS;
-        let users = base..(base + SLICE_USERS).min(self.index.users.indices());
+        let users = base..(base + SLICE_USERS).min(pass.index.users.indices());
         let len = users.len();
-        let n = self.at.len();
-        let mut attributes: Vec<AttributeState<'_>> = self
+        let attributes = pass
             .attributes
             .iter()
             .map(|column| {
@@ -228,132 +259,136 @@ impl<'a> Pass<'a> {
                 }
             })
             .collect();
-        let mut counters: Vec<CounterState<'_>> = self
+        let counters = pass
             .counters
             .iter()
-            .map(|counter| CounterState {
-                cursor: match counter.entries {
-                    Entries::Events(column) => Cursor::Events(column.slice_cursor(s)),
-                    Entries::Purchases(column, product) => {
-                        Cursor::Purchases(column.slice_cursor(s), product)
-                    }
-                },
-                counts: vec![0; len],
-                touched: Vec::new(),
-                lo: counter.lo.first().copied().unwrap_or(i64::MIN),
-                hi: counter.lo.first().copied().unwrap_or(i64::MIN),
-            })
-            .collect();
-        let mut bits: Vec<Bitset> = self
-            .tests
-            .iter()
-            .map(|test| {
-                let all = |holds: bool| {
-                    if holds {
-                        Bitset::full(len)
-                    } else {
-                        Bitset::empty(len)
-                    }
-                };
-                match test {
-                    Test::Constant(holds) => all(*holds),
-                    Test::Bucket { cmp, value } => self
-                        .index
-                        .users
-                        .with_bucket_in(users.clone(), |b| cmp.holds(b, *value)),
-                    Test::Attribute { holding, .. } => all(holding.range(UNSET).contains(&0)),
-                    Test::Count { test, .. } => all(test.cmp.holds(0, test.value)),
+            .map(|counter| {
+                let start = counter.lo.first().copied().unwrap_or(i64::MIN);
+                CounterState {
+                    cursor: match counter.entries {
+                        Entries::Events(column) => Cursor::Events(column.slice_cursor(s)),
+                        Entries::Purchases(column, product) => {
+                            Cursor::Purchases(column.slice_cursor(s), product)
+                        }
+                    },
+                    counts: vec![0; len],
+                    touched: Vec::new(),
+                    lo: start,
+                    hi: start,
                 }
             })
             .collect();
-        let mut pending: Vec<Vec<Vec<u32>>> = self
+        let all = |holds: bool| {
+            if holds {
+                Bitset::full(len)
+            } else {
+                Bitset::empty(len)
+            }
+        };
+        let bits = pass
             .tests
             .iter()
             .map(|test| match test {
-                Test::Attribute { holding, .. } if holding.moving => vec![Vec::new(); n],
+                Test::Constant(holds) => all(*holds),
+                Test::Bucket { cmp, value } => pass
+                    .index
+                    .users
+                    .with_bucket_in(users.clone(), |b| cmp.holds(b, *value)),
+                Test::Attribute { holding, .. } => all(holding.range(UNSET).contains(&0)),
+                Test::Count { test, .. } => all(test.cmp.holds(0, test.value)),
+            })
+            .collect();
+        let pending = pass
+            .tests
+            .iter()
+            .map(|test| match test {
+                Test::Attribute { holding, .. } if holding.moving => {
+                    vec![Vec::new(); pass.at.len()]
+                }
                 _ => Vec::new(),
             })
             .collect();
+        SliceState {
+            base,
+            users,
+            attributes,
+            counters,
+            bits,
+            pending,
+            previous: i64::MIN,
+        }
+    }
 
-        let mut sizes = Vec::with_capacity(n);
-        let mut previous = i64::MIN;
-        for (i, &at) in self.at.iter().enumerate() {
-            for state in &mut attributes {
-                state.advance(previous, at, base);
-            }
-            for (state, counter) in counters.iter_mut().zip(&self.counters) {
-                state.advance(counter.lo[i], at, base);
-            }
-            let position = u32::try_from(i).unwrap_or(u32::MAX);
-            for (t, test) in self.tests.iter().enumerate() {
-                let set = &mut bits[t];
-                match test {
-                    Test::Constant(_) | Test::Bucket { .. } => {}
-                    Test::Attribute { column, holding } => {
-                        let state = &attributes[*column];
-                        let again = pending.get_mut(t).and_then(|p| p.get_mut(i)).map(mem::take);
-                        let later = &mut pending[t];
-                        let mut look = |user: u32| {
-                            let id = state.values.get(user as usize).copied().unwrap_or(UNSET);
-                            let range = holding.range(id);
-                            set.assign(user as usize, range.contains(&position));
-                            let next = if range.start > position {
-                                range.start
-                            } else {
-                                range.end
-                            };
-                            if next > position
-                                && let Some(list) = later.get_mut(next as usize)
-                            {
-                                list.push(user);
-                            }
+    /// Moves every leaf to instant `i` and gives each plan's size then.
+    fn step(&mut self, pass: &Pass<'_>, i: usize) -> Vec<u64> {
+        let at = pass.at[i];
+        for state in &mut self.attributes {
+            state.advance(self.previous, at, self.base);
+        }
+        for (state, counter) in self.counters.iter_mut().zip(&pass.counters) {
+            state.advance(counter.lo[i], at, self.base);
+        }
+        self.previous = at;
+        let position = u32::try_from(i).unwrap_or(u32::MAX);
+        for (t, test) in pass.tests.iter().enumerate() {
+            let set = &mut self.bits[t];
+            match test {
+                Test::Constant(_) | Test::Bucket { .. } => {}
+                Test::Attribute { column, holding } => {
+                    let state = &self.attributes[*column];
+                    let later = &mut self.pending[t];
+                    let again = later.get_mut(i).map(mem::take).unwrap_or_default();
+                    let mut look = |user: u32| {
+                        let id = state.values.get(user as usize).copied().unwrap_or(UNSET);
+                        let range = holding.range(id);
+                        set.assign(user as usize, range.contains(&position));
+                        // The next instant at which the answer for this value changes.
+                        let next = if range.start > position {
+                            range.start
+                        } else {
+                            range.end
                         };
-                        state.changed.iter().for_each(|&user| look(user));
-                        again.unwrap_or_default().into_iter().for_each(look);
-                    }
-                    Test::Count { counter, test } => {
-                        let state = &counters[*counter];
-                        for &user in &state.touched {
-                            let count = state.counts.get(user as usize).copied().unwrap_or(0);
-                            set.assign(user as usize, test.cmp.holds(i64::from(count), test.value));
+                        if next > position
+                            && let Some(list) = later.get_mut(next as usize)
+                        {
+                            list.push(user);
                         }
+                    };
+                    state.changed.iter().for_each(|&user| look(user));
+                    again.into_iter().for_each(look);
+                }
+                Test::Count { counter, test } => {
+                    let state = &self.counters[*counter];
+                    for &user in &state.touched {
+                        let count = state.counts.get(user as usize).copied().unwrap_or(0);
+                        set.assign(user as usize, test.cmp.holds(i64::from(count), test.value));
                     }
                 }
             }
-            for state in &mut attributes {
-                state.changed.clear();
-            }
-            for state in &mut counters {
-                state.touched.clear();
-            }
-            previous = at;
-
-            let exists = self.index.users.existing_before_in(users.clone(), at);
-            let row = self
-                .plans
-                .iter()
-                .map(|plan| {
-                    let mut set = plan.evaluate(len, &mut |leaf| self.bits_of(leaf, &bits, len));
-                    set.and_with(&exists);
-                    set.count()
-                })
-                .collect();
-            sizes.push(row);
         }
-        sizes
-    }
+        for state in &mut self.attributes {
+            state.changed.clear();
+        }
+        for state in &mut self.counters {
+            state.touched.clear();
+        }
 
-    /// The current set of `leaf`.
-    fn bits_of(&self, leaf: &Leaf, bits: &[Bitset], len: usize) -> Bitset {
-        let position = self
-            .leaves
+        let len = self.users.len();
+        let exists = pass.index.users.existing_before_in(self.users.clone(), at);
+        pass.plans
             .iter()
-            .position(|l| std::ptr::eq(*l, leaf))
-            .or_else(|| self.leaves.iter().position(|l| *l == leaf));
-        match position.and_then(|p| bits.get(p)) {
-            Some(set) => set.clone(),
-            None => Bitset::empty(len),
-        }
+            .map(|plan| {
+                let mut set = plan.evaluate(len, &mut |leaf| match pass
+                    .position_of(leaf)
+                    .and_then(|p| self.bits.get(p))
+                {
+                    Some(set) => set.clone(),
+                    None => Bitset::empty(len),
+                });
+                set.and_with(&exists);
+                set.count()
+            })
+            .collect()
     }
 }
 
