@@ -341,8 +341,17 @@ class Normalizer:
                 "purchases": rows["purchases"], "lines": self.lines}
 
 
+def _clear_parquet(out_dir: str):
+    """Removes earlier Parquet files: the engines read every `touches*.parquet`, …"""
+    os.makedirs(out_dir, exist_ok=True)
+    for f in os.listdir(out_dir):
+        if f.endswith(".parquet"):
+            os.remove(os.path.join(out_dir, f))
+
+
 def normalize(ndjson_path: str, out_dir: str, now_us: int | None = None) -> dict:
     """NDJSON -> out_dir/{users_raw,touches,attrs,events,purchases}.parquet."""
+    _clear_parquet(out_dir)
     n = Normalizer(out_dir, now_us)
     with open(ndjson_path, "rb") as f:
         for raw in f:
@@ -366,14 +375,42 @@ def _key_sql(x: str) -> tuple[str, str]:
     return key, bkey
 
 
+def _line_chunks(path: str, lines: int, out_path: str):
+    """Yields (first line number, path of a file holding the next `lines` lines of
+    `path`), rewriting the same file each time."""
+    first = 0
+    with open(path, "rb") as src:
+        while True:
+            n = 0
+            with open(out_path, "wb") as out:
+                for line in src:
+                    out.write(line)
+                    n += 1
+                    if n == lines:
+                        break
+            if n == 0:
+                break
+            yield first, out_path
+            first += n
+            if n < lines:
+                break
+    if os.path.exists(out_path):
+        os.remove(out_path)
+
+
 def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
-                     threads: int | None = None) -> dict:
+                     threads: int | None = None, chunk_lines: int = 1_000_000) -> dict:
     """The same normalization as `normalize`, done by DuckDB's JSON reader (fast); Python
-    only computes random buckets and reads the date-times DuckDB's cast does not."""
+    only computes random buckets and reads the date-times DuckDB's cast does not.
+
+    The NDJSON is read `chunk_lines` lines at a time (each chunk's tables would
+    otherwise all be held at once: ~30 GB of spill at 10M users); user ids are kept in
+    one table across chunks, and each chunk writes its own Parquet files
+    (`events-0000.parquet`, …), which the engines read as one table."""
     import duckdb
     import pyarrow as pa
 
-    os.makedirs(out_dir, exist_ok=True)
+    _clear_parquet(out_dir)
     now = now_us if now_us is not None else int(time.time() * 1e6)
     c = duckdb.connect(":memory:")
     c.execute("SET TimeZone = 'UTC'")
@@ -403,10 +440,32 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
         return (f"CASE WHEN try_cast({col} AS TIMESTAMPTZ) IS NOT NULL "
                 f"THEN epoch_us(try_cast({col} AS TIMESTAMPTZ)) ELSE py_time({col}) END")
 
+    c.execute("CREATE TEMP TABLE ukeys (key VARCHAR, bkey VARCHAR, uid BIGINT)")
+    counts = {"attribute_objects": 0, "attribute_writes": 0, "events": 0, "purchases": 0}
+    chunk_file = os.path.join(out_dir, "chunk.ndjson")
+    for k, (offset, chunk) in enumerate(_line_chunks(ndjson_path, chunk_lines, chunk_file)):
+        _normalize_chunk(c, chunk, offset, k, out_dir, now, when, counts)
+    # Users: dense ids; buckets computed here, in Python.
+    rel = c.sql("SELECT uid, bkey FROM ukeys ORDER BY uid")
+    keys = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
+    buckets = pa.array([bucket_of(k) for k in keys.column("bkey").to_pylist()], pa.uint16())
+    users_raw = pa.table({"uid": keys.column("uid").cast(pa.uint32()), "bucket": buckets})
+    c.register("users_raw_arrow", users_raw)
+    q = os.path.join(out_dir, "users_raw.parquet").replace("'", "''")
+    c.execute(f"COPY (SELECT * FROM users_raw_arrow) TO '{q}' (FORMAT parquet)")
+    counts["users"] = len(users_raw)
+    c.close()
+    return counts
+
+
+def _normalize_chunk(c, ndjson_path: str, offset: int, k: int, out_dir: str, now: int, when,
+                     counts: dict):
+    """One chunk of `normalize_duckdb`: lines numbered from `offset`; new user keys get
+    the next ids in `ukeys`."""
     path = ndjson_path.replace("'", "''")
     c.execute(f"""
         CREATE TEMP TABLE raw AS
-        SELECT row_number() OVER () AS line, attributes, events, purchases
+        SELECT {offset} + row_number() OVER () AS line, attributes, events, purchases
         FROM read_json('{path}', format = 'newline_delimited', maximum_object_size = 268435456,
           columns = {{attributes: 'JSON[]',
                       events: 'STRUCT({_ID_STRUCT}, name VARCHAR, time VARCHAR)[]',
@@ -469,39 +528,32 @@ def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
                     ELSE []::VARCHAR[] END AS a
         FROM dated""")
     c.execute("DELETE FROM aw WHERE kind IS NULL")  # objects / mixed arrays: not values
-    # Users: dense ids; buckets computed here, in Python.
+    # New users: the next dense ids, in order of first appearance (any order would do).
     c.execute("""
-        CREATE TEMP TABLE ukeys AS
-        SELECT key, any_value(bkey) AS bkey, row_number() OVER (ORDER BY min(first)) - 1 AS uid
-        FROM (SELECT key, bkey, min(line) AS first FROM tou GROUP BY ALL
-              UNION ALL SELECT key, bkey, 9223372036854775807 FROM ev GROUP BY ALL
-              UNION ALL SELECT key, bkey, 9223372036854775807 FROM pu GROUP BY ALL)
-        WHERE key IS NOT NULL GROUP BY key""")
-    rel = c.sql("SELECT uid, bkey FROM ukeys ORDER BY uid")
-    keys = rel.to_arrow_table() if hasattr(rel, "to_arrow_table") else rel.arrow()
-    buckets = pa.array([bucket_of(k) for k in keys.column("bkey").to_pylist()], pa.uint16())
-    users_raw = pa.table({"uid": keys.column("uid").cast(pa.uint32()), "bucket": buckets})
-    c.register("users_raw_arrow", users_raw)
-    q = lambda k: os.path.join(out_dir, k + ".parquet").replace("'", "''")
-    c.execute(f"COPY (SELECT * FROM users_raw_arrow) TO '{q('users_raw')}' (FORMAT parquet)")
+        INSERT INTO ukeys
+        SELECT key, bkey, (SELECT count(*) FROM ukeys) + row_number() OVER (ORDER BY first, key) - 1
+        FROM (SELECT key, any_value(bkey) AS bkey, min(first) AS first
+              FROM (SELECT key, bkey, min(line) AS first FROM tou GROUP BY ALL
+                    UNION ALL SELECT key, bkey, 9223372036854775807 FROM ev GROUP BY ALL
+                    UNION ALL SELECT key, bkey, 9223372036854775807 FROM pu GROUP BY ALL)
+              WHERE key IS NOT NULL GROUP BY key) AS n
+        WHERE NOT EXISTS (SELECT 1 FROM ukeys u WHERE u.key = n.key)""")
+    q = lambda name: os.path.join(out_dir, f"{name}-{k:04d}.parquet").replace("'", "''")
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t FROM tou JOIN ukeys k USING (key))
                   TO '{q('touches')}' (FORMAT parquet)""")
+    # seq: the order of the write in the input (line, then object in the line).
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t,
-                         row_number() OVER (ORDER BY line, oi) AS seq, name, kind, s, n, b, d, dn, a
+                         line * 65536 + oi AS seq, name, kind, s, n, b, d, dn, a
                   FROM aw JOIN ukeys k USING (key)) TO '{q('attrs')}' (FORMAT parquet)""")
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t, name FROM ev JOIN ukeys k USING (key))
                   TO '{q('events')}' (FORMAT parquet)""")
     c.execute(f"""COPY (SELECT CAST(k.uid AS UINTEGER) AS uid, t, product FROM pu JOIN ukeys k USING (key))
                   TO '{q('purchases')}' (FORMAT parquet)""")
-    counts = {
-        "users": len(users_raw),
-        "attribute_objects": c.execute("SELECT count(*) FROM tou").fetchone()[0],
-        "attribute_writes": c.execute("SELECT count(*) FROM aw").fetchone()[0],
-        "events": c.execute("SELECT count(*) FROM ev").fetchone()[0],
-        "purchases": c.execute("SELECT count(*) FROM pu").fetchone()[0],
-    }
-    c.close()
-    return counts
+    for name, table in (("attribute_objects", "tou"), ("attribute_writes", "aw"),
+                        ("events", "ev"), ("purchases", "pu")):
+        counts[name] += c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    for table in ("tou", "aw", "ev", "pu"):
+        c.execute(f"DROP TABLE {table}")
 
 
 # ---------------------------------------------------------------------------------------
@@ -528,7 +580,7 @@ class DuckDB(Engine):
         self.version = duckdb.__version__
 
     def load(self, d: str):
-        p = lambda k: os.path.join(d, k + ".parquet").replace("'", "''")
+        p = lambda k: os.path.join(d, k + ("*.parquet" if k != "users_raw" else ".parquet")).replace("'", "''")
         c = self.con
         c.execute(f"CREATE TABLE users_raw AS SELECT * FROM read_parquet('{p('users_raw')}')")
         c.execute(f"CREATE TABLE touches AS SELECT * FROM read_parquet('{p('touches')}')")
@@ -572,7 +624,8 @@ class ChDB(Engine):
         self.cur.execute(sql)
 
     def load(self, d: str):
-        p = lambda k: os.path.join(d, k + ".parquet").replace("\\", "\\\\").replace("'", "\\'")
+        p = lambda k: (os.path.join(d, k + ("*.parquet" if k != "users_raw" else ".parquet"))
+                       .replace("\\", "\\\\").replace("'", "\\'"))
         for name in ("users", "users_raw", "touches", "attrs", "events", "purchases"):
             self._exec(f"DROP TABLE IF EXISTS {name}")
         self._exec("CREATE TABLE users_raw (uid UInt32, bucket UInt16) ENGINE = MergeTree ORDER BY uid")
