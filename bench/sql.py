@@ -398,6 +398,9 @@ def _line_chunks(path: str, lines: int, out_path: str):
         os.remove(out_path)
 
 
+NORMALIZE_VERSION = 2  # bump when the normalized tables change
+
+
 def normalize_duckdb(ndjson_path: str, out_dir: str, now_us: int | None = None,
                      threads: int | None = None, chunk_lines: int = 1_000_000) -> dict:
     """The same normalization as `normalize`, done by DuckDB's JSON reader (fast); Python
@@ -565,6 +568,10 @@ class Engine:
     name = "?"
     dialect: "Dialect"
 
+    def __init__(self):
+        # Numbers of segments whose one combined query ran out of memory.
+        self.too_big: set[int] = set()
+
 
 class DuckDB(Engine):
     name = "DuckDB"
@@ -572,6 +579,7 @@ class DuckDB(Engine):
     def __init__(self, path: str | None = None, temp_dir: str | None = None):
         import duckdb
 
+        super().__init__()
         self.duckdb = duckdb
         self.con = duckdb.connect(path or ":memory:")
         if temp_dir:
@@ -614,6 +622,7 @@ class ChDB(Engine):
     def __init__(self, path: str | None = None):
         import chdb
 
+        super().__init__()
         self.chdb = chdb
         self.conn = chdb.connect(path or ":memory:")
         self.cur = self.conn.cursor()
@@ -942,8 +951,16 @@ def sizes(engine, entries, days, cal: Calendar, combined=False, names=None, on_q
     out = {e["name"]: {} for e in chosen}
     for day in days:
         T, R = cal.completed(day)
-        if combined:
-            row = engine.row(segments_sql(engine.dialect, cal, by_id, [e["filter"] for e in chosen], T, R))
+        row = None
+        if combined and len(chosen) not in engine.too_big:
+            try:
+                row = engine.row(segments_sql(engine.dialect, cal, by_id, [e["filter"] for e in chosen], T, R))
+            except Exception as err:  # the engines' own error types
+                if "memory" not in str(err).lower():
+                    raise
+                # Out of memory (DuckDB at 10M users): one query per segment from now on.
+                engine.too_big.add(len(chosen))
+        if row is not None:
             for e, v in zip(chosen, row):
                 out[e["name"]][day.isoformat()] = int(v)
         else:
