@@ -667,7 +667,7 @@ def table(r: dict) -> tuple[list[list[str]], dict]:
         rows.append(["GET /segments/data_series, req/s", f"{ds['requests_per_second']:,.0f}",
                      f"ceiling {ce['requests_per_second']:,.0f} ({rr}× of it)", "≥ 0.5×", ok])
         rows.append(["  latency p50 / p99", f"{ds['p50_ms']} / {ds['p99_ms']} ms",
-                     f"ceiling {ce['p50_ms']} / {ce['p99_ms']} ms", "p99 < 5 ms", None])
+                     f"ceiling {ce['p50_ms']:.2f} / {ce['p99_ms']:.2f} ms", "p99 < 5 ms", None])
         st = r.get("data_series_stored_only")
         if st:
             rows.append(["  same, stored days only (no live point)",
