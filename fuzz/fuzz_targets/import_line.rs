@@ -1,0 +1,6 @@
+//! Fuzz target `import_line`: see `fuzz/src/checks.rs`.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| headcount_fuzz::checks::import_line(data));
