@@ -112,7 +112,7 @@ impl<'a> Measure<'a> {
     /// # Errors
     /// A reference to an unknown or failing segment, or a cycle of references.
     pub fn filter(&mut self, filter: &Filter) -> Result<Inlined, PlanError> {
-        for id in references(filter) {
+        for id in filter.segment_ids() {
             self.segment(id)?;
         }
         Ok(self.own(filter))
@@ -156,7 +156,7 @@ impl<'a> Measure<'a> {
         let filter = (self.resolve)(id)?;
         Ok(Frame {
             id,
-            refs: references(&filter),
+            refs: filter.segment_ids(),
             filter,
             next: 0,
         })
@@ -186,21 +186,6 @@ impl<'a> Measure<'a> {
             _ => Inlined { nodes: 1, depth: 1 },
         }
     }
-}
-
-/// The segments that `filter`'s own `in_segment` nodes name, in order.
-fn references(filter: &Filter) -> Vec<SegmentId> {
-    let mut out = Vec::new();
-    let mut stack = vec![filter];
-    while let Some(node) = stack.pop() {
-        match node {
-            Filter::All(children) | Filter::Any(children) => stack.extend(children.iter().rev()),
-            Filter::Not(child) => stack.push(child),
-            Filter::InSegment(id) => out.push(*id),
-            _ => {}
-        }
-    }
-    out
 }
 
 /// A filter ready for evaluation against an [`Index`](crate::Index).

@@ -214,6 +214,24 @@ impl Filter {
         out
     }
 
+    /// The segments named by the filter's own `in_segment` nodes, in order, without
+    /// paths (cheaper than [`Filter::segment_refs`]).
+    pub fn segment_ids(&self) -> Vec<SegmentId> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            match node {
+                Filter::All(children) | Filter::Any(children) => {
+                    stack.extend(children.iter().rev())
+                }
+                Filter::Not(child) => stack.push(child),
+                Filter::InSegment(id) => out.push(*id),
+                _ => {}
+            }
+        }
+        out
+    }
+
     fn collect_refs(&self, path: String, out: &mut Vec<(SegmentId, String)>) {
         match self {
             Filter::All(children) | Filter::Any(children) => {
