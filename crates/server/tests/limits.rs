@@ -2,6 +2,7 @@
 //! chains of `in_segment` refused at the depth limit, `matches` and `in` budgets, and
 //! failing segments reported by `details` and `data_series` while the rest is served.
 
+#[allow(dead_code)] // Each test binary uses a part of the helper.
 mod common;
 
 use common::{TestServer, Ws, config};
@@ -133,7 +134,8 @@ async fn a_stored_chain_too_deep_to_plan_still_starts_and_serves_the_rest() {
     );
 
     let deep = links[600].id.to_string();
-    let why = "after in_segment expansion the filter would nest 601 levels deep; at most 256 are allowed";
+    let why =
+        "after in_segment expansion the filter would nest 601 levels deep; at most 256 are allowed";
     let d = details(&server, &key, &deep).await;
     assert_eq!(d.body["error"], json!(why), "{:?}", d.body);
     assert_eq!(d.body["name"], json!("link 600"));
