@@ -45,8 +45,13 @@ pub enum Definition {
     Parsed(Arc<Filter>),
     /// The stored filter does not parse (any more): why.
     Unparsable(String),
-    /// Archived and reached by no live filter: read from the store when needed.
-    Unloaded,
+    /// Archived and reached by no live filter: read from the store when needed. The
+    /// segments it names are kept, so that a change to one of them still clears and
+    /// recomputes this segment's history.
+    Unloaded {
+        /// The segments its filter names.
+        refs: Vec<SegmentId>,
+    },
 }
 
 impl SegmentEntry {
@@ -66,9 +71,13 @@ impl SegmentEntry {
         }
     }
 
-    /// The segments this segment's filter names (none when it is not held).
+    /// The segments this segment's filter names (none when it does not parse).
     fn refs(&self) -> Vec<SegmentId> {
-        self.filter().map(|f| f.segment_ids()).unwrap_or_default()
+        match &self.definition {
+            Definition::Parsed(filter) => filter.segment_ids(),
+            Definition::Unparsable(_) => Vec::new(),
+            Definition::Unloaded { refs } => refs.clone(),
+        }
     }
 }
 
@@ -137,7 +146,7 @@ impl Catalog {
                 continue;
             };
             let failure = match &entry.definition {
-                Definition::Unloaded => continue,
+                Definition::Unloaded { .. } => continue,
                 Definition::Unparsable(reason) => reason.clone(),
                 Definition::Parsed(_) => match measure.segment(*id).and_then(|m| m.check()) {
                     Ok(()) => continue,
@@ -167,8 +176,9 @@ impl Catalog {
         }
         for (id, entry) in &mut self.segments {
             let idle = entry.segment.archived_at.is_some() && !reached.contains(id);
-            if idle && !matches!(entry.definition, Definition::Unloaded) {
-                entry.definition = Definition::Unloaded;
+            if idle && !matches!(entry.definition, Definition::Unloaded { .. }) {
+                let refs = entry.refs();
+                entry.definition = Definition::Unloaded { refs };
                 entry.segment.filter = Value::Null;
             }
         }
@@ -185,8 +195,8 @@ impl Catalog {
         match (&entry.definition, store) {
             (Definition::Parsed(filter), _) => Ok(filter.clone()),
             (Definition::Unparsable(reason), _) => Err(failing(reason.clone())),
-            (Definition::Unloaded, None) => Err(failing("its filter is not loaded".into())),
-            (Definition::Unloaded, Some(store)) => {
+            (Definition::Unloaded { .. }, None) => Err(failing("its filter is not loaded".into())),
+            (Definition::Unloaded { .. }, Some(store)) => {
                 let stored = store
                     .segment(id)
                     .map_err(|e| failing(format!("reading it failed: {e}")))?
@@ -270,7 +280,7 @@ impl Catalog {
                 reason: reason.clone(),
             }),
             // Not kept: the catalog holds nothing of such a segment.
-            Definition::Unloaded => {
+            Definition::Unloaded { .. } => {
                 return self
                     .resolve(id, Some(store))
                     .and_then(|filter| self.plan_with(&filter, Some(store)).map(Arc::new));

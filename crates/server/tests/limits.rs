@@ -348,7 +348,7 @@ async fn an_archived_segment_is_served_from_the_store_without_its_filter_in_memo
         let catalog = Catalog::load(server.store()).expect("load");
         let held = |id| catalog.segment_in(ws, id).expect("an entry").clone();
         let entry = held(alone.id);
-        assert!(matches!(entry.definition, Definition::Unloaded));
+        assert!(matches!(entry.definition, Definition::Unloaded { .. }));
         assert!(entry.segment.filter.is_null());
         assert!(entry.filter().is_none());
         // Still needed by a live filter: kept.
@@ -392,7 +392,10 @@ async fn an_archived_segment_is_served_from_the_store_without_its_filter_in_memo
     let mut catalog = Catalog::load(&store).expect("load");
     for id in [referred.id, live.id] {
         let entry = catalog.segment_in(ws, id).expect("an entry");
-        assert!(matches!(entry.definition, Definition::Unloaded), "{id}");
+        assert!(
+            matches!(entry.definition, Definition::Unloaded { .. }),
+            "{id}"
+        );
     }
     // And in a running catalog, the archive itself unloads it.
     let mut fresh = record(ws, "fresh", json!({"all": []}));

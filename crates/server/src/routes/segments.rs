@@ -177,7 +177,7 @@ async fn data_series(
             .segment_in(caller.workspace, id)
             .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
         // Unloaded (archived) filters are read from the store on a blocking thread.
-        let unloaded = matches!(entry.definition, Definition::Unloaded);
+        let unloaded = matches!(entry.definition, Definition::Unloaded { .. });
         if !unloaded && let Some(why) = catalog.failure(entry, state.store.as_ref()) {
             return Err(cannot_compute(why));
         }
