@@ -480,7 +480,7 @@ fn parse_attribute(
                 return fail(
                     &value_path,
                     format!(
-                        "an {op_name} list may hold at most {} values; this one holds {}",
+                        "{op_name} lists may hold at most {} values; this one holds {}",
                         grouped(MAX_IN_VALUES as u64),
                         grouped(items.len() as u64)
                     ),

@@ -42,7 +42,7 @@ fn an_in_list_longer_than_the_limit_is_refused_with_its_length() {
         assert_eq!(e.path, "filter.value");
         assert_eq!(
             e.reason,
-            format!("an {op} list may hold at most 10,000 values; this one holds 300,000")
+            format!("{op} lists may hold at most 10,000 values; this one holds 300,000")
         );
     }
 }

@@ -264,7 +264,7 @@ async fn matches_and_in_budgets_are_refused_with_the_limit_named() {
         .post(&key, "/segments/create", &body)
         .await
         .expect_bad(
-            "filter.value: an in list may hold at most 10,000 values; this one holds 300,000",
+            "filter.value: in lists may hold at most 10,000 values; this one holds 300,000",
         );
 
     // Per workspace: 200 matches operators in live segments.
