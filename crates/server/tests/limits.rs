@@ -111,9 +111,21 @@ async fn a_stored_chain_too_deep_to_plan_still_starts_and_serves_the_rest() {
         .store()
         .insert_segment(&on_unparsable)
         .expect("insert");
+    // JSON nested deeper than the JSON parser reads back (128 levels).
+    let too_nested = record(ws, "too nested", nots(json!({"all": []}), 200));
+    server.store().insert_segment(&too_nested).expect("insert");
     server.serve().await;
 
     let healthy_id = healthy.id.to_string();
+    let d = details(&server, &key, &too_nested.id.to_string()).await;
+    let error = d.body["error"].as_str().expect("an error");
+    assert!(
+        error.starts_with("filter: a filter node must be an object"),
+        "{error}"
+    );
+    series_answer(&server, &key, &too_nested.id.to_string())
+        .await
+        .expect(400);
     assert_eq!(series_answer(&server, &key, &healthy_id).await.status, 200);
     assert!(
         details(&server, &key, &healthy_id)
