@@ -435,3 +435,32 @@ async fn an_archived_segment_is_served_from_the_store_without_its_filter_in_memo
             .is_none()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn segments_with_equal_patterns_share_one_compiled_regex() {
+    let server = TestServer::new(config());
+    let ws = server.workspace(Ws::named("main"));
+    let pattern =
+        json!({"attribute": "email", "op": "matches", "value": "@shared-by-segments\\.com$"});
+    let first = record(ws, "first", pattern.clone());
+    let second = record(ws, "second", json!({"not": pattern}));
+    for s in [&first, &second] {
+        server.store().insert_segment(s).expect("insert");
+    }
+    let catalog = Catalog::load(server.store()).expect("load");
+    let patterns: Vec<_> = [first.id, second.id]
+        .iter()
+        .flat_map(|id| {
+            let entry = catalog.segment_in(ws, *id).expect("an entry");
+            entry
+                .filter()
+                .expect("held")
+                .patterns()
+                .into_iter()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(patterns.len(), 2);
+    assert!(patterns[0].shares_with(&patterns[1]));
+}
