@@ -208,7 +208,7 @@ enum ValueTest<'a> {
     Order(Cmp, Ordered),
     Contains(&'a str),
     StartsWith(&'a str),
-    Matches(&'a regex::Regex),
+    Matches(&'a headcount_model::filter::Pattern),
     /// A datetime in `[from, to)`.
     Within {
         from: jiff::Timestamp,
@@ -228,7 +228,7 @@ impl<'a> ValueTest<'a> {
             AttrOp::Order(cmp, operand) => ValueTest::Order(*cmp, *operand),
             AttrOp::Contains(s) => ValueTest::Contains(s),
             AttrOp::StartsWith(s) => ValueTest::StartsWith(s),
-            AttrOp::Matches(p) => ValueTest::Matches(&p.0),
+            AttrOp::Matches(p) => ValueTest::Matches(p),
             AttrOp::WithinLastDays(days) => ValueTest::Within {
                 from: moment.window_start(*days),
                 to: moment.at,

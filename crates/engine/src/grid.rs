@@ -140,7 +140,8 @@ mod tests {
             .map(|f| {
                 let filter = Filter::parse(&serde_json::from_str(f).expect("JSON"), "filter")
                     .expect("filter");
-                Plan::compile(&filter, &|_| None).expect("plan")
+                Plan::compile(&filter, &|id| Err(crate::PlanError::UnknownSegment(id)))
+                    .expect("plan")
             })
             .collect();
         let refs: Vec<&Plan> = plans.iter().collect();

@@ -595,7 +595,8 @@ mod tests {
             .map(|f| {
                 let json = serde_json::from_str(f).expect("JSON");
                 let filter = Filter::parse(&json, "filter").expect("filter");
-                Plan::compile(&filter, &|_| None).expect("plan")
+                Plan::compile(&filter, &|id| Err(crate::PlanError::UnknownSegment(id)))
+                    .expect("plan")
             })
             .collect();
         let refs: Vec<&Plan> = plans.iter().collect();

@@ -56,7 +56,7 @@ mod users;
 
 pub use eval::AsOf;
 pub use index::Index;
-pub use plan::{Plan, PlanError};
+pub use plan::{Inlined, Measure, Plan, PlanError, Resolve};
 
 #[cfg(test)]
 mod tests {

@@ -4,11 +4,19 @@
 //! names it points at the same compiled subtree, which an evaluation computes at most
 //! once. Inlining without sharing would be equivalent but could grow exponentially
 //! with diamond-shaped references.
+//!
+//! Before anything is compiled, the filter is measured as if every reference were
+//! expanded in place ([`Measure`], iterative, each segment measured once), and refused
+//! beyond [`MAX_INLINED_NODES`] or [`MAX_INLINED_DEPTH`]. The compilation and the
+//! evaluation recurse along the expanded tree, so that check bounds their stacks,
+//! whatever chains of references are stored.
 
 use crate::bitset::Bitset;
 use headcount_model::filter::{AttrOp, Cmp, CountTest};
+use headcount_model::limits::{MAX_INLINED_DEPTH, MAX_INLINED_NODES, grouped};
 use headcount_model::{Filter, SegmentId};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 /// Why a filter could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -19,6 +27,165 @@ pub enum PlanError {
     /// An `in_segment` chain leads back to a segment it started from.
     #[error("segment {0} refers to itself through in_segment")]
     Cycle(SegmentId),
+    /// An `in_segment` names a segment whose own definition cannot be used.
+    #[error("segment {id} cannot be computed: {reason}")]
+    Failing {
+        /// The segment named.
+        id: SegmentId,
+        /// Why it cannot be computed.
+        reason: String,
+    },
+    /// Expanded in place, the filter would have more than [`MAX_INLINED_NODES`] nodes.
+    #[error(
+        "after in_segment expansion the filter would have {} nodes; at most {} are allowed",
+        grouped(*.0),
+        grouped(MAX_INLINED_NODES)
+    )]
+    TooManyNodes(u64),
+    /// Expanded in place, the filter would nest deeper than [`MAX_INLINED_DEPTH`].
+    #[error(
+        "after in_segment expansion the filter would nest {} levels deep; at most {} are allowed",
+        grouped(*.0),
+        grouped(MAX_INLINED_DEPTH)
+    )]
+    TooDeep(u64),
+}
+
+/// Gives the filter of a referenced segment, or why it has none.
+pub type Resolve<'a> = dyn Fn(SegmentId) -> Result<Arc<Filter>, PlanError> + 'a;
+
+/// The size of a filter with every `in_segment` expanded in place (saturating).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Inlined {
+    /// Nodes, an `in_segment` counting as one above the filter it names.
+    pub nodes: u64,
+    /// Levels of nesting, an `in_segment` counting as one above the filter it names.
+    pub depth: u64,
+}
+
+impl Inlined {
+    /// Refuses a size beyond [`MAX_INLINED_NODES`] or [`MAX_INLINED_DEPTH`].
+    ///
+    /// # Errors
+    /// [`PlanError::TooManyNodes`] or [`PlanError::TooDeep`].
+    pub fn check(self) -> Result<(), PlanError> {
+        if self.nodes > MAX_INLINED_NODES {
+            return Err(PlanError::TooManyNodes(self.nodes));
+        }
+        if self.depth > MAX_INLINED_DEPTH {
+            return Err(PlanError::TooDeep(self.depth));
+        }
+        Ok(())
+    }
+}
+
+/// Measures filters as if every reference were expanded in place, without expanding
+/// anything: each segment is resolved and measured once (so diamonds cost nothing
+/// extra), and references are followed with an explicit stack (so no chain of them
+/// can exhaust the thread's stack).
+pub struct Measure<'a> {
+    resolve: &'a Resolve<'a>,
+    known: HashMap<SegmentId, Inlined>,
+    filters: HashMap<SegmentId, Arc<Filter>>,
+}
+
+/// A segment being measured: its references are measured first.
+struct Frame {
+    id: SegmentId,
+    filter: Arc<Filter>,
+    refs: Vec<SegmentId>,
+    next: usize,
+}
+
+impl<'a> Measure<'a> {
+    /// A measure that asks `resolve` for referenced filters.
+    pub fn new(resolve: &'a Resolve<'a>) -> Measure<'a> {
+        Measure {
+            resolve,
+            known: HashMap::new(),
+            filters: HashMap::new(),
+        }
+    }
+
+    /// The expanded size of `filter`.
+    ///
+    /// # Errors
+    /// A reference to an unknown or failing segment, or a cycle of references.
+    pub fn filter(&mut self, filter: &Filter) -> Result<Inlined, PlanError> {
+        for id in filter.segment_ids() {
+            self.segment(id)?;
+        }
+        Ok(self.own(filter))
+    }
+
+    /// The expanded size of segment `id`'s filter.
+    ///
+    /// # Errors
+    /// As [`Measure::filter`]; a segment that reaches itself is a cycle.
+    pub fn segment(&mut self, id: SegmentId) -> Result<Inlined, PlanError> {
+        if let Some(known) = self.known.get(&id) {
+            return Ok(*known);
+        }
+        let mut open = HashSet::from([id]);
+        let mut stack = vec![self.frame(id)?];
+        while let Some(top) = stack.last_mut() {
+            if let Some(&next) = top.refs.get(top.next) {
+                top.next += 1;
+                if self.known.contains_key(&next) {
+                    continue;
+                }
+                if !open.insert(next) {
+                    return Err(PlanError::Cycle(next));
+                }
+                let frame = self.frame(next)?;
+                stack.push(frame);
+            } else if let Some(done) = stack.pop() {
+                let size = self.own(&done.filter);
+                open.remove(&done.id);
+                self.known.insert(done.id, size);
+                self.filters.insert(done.id, done.filter);
+            }
+        }
+        self.known
+            .get(&id)
+            .copied()
+            .ok_or(PlanError::UnknownSegment(id))
+    }
+
+    fn frame(&self, id: SegmentId) -> Result<Frame, PlanError> {
+        let filter = (self.resolve)(id)?;
+        Ok(Frame {
+            id,
+            refs: filter.segment_ids(),
+            filter,
+            next: 0,
+        })
+    }
+
+    /// The size of `filter` once its references are all known.
+    fn own(&self, filter: &Filter) -> Inlined {
+        let one = |inner: Inlined| Inlined {
+            nodes: inner.nodes.saturating_add(1),
+            depth: inner.depth.saturating_add(1),
+        };
+        match filter {
+            Filter::All(children) | Filter::Any(children) => {
+                let mut total = Inlined { nodes: 0, depth: 0 };
+                for child in children {
+                    let size = self.own(child);
+                    total.nodes = total.nodes.saturating_add(size.nodes);
+                    total.depth = total.depth.max(size.depth);
+                }
+                one(total)
+            }
+            Filter::Not(child) => one(self.own(child)),
+            Filter::InSegment(id) => one(self.known.get(id).copied().unwrap_or(Inlined {
+                nodes: u64::MAX,
+                depth: u64::MAX,
+            })),
+            _ => Inlined { nodes: 1, depth: 1 },
+        }
+    }
 }
 
 /// A filter ready for evaluation against an [`Index`](crate::Index).
@@ -139,14 +306,18 @@ pub(crate) enum Leaf {
 }
 
 impl Plan {
-    /// Compiles `filter`, asking `resolve` for the filter of each referenced segment
-    /// (`None`: unknown segment). A reference cycle is an error.
-    pub fn compile(
-        filter: &Filter,
-        resolve: &dyn Fn(SegmentId) -> Option<Filter>,
-    ) -> Result<Plan, PlanError> {
+    /// Compiles `filter`, asking `resolve` for the filter of each referenced segment.
+    ///
+    /// # Errors
+    /// What `resolve` answers for a reference, a reference cycle, or a filter beyond
+    /// the limits of its expanded size ([`Inlined::check`]).
+    pub fn compile(filter: &Filter, resolve: &Resolve<'_>) -> Result<Plan, PlanError> {
+        let mut measure = Measure::new(resolve);
+        measure.filter(filter)?.check()?;
+        // Every reference is resolved and the expanded depth is bounded: the recursion
+        // below goes at most MAX_INLINED_DEPTH levels deep.
         let mut compiler = Compiler {
-            resolve,
+            filters: measure.filters,
             shared: Vec::new(),
             positions: HashMap::new(),
             open: Vec::new(),
@@ -160,23 +331,24 @@ impl Plan {
 
     /// Compiles the filter of segment `id` itself, so that a reference back to `id`
     /// anywhere below is reported as [`PlanError::Cycle`].
-    pub fn compile_segment(
-        id: SegmentId,
-        resolve: &dyn Fn(SegmentId) -> Option<Filter>,
-    ) -> Result<Plan, PlanError> {
+    ///
+    /// # Errors
+    /// As [`Plan::compile`].
+    pub fn compile_segment(id: SegmentId, resolve: &Resolve<'_>) -> Result<Plan, PlanError> {
         Plan::compile(&Filter::InSegment(id), resolve)
     }
 }
 
-struct Compiler<'a> {
-    resolve: &'a dyn Fn(SegmentId) -> Option<Filter>,
+struct Compiler {
+    /// The filter of every segment reached, as the measure resolved them.
+    filters: HashMap<SegmentId, Arc<Filter>>,
     shared: Vec<Node>,
     positions: HashMap<SegmentId, usize>,
     /// The references being compiled, outermost first.
     open: Vec<SegmentId>,
 }
 
-impl Compiler<'_> {
+impl Compiler {
     fn node(&mut self, filter: &Filter) -> Result<Node, PlanError> {
         Ok(match filter {
             Filter::All(children) => Node::All(self.nodes(children)?),
@@ -213,7 +385,11 @@ impl Compiler<'_> {
         if self.open.contains(&id) {
             return Err(PlanError::Cycle(id));
         }
-        let filter = (self.resolve)(id).ok_or(PlanError::UnknownSegment(id))?;
+        let filter = self
+            .filters
+            .get(&id)
+            .cloned()
+            .ok_or(PlanError::UnknownSegment(id))?;
         self.open.push(id);
         let node = self.node(&filter);
         self.open.pop();

@@ -7,6 +7,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde_json::{Value as Json, json};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 fn ts(text: &str) -> Timestamp {
     text.parse().expect("a test timestamp")
@@ -61,7 +62,8 @@ fn filter(json: Json) -> Filter {
 }
 
 fn plan(json: Json) -> Plan {
-    Plan::compile(&filter(json), &|_| None).expect("a plan without references")
+    Plan::compile(&filter(json), &|id| Err(PlanError::UnknownSegment(id)))
+        .expect("a plan without references")
 }
 
 fn utc() -> TimeZone {
@@ -439,7 +441,13 @@ fn in_segment_chains_resolve_and_cycles_are_rejected() {
         filter(json!({"all": [{"in_segment": c.to_string()}, {"event": "login", "op": "gte", "value": 1}]})),
     );
     segments.insert(a, filter(json!({"not": {"in_segment": b.to_string()}})));
-    let resolve = |id: SegmentId| segments.get(&id).cloned();
+    let resolve = |id: SegmentId| {
+        segments
+            .get(&id)
+            .cloned()
+            .map(Arc::new)
+            .ok_or(PlanError::UnknownSegment(id))
+    };
 
     let mut index = Index::new();
     let at = "2024-05-01T00:00:00Z";
@@ -473,7 +481,13 @@ fn in_segment_chains_resolve_and_cycles_are_rejected() {
     );
     // c → a closes the cycle a → b → c → a.
     segments.insert(c, filter(json!({"any": [{"in_segment": a.to_string()}]})));
-    let resolve = |id: SegmentId| segments.get(&id).cloned();
+    let resolve = |id: SegmentId| {
+        segments
+            .get(&id)
+            .cloned()
+            .map(Arc::new)
+            .ok_or(PlanError::UnknownSegment(id))
+    };
     assert!(matches!(
         Plan::compile(&segments[&a], &resolve),
         Err(PlanError::Cycle(_))
@@ -484,7 +498,13 @@ fn in_segment_chains_resolve_and_cycles_are_rejected() {
     );
     // A segment referring to itself.
     segments.insert(d, filter(json!({"not": {"in_segment": d.to_string()}})));
-    let resolve = |id: SegmentId| segments.get(&id).cloned();
+    let resolve = |id: SegmentId| {
+        segments
+            .get(&id)
+            .cloned()
+            .map(Arc::new)
+            .ok_or(PlanError::UnknownSegment(id))
+    };
     assert_eq!(
         Plan::compile_segment(d, &resolve).err(),
         Some(PlanError::Cycle(d))

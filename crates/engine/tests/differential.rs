@@ -35,7 +35,7 @@
 //! `x.0000005` counts as of `x.0000002`). Datetime values and probe instants do go
 //! below the microsecond.
 
-use headcount_engine::{Index, Plan};
+use headcount_engine::{Index, Plan, PlanError};
 use headcount_model::filter::{AttrOp, CountTest, Filter, Ordered};
 use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value};
 use jiff::SignedDuration;
@@ -44,6 +44,7 @@ use serde_json::{Map, Value as Json, json};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Instant;
 
 const DEFAULT_CASES: u64 = 30;
@@ -168,14 +169,17 @@ fn oracle_agrees_with_hand_computed_answers() {
 #[test]
 fn plans_with_unknown_or_cyclic_references_are_rejected() {
     let (a, b) = (segment_id(1), segment_id(2));
-    let unknown = |_| None;
+    let unknown = |id| Err(PlanError::UnknownSegment(id));
     assert!(Plan::compile(&Filter::InSegment(a), &unknown).is_err());
     let cyclic = |id| match id {
-        id if id == a => Some(Filter::Not(Box::new(Filter::InSegment(b)))),
-        _ => Some(Filter::All(vec![Filter::InSegment(a)])),
+        id if id == a => Ok(Arc::new(Filter::Not(Box::new(Filter::InSegment(b))))),
+        _ => Ok(Arc::new(Filter::All(vec![Filter::InSegment(a)]))),
     };
     assert!(Plan::compile(&Filter::InSegment(a), &cyclic).is_err());
-    let fine = |id| (id == b).then(|| Filter::Any(vec![]));
+    let fine = |id| match id == b {
+        true => Ok(Arc::new(Filter::Any(vec![]))),
+        false => Err(PlanError::UnknownSegment(id)),
+    };
     assert!(Plan::compile(&Filter::InSegment(b), &fine).is_ok());
 }
 
@@ -1133,7 +1137,7 @@ fn attribute_holds(op: &AttrOp, value: Option<&Value>, cx: &Ctx) -> bool {
         AttrOp::StartsWith(s) => {
             matches!(value, Some(Value::String(t)) if t.starts_with(s.as_str()))
         }
-        AttrOp::Matches(re) => matches!(value, Some(Value::String(t)) if re.0.is_match(t)),
+        AttrOp::Matches(re) => matches!(value, Some(Value::String(t)) if re.is_match(t)),
         AttrOp::WithinLastDays(n) => {
             matches!(value, Some(Value::DateTime(t)) if *t >= window_start(*n, cx) && *t < cx.at)
         }
@@ -1212,7 +1216,13 @@ fn build_index(ops: &[Op]) -> (Index, Vec<bool>) {
 }
 
 fn compile(filter: &Filter, segments: &Segments) -> Option<Plan> {
-    let resolve = |id: SegmentId| segments.get(&id).cloned();
+    let resolve = |id: SegmentId| {
+        segments
+            .get(&id)
+            .cloned()
+            .map(Arc::new)
+            .ok_or(PlanError::UnknownSegment(id))
+    };
     Plan::compile(filter, &resolve).ok()
 }
 
@@ -1649,7 +1659,7 @@ fn filter_json(filter: &Filter) -> Json {
                 AttrOp::NotIn(xs) => ("not_in", Some(values(xs))),
                 AttrOp::Contains(s) => ("contains", Some(json!(s))),
                 AttrOp::StartsWith(s) => ("starts_with", Some(json!(s))),
-                AttrOp::Matches(re) => ("matches", Some(json!(re.0.as_str()))),
+                AttrOp::Matches(re) => ("matches", Some(json!(re.as_str()))),
                 AttrOp::WithinLastDays(n) => ("within_last_days", Some(json!(n))),
                 AttrOp::MoreThanDaysAgo(n) => ("more_than_days_ago", Some(json!(n))),
             };

@@ -143,7 +143,7 @@ fn attribute(name: &str, op: &AttrOp) -> String {
         AttrOp::NotIn(values) => format!("{name} is none of {}", list(values)),
         AttrOp::Contains(s) => format!("{name} contains {}", quoted(s)),
         AttrOp::StartsWith(s) => format!("{name} starts with {}", quoted(s)),
-        AttrOp::Matches(p) => format!("{name} matches /{}/", p.0.as_str()),
+        AttrOp::Matches(p) => format!("{name} matches /{}/", p.as_str()),
         AttrOp::WithinLastDays(1) => format!("{name} is today"),
         AttrOp::WithinLastDays(d) => format!("{name} is within the last {}", days(*d)),
         AttrOp::MoreThanDaysAgo(d) => format!("{name} is more than {} ago", days(*d)),

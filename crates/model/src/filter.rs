@@ -17,6 +17,8 @@
 
 use crate::datetime;
 use crate::ids::SegmentId;
+use crate::limits::{MAX_IN_VALUES, MAX_REGEXES_PER_FILTER, grouped};
+pub use crate::pattern::{Pattern, REGEX_SIZE_LIMIT};
 use crate::value::Value;
 use jiff::Timestamp;
 use serde_json::{Map, Value as Json};
@@ -26,8 +28,6 @@ use std::fmt;
 pub const MAX_DAYS: i64 = 3650;
 /// Deepest nesting accepted.
 pub const MAX_DEPTH: usize = 32;
-/// Compiled size limit of a `matches` regular expression.
-pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// One node of a segment filter.
 #[derive(Debug, Clone, PartialEq)]
@@ -146,16 +146,6 @@ pub enum Ordered {
     DateTime(Timestamp),
 }
 
-/// A compiled `matches` pattern, compared by its source text.
-#[derive(Debug, Clone)]
-pub struct Pattern(pub regex::Regex);
-
-impl PartialEq for Pattern {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.as_str() == other.0.as_str()
-    }
-}
-
 /// The attribute operators.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AttrOp {
@@ -214,13 +204,31 @@ impl Filter {
     /// messages (usually `"filter"`). Segment references are checked for form only: the
     /// caller checks that they exist, are not archived and make no cycle.
     pub fn parse(json: &Json, root: &str) -> Result<Filter, FilterError> {
-        parse_node(json, root, 0)
+        parse_node(json, root, 0, &mut Budget::default())
     }
 
     /// Every segment named by an `in_segment` node, with the path of its node.
     pub fn segment_refs(&self) -> Vec<(SegmentId, String)> {
         let mut out = Vec::new();
         self.collect_refs("filter".to_string(), &mut out);
+        out
+    }
+
+    /// The segments named by the filter's own `in_segment` nodes, in order, without
+    /// paths (cheaper than [`Filter::segment_refs`]).
+    pub fn segment_ids(&self) -> Vec<SegmentId> {
+        let mut out = Vec::new();
+        let mut stack = vec![self];
+        while let Some(node) = stack.pop() {
+            match node {
+                Filter::All(children) | Filter::Any(children) => {
+                    stack.extend(children.iter().rev())
+                }
+                Filter::Not(child) => stack.push(child),
+                Filter::InSegment(id) => out.push(*id),
+                _ => {}
+            }
+        }
         out
     }
 
@@ -243,7 +251,19 @@ impl Filter {
     }
 }
 
-fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterError> {
+/// What the nodes parsed so far have spent of the per-filter limits.
+#[derive(Default)]
+struct Budget {
+    /// `matches` nodes seen.
+    regexes: usize,
+}
+
+fn parse_node(
+    json: &Json,
+    path: &str,
+    depth: usize,
+    budget: &mut Budget,
+) -> Result<Filter, FilterError> {
     if depth > MAX_DEPTH {
         return fail(
             path,
@@ -299,7 +319,9 @@ fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterErr
             let children = items
                 .iter()
                 .enumerate()
-                .map(|(i, item)| parse_node(item, &format!("{path}.{kind}[{i}]"), depth + 1))
+                .map(|(i, item)| {
+                    parse_node(item, &format!("{path}.{kind}[{i}]"), depth + 1, budget)
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Ok(if kind == "all" {
                 Filter::All(children)
@@ -313,9 +335,10 @@ fn parse_node(json: &Json, path: &str, depth: usize) -> Result<Filter, FilterErr
                 &obj["not"],
                 &field("not"),
                 depth + 1,
+                budget,
             )?)))
         }
-        "attribute" => parse_attribute(obj, path),
+        "attribute" => parse_attribute(obj, path, budget),
         "event" | "purchase" => {
             only_keys(obj, path, &[kind, "op", "value", "within_days"])?;
             let name = non_empty_string(&obj[kind], &field(kind))?;
@@ -423,7 +446,11 @@ fn days(json: &Json, path: &str) -> Result<u32, FilterError> {
     }
 }
 
-fn parse_attribute(obj: &Map<String, Json>, path: &str) -> Result<Filter, FilterError> {
+fn parse_attribute(
+    obj: &Map<String, Json>,
+    path: &str,
+    budget: &mut Budget,
+) -> Result<Filter, FilterError> {
     only_keys(obj, path, &["attribute", "op", "value"])?;
     let name = non_empty_string(&obj["attribute"], &format!("{path}.attribute"))?;
     let op_path = format!("{path}.op");
@@ -449,6 +476,16 @@ fn parse_attribute(obj: &Map<String, Json>, path: &str) -> Result<Filter, Filter
             let Json::Array(items) = value()? else {
                 return fail(&value_path, "must be an array of values");
             };
+            if items.len() > MAX_IN_VALUES {
+                return fail(
+                    &value_path,
+                    format!(
+                        "{op_name} lists may hold at most {} values; this one holds {}",
+                        grouped(MAX_IN_VALUES as u64),
+                        grouped(items.len() as u64)
+                    ),
+                );
+            }
             let values = items
                 .iter()
                 .enumerate()
@@ -464,11 +501,18 @@ fn parse_attribute(obj: &Map<String, Json>, path: &str) -> Result<Filter, Filter
         "starts_with" => AttrOp::StartsWith(string(value()?, &value_path)?),
         "matches" => {
             let source = string(value()?, &value_path)?;
-            match regex::RegexBuilder::new(&source)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-            {
-                Ok(re) => AttrOp::Matches(Pattern(re)),
+            // Counted before compiling: the limit is there to spare the compilations.
+            budget.regexes += 1;
+            if budget.regexes > MAX_REGEXES_PER_FILTER {
+                return fail(
+                    &op_path,
+                    format!(
+                        "a filter may use at most {MAX_REGEXES_PER_FILTER} matches operators; this is one more"
+                    ),
+                );
+            }
+            match Pattern::new(&source) {
+                Ok(pattern) => AttrOp::Matches(pattern),
                 Err(e) => return fail(&value_path, format!("invalid regular expression: {e}")),
             }
         }

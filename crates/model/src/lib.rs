@@ -11,6 +11,8 @@ pub mod day;
 pub mod describe;
 pub mod filter;
 pub mod ids;
+pub mod limits;
+pub mod pattern;
 pub mod user;
 pub mod value;
 

@@ -556,9 +556,7 @@ fn every_attribute_operator_is_accepted() {
         a("matches", Some(json!("^[a-z]+@example\\.com$"))),
         attr(
             "a",
-            AttrOp::Matches(Pattern(
-                regex::Regex::new("^[a-z]+@example\\.com$").unwrap()
-            ))
+            AttrOp::Matches(Pattern::new("^[a-z]+@example\\.com$").unwrap())
         )
     );
     assert_eq!(

@@ -56,9 +56,14 @@ pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize,
         let Some(ws) = catalog.workspace(entry.segment.workspace) else {
             return Ok(0);
         };
-        let plan = catalog
-            .plan(&entry.filter)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let plan = match catalog.segment_plan(&entry, state.store.as_ref()) {
+            Ok(plan) => plan,
+            Err(e) => {
+                // Failing segments are skipped until an update repairs them.
+                tracing::warn!(segment = %id, error = %e, "daily sizes skipped: the segment cannot be computed");
+                return Ok(0);
+            }
+        };
         (entry, ws.tz.clone(), plan)
     };
     let index = state.index(entry.segment.workspace);

@@ -48,6 +48,10 @@ pub trait Store: Send + Sync {
     fn update_segment(&self, segment: &Segment) -> Result<()>;
     /// Every segment of every workspace, archived ones included, oldest first.
     fn segments(&self) -> Result<Vec<Segment>>;
+    /// One segment, archived or not; `None` for an unknown id.
+    fn segment(&self, id: SegmentId) -> Result<Option<Segment>> {
+        Ok(self.segments()?.into_iter().find(|s| s.id == id))
+    }
 
     /// Stores (or replaces) daily sizes of a segment, computed at `computed_at`.
     fn put_sizes(

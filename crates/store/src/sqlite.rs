@@ -218,13 +218,19 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
     })
 }
 
+/// A stored filter's JSON; text that is no JSON (a damaged row) is kept as a JSON
+/// string, which no filter parses, so that its segment fails alone instead of the load.
+fn stored_filter(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
 fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
     let id: String = r.get(0)?;
     Ok(Segment {
         id: id.parse().map_err(|e| corrupt("segment id", e))?,
         workspace: WorkspaceId(r.get(1)?),
         name: r.get(2)?,
-        filter: serde_json::from_str(&r.get::<_, String>(3)?).map_err(|e| corrupt("filter", e))?,
+        filter: stored_filter(r.get::<_, String>(3)?),
         text_description: r.get(4)?,
         tags: json_list(&r.get::<_, String>(5)?, "tags")?,
         teams: json_list(&r.get::<_, String>(6)?, "teams")?,

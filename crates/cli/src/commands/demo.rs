@@ -155,7 +155,7 @@ fn compute_history(
     let segments: Vec<_> = catalog.segments_of(ws.id).collect();
     let bar = progress::bar((segments.len() * days.len()) as u64, "segment-days");
     for entry in segments {
-        let plan = catalog.plan(&entry.filter)?;
+        let plan = catalog.segment_plan(entry, store)?;
         let sizer = Sizer {
             store,
             index,

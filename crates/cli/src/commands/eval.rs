@@ -5,13 +5,14 @@
 use super::{CmdResult, open, workspace};
 use crate::args::EvalArgs;
 use crate::commands::snapshot::load_index;
-use headcount_engine::Plan;
+use headcount_engine::{Plan, PlanError};
 use headcount_model::{Day, Filter, SegmentId};
 use headcount_server::catalog::time_zone;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Runs an evaluation.
@@ -36,9 +37,15 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
     let plans: Vec<(String, Plan)> = entries
         .iter()
         .map(|(name, _, filter)| {
-            Plan::compile(filter, &|id| by_id.get(&id).cloned())
-                .map(|plan| (name.clone(), plan))
-                .map_err(|e| format!("filter \"{name}\": {e}"))
+            Plan::compile(filter, &|id| {
+                by_id
+                    .get(&id)
+                    .cloned()
+                    .map(Arc::new)
+                    .ok_or(PlanError::UnknownSegment(id))
+            })
+            .map(|plan| (name.clone(), plan))
+            .map_err(|e| format!("filter \"{name}\": {e}"))
         })
         .collect::<Result<_, _>>()?;
     let loading = Instant::now();

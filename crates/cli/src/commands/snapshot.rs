@@ -65,7 +65,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     let mut computed = 0;
     for id in &segments {
         let entry = catalog.segment_in(ws.id, *id).ok_or("segment vanished")?;
-        let plan = catalog.plan(&entry.filter)?;
+        let plan = catalog.segment_plan(entry, &store)?;
         let sizer = Sizer {
             store: &store,
             index: &index,

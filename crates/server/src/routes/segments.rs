@@ -2,7 +2,7 @@
 //! `data_series` export.
 
 use crate::auth::Caller;
-use crate::catalog::SegmentEntry;
+use crate::catalog::{Definition, SegmentEntry};
 use crate::error::{ApiError, ApiResult, UNKNOWN_SEGMENT};
 use crate::extract::{JsonObject, Params};
 use crate::jobs;
@@ -16,9 +16,11 @@ use axum::{Extension, Json, Router};
 use headcount_model::datetime;
 use headcount_model::day::series_days;
 use headcount_model::describe::describe;
+use headcount_model::limits::check_workspace_patterns;
 use headcount_model::{Day, Filter, SegmentId};
 use headcount_store::Segment;
 use serde_json::{Map, Value, json};
+use std::sync::Arc;
 
 /// Segments per page of `/segments/list`.
 pub const PAGE_SIZE: usize = 100;
@@ -96,20 +98,26 @@ async fn details(
 ) -> ApiResult<Json<Value>> {
     let id = segment_id(params.get("segment_id"))?;
     let entry = find(&state, &caller, id)?;
-    let description = {
-        let catalog = read(&state.catalog);
-        describe(&entry.filter, &|r| {
-            catalog
-                .segment_in(caller.workspace, r)
-                .map(|e| e.segment.name.clone())
-        })
-    };
-    let store = state.store.clone();
-    let last = tokio::task::spawn_blocking(move || store.last_computed_at(id))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let shared = state.clone();
+    let ws = caller.workspace;
+    let looked_up = entry.clone();
+    let (description, error, last) = tokio::task::spawn_blocking(move || {
+        let store = shared.store.as_ref();
+        let catalog = read(&shared.catalog);
+        let names = |r| catalog.segment_in(ws, r).map(|e| e.segment.name.clone());
+        // A failing segment may have no filter to describe: its `error` says why.
+        let description = catalog
+            .stored_filter(id, store)
+            .map(|filter| describe(&filter, &names))
+            .unwrap_or_default();
+        let error = catalog.failure(&looked_up, store);
+        drop(catalog);
+        Ok::<_, ApiError>((description, error, store.last_computed_at(id)?))
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))??;
     let s = &entry.segment;
-    Ok(Json(json!({
+    let mut body = json!({
         "message": "success",
         "created_at": s.created_at.to_string(),
         "updated_at": s.updated_at.to_string(),
@@ -119,7 +127,19 @@ async fn details(
         "tags": s.tags,
         "teams": s.teams,
         "last_computed_at": last.map(|t| t.to_string()),
-    })))
+    });
+    if let (Some(error), Some(fields)) = (error, body.as_object_mut()) {
+        fields.insert("error".into(), Value::String(error));
+    }
+    Ok(Json(body))
+}
+
+/// The 400 of a `data_series` of a segment that cannot be computed.
+fn cannot_compute(why: String) -> ApiError {
+    ApiError::bad(format!(
+        "segment_id names a segment that cannot be computed: {why}; \
+         update its filter (POST /segments/update) to one that can be"
+    ))
 }
 
 async fn data_series(
@@ -151,27 +171,36 @@ async fn data_series(
             }
         },
     };
-    let generation = {
+    let (generation, unloaded) = {
         let catalog = read(&state.catalog);
-        catalog
+        let entry = catalog
             .segment_in(caller.workspace, id)
             .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
-        catalog.generation()
+        // Unloaded (archived) filters are read from the store on a blocking thread.
+        let unloaded = matches!(entry.definition, Definition::Unloaded { .. });
+        if !unloaded && let Some(why) = catalog.failure(entry, state.store.as_ref()) {
+            return Err(cannot_compute(why));
+        }
+        (catalog.generation(), unloaded)
     };
     let days = series_days(ending_at, length, &caller.tz);
     let today = Day::containing(now, &caller.tz);
     let index = state.index(caller.workspace);
     // The common case answers here, on the runtime: stored days and a live size that
     // is still valid, all in memory. Anything to compute or read goes to a blocking thread.
-    let in_memory = index.try_read().ok().and_then(|index| {
-        let live = match days.last() {
-            Some(last) if *last >= today => {
-                Some(state.cached_live_size(id, &index, generation, now)?)
-            }
-            _ => None,
-        };
-        series_in_memory(state.store.as_ref(), id, &days, today, live)
-    });
+    let in_memory = index
+        .try_read()
+        .ok()
+        .filter(|_| !unloaded)
+        .and_then(|index| {
+            let live = match days.last() {
+                Some(last) if *last >= today => {
+                    Some(state.cached_live_size(id, &index, generation, now)?)
+                }
+                _ => None,
+            };
+            series_in_memory(state.store.as_ref(), id, &days, today, live)
+        });
     if let Some(points) = in_memory {
         return Ok(render_series(&points));
     }
@@ -188,8 +217,14 @@ async fn data_series(
                 .segment_in(caller.workspace, id)
                 .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
             let plan = catalog
-                .segment_plan(entry)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
+                .segment_plan(entry, shared.store.as_ref())
+                .map_err(|_| {
+                    cannot_compute(
+                        catalog
+                            .failure(entry, shared.store.as_ref())
+                            .unwrap_or_default(),
+                    )
+                })?;
             (plan, catalog.generation())
         };
         let index = read(&index);
@@ -341,6 +376,24 @@ fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId
     Ok(())
 }
 
+/// Checks what `filter`, as the new filter of segment `own`, would cost: the limits
+/// of a plan (for it and every live segment that refers to it) and the workspace's
+/// budget of `matches` patterns.
+fn check_costs(
+    state: &AppState,
+    caller: &Caller,
+    own: SegmentId,
+    filter: &Arc<Filter>,
+) -> ApiResult<()> {
+    let catalog = read(&state.catalog);
+    catalog
+        .check_plan_limits(own, filter)
+        .map_err(ApiError::bad)?;
+    let mut patterns = catalog.live_patterns(caller.workspace, own);
+    patterns.extend(filter.patterns().into_iter().cloned());
+    check_workspace_patterns(&patterns).map_err(|e| ApiError::bad(format!("filter: {e}")))
+}
+
 async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<()> {
     let store = state.store.clone();
     let segment = entry.segment.clone();
@@ -373,6 +426,8 @@ async fn create(
     // Held until the catalog holds the new segment (see `Shared::segment_writes`).
     let _writing = state.segment_writes.lock().await;
     check_refs(&state, &caller, &filter, id)?;
+    let filter = Arc::new(filter);
+    check_costs(&state, &caller, id, &filter)?;
     let at = now();
     let segment = Segment {
         id,
@@ -387,7 +442,16 @@ async fn create(
         updated_at: at,
         archived_at: None,
     };
-    save(&state, SegmentEntry { segment, filter }, true).await?;
+    let definition = Definition::Parsed(filter);
+    save(
+        &state,
+        SegmentEntry {
+            segment,
+            definition,
+        },
+        true,
+    )
+    .await?;
     jobs::backfill(&state, vec![id]);
     Ok((
         StatusCode::CREATED,
@@ -414,8 +478,10 @@ async fn update(
     let filter_changed = match fields.filter {
         Some((json, filter)) if json != entry.segment.filter => {
             check_refs(&state, &caller, &filter, id)?;
+            let filter = Arc::new(filter);
+            check_costs(&state, &caller, id, &filter)?;
             entry.segment.filter = json;
-            entry.filter = filter;
+            entry.definition = Definition::Parsed(filter);
             true
         }
         _ => false,
