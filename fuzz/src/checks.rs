@@ -4,7 +4,7 @@
 //! panics only when headcount breaks a property: a panic, a wrong round trip, a
 //! series of the wrong shape.
 
-use headcount_engine::{Index, Plan};
+use headcount_engine::{Index, Plan, PlanError};
 use headcount_model::datetime;
 use headcount_model::day::series_days;
 use headcount_model::describe::describe;
@@ -93,7 +93,7 @@ pub fn filter(data: &[u8]) {
     };
     let _ = describe(&filter, &|_| None);
     let refs = filter.segment_refs();
-    match Plan::compile(&filter, &|_| None) {
+    match Plan::compile(&filter, &|id| Err(PlanError::UnknownSegment(id))) {
         Ok(plan) => {
             assert!(refs.is_empty(), "a plan compiled with unknown references");
             let index = small_index();
