@@ -108,6 +108,16 @@ pub struct ServeArgs {
     /// Most objects per array of a `/users/track` body.
     #[arg(long, default_value_t = 75)]
     pub max_track_objects: usize,
+    /// Seconds a client has to send a whole request head, from its first byte.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
+    /// Seconds after which a connection with nothing sent or received (and no request
+    /// being handled) is closed.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout: u64,
+    /// Most connections open at once; beyond, new ones wait to be accepted.
+    #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
 }
 
 /// `headcount import`

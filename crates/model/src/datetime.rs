@@ -20,6 +20,26 @@ use std::sync::LazyLock;
 pub const ACCEPTED_FORMS: &str = "YYYY-MM-DD, or YYYY-MM-DDTHH:MM[:SS[.fff]] with an optional offset \
 (Z, ±HH:MM, ±HHMM, ±HH or ±H:MM)";
 
+/// The first instant supported for the times of facts (event and purchase `time`,
+/// attribute `_time`) and for the days a series may reach back to:
+/// 1900-01-01T00:00:00Z. The range ends with year 9999, the last that can be written;
+/// a time there beyond what [`Timestamp`] represents (from 9999-12-30T22:00Z) is read
+/// as [`Timestamp::MAX`], which is in the future (taken as the moment of receipt).
+pub const FIRST_INSTANT: Timestamp = Timestamp::constant(-2_208_988_800, 0);
+
+/// The supported range of instants, for messages.
+pub const SUPPORTED_RANGE: &str = "from 1900-01-01T00:00:00Z to the end of year 9999";
+
+/// `t` if it is in the supported range (see [`FIRST_INSTANT`]), else
+/// [`DateTimeError::Range`].
+pub fn check_supported(t: Timestamp) -> Result<Timestamp, DateTimeError> {
+    if t < FIRST_INSTANT {
+        Err(DateTimeError::Range)
+    } else {
+        Ok(t)
+    }
+}
+
 /// Largest offset hour accepted (`+23:59` is the widest offset).
 pub const MAX_OFFSET_HOURS: i32 = 23;
 
@@ -66,7 +86,8 @@ pub enum DateTimeError {
     Time(String),
     /// The offset is beyond ±23:59, or its minutes beyond 59.
     Offset(String),
-    /// A valid datetime outside the range of instants this system represents.
+    /// A valid datetime outside the supported range of instants (see [`FIRST_INSTANT`]);
+    /// never returned by the parser itself, which reads every year from 0000 to 9999.
     Range,
 }
 
@@ -89,7 +110,10 @@ impl fmt::Display for DateTimeError {
                 f,
                 "{o} is not a UTC offset (at most {MAX_OFFSET_HOURS} hours and 59 minutes)"
             ),
-            DateTimeError::Range => write!(f, "is outside the supported range of instants"),
+            DateTimeError::Range => write!(
+                f,
+                "is outside the supported range of instants ({SUPPORTED_RANGE})"
+            ),
         }
     }
 }
@@ -180,10 +204,10 @@ fn parse_form(text: &str) -> Result<(Written, bool), DateTimeError> {
         Offset::from_seconds(sign * (hours * 3600 + minutes * 60))
             .map_err(|_| DateTimeError::Offset(off.as_str().to_string()))?
     };
-    offset
-        .to_timestamp(local)
-        .map(|t| (Written::Instant(t), space_sign))
-        .map_err(|_| DateTimeError::Range)
+    // Years run from 0000 to 9999 and offsets to ±23:59: the only instants past what a
+    // Timestamp represents are the last hours of year 9999, read as its last instant.
+    let instant = offset.to_timestamp(local).unwrap_or(Timestamp::MAX);
+    Ok((Written::Instant(instant), space_sign))
 }
 
 /// The common case, without the regular expression: `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z`.

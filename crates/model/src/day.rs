@@ -13,6 +13,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Day(pub Date);
 
+/// The first day a series may show: the day of [`crate::datetime::FIRST_INSTANT`].
+pub const FIRST_DAY: Day = Day(jiff::civil::date(1900, 1, 1));
+
 impl Day {
     /// The day from its year, month and day numbers; panics on an invalid date, so
     /// meant for constants and tests.

@@ -303,8 +303,6 @@ fn refused_forms_say_why() {
         // Digits that are not ASCII.
         ("٢٠١٨-06-27", form.clone()),
         ("2018-06-27T23:59:59−05:00", form.clone()),
-        // Outside the instants jiff represents.
-        ("9999-12-31T23:59:59Z", DateTimeError::Range),
     ];
     assert!(cases.len() >= 12);
     for (text, expected) in cases {
@@ -332,10 +330,6 @@ fn refusal_messages_read_as_english_and_list_the_forms() {
     assert_eq!(
         message("2018-06-27T23:59:59+24:00"),
         "+24:00 is not a UTC offset (at most 23 hours and 59 minutes)"
-    );
-    assert_eq!(
-        message("9999-12-31T23:59:59Z"),
-        "is outside the supported range of instants"
     );
     // The accepted forms named in messages include every offset style of the spec.
     for style in ["Z", "±HH:MM", "±HHMM", "±HH", "±H:MM", "YYYY-MM-DD"] {
@@ -647,4 +641,43 @@ fn day_arithmetic_saturates_instead_of_panicking() {
     assert_eq!(day.days_until(Day::ymd(2024, 12, 31)), 365);
     assert_eq!(Day::ymd(2024, 12, 31).days_until(day), -365);
     assert_eq!(day.to_string(), "2024-01-01");
+}
+
+#[test]
+fn the_last_hours_of_year_9999_read_as_the_last_instant_and_1900_starts_the_range() {
+    for text in [
+        "9999-12-31T23:59:59Z",
+        "9999-12-31",
+        "9999-12-30T23:00:00Z",
+        "9999-12-31T10:00:00-23:59",
+    ] {
+        assert_eq!(
+            datetime::parse_instant_utc(text),
+            Some(jiff::Timestamp::MAX),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        datetime::as_attribute_datetime("9999-12-31T00:00:00Z"),
+        Some(jiff::Timestamp::MAX)
+    );
+    let first = datetime::parse_instant_utc("1900-01-01T00:00:00Z").expect("parses");
+    assert_eq!(first, datetime::FIRST_INSTANT);
+    assert_eq!(datetime::check_supported(first), Ok(first));
+    for text in [
+        "1899-12-31T23:59:59.999Z",
+        "0000-01-01",
+        "1900-01-01T00:00:00+00:01",
+    ] {
+        let t = datetime::parse_instant_utc(text).expect("parses");
+        assert_eq!(
+            datetime::check_supported(t),
+            Err(DateTimeError::Range),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        DateTimeError::Range.to_string(),
+        "is outside the supported range of instants (from 1900-01-01T00:00:00Z to the end of year 9999)"
+    );
 }

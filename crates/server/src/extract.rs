@@ -29,19 +29,17 @@ impl<S: Send + Sync> FromRequest<S> for BodyBytes {
     }
 }
 
-/// A JSON object body. Malformed JSON, a non-object and an over-limit body are
-/// answered with 400 or 413 in the API's error shape.
+/// A JSON object body. Malformed JSON, a key named twice in an object, a non-object
+/// and an over-limit body are answered with 400 or 413 in the API's error shape.
 pub struct JsonObject(pub Map<String, Value>);
 
 impl JsonObject {
     /// Reads a body's bytes as a JSON object.
     pub fn parse(bytes: &[u8]) -> Result<JsonObject, ApiError> {
-        match serde_json::from_slice::<Value>(bytes) {
+        match crate::json::parse(bytes) {
             Ok(Value::Object(map)) => Ok(JsonObject(map)),
             Ok(_) => Err(ApiError::bad("the request body must be a JSON object")),
-            Err(e) => Err(ApiError::bad(format!(
-                "the request body is not valid JSON: {e}"
-            ))),
+            Err(e) => Err(ApiError::bad(e.message())),
         }
     }
 }

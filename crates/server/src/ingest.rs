@@ -2,6 +2,7 @@
 //! user facts, object by object: an invalid object is reported by its index, the
 //! valid ones are kept.
 
+use crate::json::{self, JsonError};
 use headcount_model::datetime;
 use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
 use serde_json::value::RawValue;
@@ -120,11 +121,19 @@ pub fn read_track(body: &Map<String, Json>, options: &TrackOptions) -> Result<Tr
 /// read straight from the text, without building a JSON tree; anything else takes the
 /// general path, so answers and error messages are the same.
 pub fn read_track_text(text: &str, options: &TrackOptions) -> Result<Track, String> {
-    read_track_arrays(text, options).unwrap_or_else(|| match serde_json::from_str::<Json>(text) {
+    read_track_arrays(text, options).unwrap_or_else(|| match json::parse(text.as_bytes()) {
         Ok(Json::Object(map)) => read_track(&map, options),
         Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
-        Err(e) => Err(format!("invalid JSON: {e}")),
+        Err(e) => Err(tree_error(e)),
     })
+}
+
+/// The reason a body that is not JSON the API accepts is refused.
+fn tree_error(e: JsonError) -> String {
+    match e {
+        JsonError::Syntax(e) => format!("invalid JSON: {e}"),
+        duplicate => duplicate.message(),
+    }
 }
 
 /// [`read_track_text`] for a body that is an object of the three arrays (and
@@ -144,8 +153,9 @@ pub fn read_track_arrays(text: &str, options: &TrackOptions) -> Option<Result<Tr
 
 fn read_arrays(body: RawBody<'_>, options: &TrackOptions) -> Result<Track, String> {
     let arrays = [body.attributes, body.events, body.purchases];
+    let elements = elements(&arrays, body.partner, options)?;
     let mut track = Track::default();
-    for (slot, items) in arrays.into_iter().enumerate() {
+    for (slot, (items, elements)) in arrays.into_iter().zip(elements).enumerate() {
         let Some(items) = items else { continue };
         if let Some(max) = options.max_objects
             && items.len() > max
@@ -156,23 +166,76 @@ fn read_arrays(body: RawBody<'_>, options: &TrackOptions) -> Result<Track, Strin
                 items.len()
             ));
         }
-        let read = items.iter().map(|raw| {
-            if slot == 1
-                && let Some(fact) = fast_event(raw.get(), options)
-            {
-                return Ok(fact);
-            }
-            let item: Json =
-                serde_json::from_str(raw.get()).map_err(|e| format!("invalid JSON: {e}"))?;
-            match slot {
+        let read = elements.into_iter().map(|element| match element {
+            Element::Read(fact) => Ok(fact),
+            Element::Tree(item) => match slot {
                 0 => attribute_object(&item, options),
                 1 => event_object(&item, options),
                 _ => purchase_object(&item, options),
-            }
+            },
         });
         track.collect(slot, read);
     }
     Ok(track)
+}
+
+/// An element of an array, as the fast path leaves it.
+enum Element {
+    /// A valid event of the common shape, read straight from the text.
+    Read((UserKey, Fact)),
+    /// Anything else, as a JSON tree for the general reading.
+    Tree(Json),
+}
+
+/// Every element of the arrays: the events of the common shape read, the rest parsed
+/// into trees in the order of the text, so that a key named twice is refused as the
+/// general path (which parses the whole body first) refuses it. `partner` is only
+/// checked.
+fn elements(
+    arrays: &[Option<Vec<&RawValue>>; 3],
+    partner: Option<&RawValue>,
+    options: &TrackOptions,
+) -> Result<[Vec<Element>; 3], String> {
+    let mut out: [Vec<Element>; 3] = Default::default();
+    // (offset in the text, slot, index) of each element left to parse.
+    let mut order: Vec<(usize, usize, usize)> = Vec::new();
+    for (slot, items) in arrays.iter().enumerate() {
+        let Some(items) = items else { continue };
+        out[slot].reserve_exact(items.len());
+        for (index, raw) in items.iter().enumerate() {
+            let fast = if slot == 1 {
+                fast_event(raw.get(), options)
+            } else {
+                None
+            };
+            match fast {
+                Some(fact) => out[slot].push(Element::Read(fact)),
+                None => {
+                    out[slot].push(Element::Tree(Json::Null));
+                    order.push((raw.get().as_ptr() as usize, slot, index));
+                }
+            }
+        }
+    }
+    if let Some(partner) = partner {
+        order.push((partner.get().as_ptr() as usize, ARRAYS.len(), 0));
+    }
+    order.sort_unstable();
+    for (_, slot, index) in order {
+        let (raw, prefix) = match arrays.get(slot).and_then(Option::as_ref) {
+            Some(items) => (items[index], format!("{}[{index}]", ARRAYS[slot])),
+            None => match partner {
+                Some(partner) => (partner, "partner".to_string()),
+                None => continue,
+            },
+        };
+        // A RawValue is valid JSON: the only possible refusal is a key named twice.
+        let tree = json::parse(raw.get().as_bytes()).map_err(|e| e.within(&prefix).message())?;
+        if let Some(element) = out.get_mut(slot).and_then(|v| v.get_mut(index)) {
+            *element = Element::Tree(tree);
+        }
+    }
+    Ok(out)
 }
 
 /// A body's arrays, each element left as unparsed text.
@@ -185,8 +248,8 @@ struct RawBody<'a> {
     events: Option<Vec<&'a RawValue>>,
     #[serde(borrow, default)]
     purchases: Option<Vec<&'a RawValue>>,
-    #[serde(default, rename = "partner")]
-    _partner: Option<serde::de::IgnoredAny>,
+    #[serde(borrow, default)]
+    partner: Option<&'a RawValue>,
 }
 
 /// The common shape of an event, and nothing else (any other key: the general path).
@@ -208,7 +271,8 @@ fn fast_event(text: &str, options: &TrackOptions) -> Option<(UserKey, Fact)> {
     if event.external_id.is_empty() || event.name.is_empty() {
         return None;
     }
-    let time = datetime::parse_instant_utc(&event.time)?;
+    let time =
+        datetime::parse_instant_utc(&event.time).and_then(|t| datetime::check_supported(t).ok())?;
     let fact = Fact {
         time: to_microsecond(time).min(options.now),
         kind: FactKind::Event {
@@ -293,7 +357,10 @@ fn time_field(
     match obj.get(key) {
         None => Ok(None),
         Some(Json::String(s)) => match datetime::parse_instant_utc(s) {
-            Some(t) => Ok(Some(to_microsecond(t).min(now))),
+            Some(t) => match datetime::check_supported(t) {
+                Ok(t) => Ok(Some(to_microsecond(t).min(now))),
+                Err(e) => Err(format!("'{key}' \"{s}\" {e}")),
+            },
             None => Err(format!(
                 "'{key}' must be an ISO-8601 datetime ({})",
                 datetime::ACCEPTED_FORMS
@@ -414,10 +481,35 @@ mod tests {
     }
 
     fn general(text: &str, import: bool) -> Result<Track, String> {
-        match serde_json::from_str::<Json>(text) {
+        match json::parse(text.as_bytes()) {
             Ok(Json::Object(map)) => read_track(&map, &options(import)),
             Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
-            Err(e) => Err(format!("invalid JSON: {e}")),
+            Err(e) => Err(tree_error(e)),
+        }
+    }
+
+    #[test]
+    fn a_key_named_twice_refuses_the_whole_body_and_says_where() {
+        let cases = [
+            (
+                r#"{"attributes":[],"attributes":[]}"#,
+                r#"the request body has the key "attributes" twice"#,
+            ),
+            (
+                r#"{"events":[{"external_id":"a","external_id":"b","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+                r#"the request body has the key "external_id" twice in events[0]"#,
+            ),
+            (
+                r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}]}"#,
+                r#"the request body has the key "k" twice in events[1].properties"#,
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(
+                read_track_text(text, &options(true)).err().as_deref(),
+                Some(message),
+                "{text}"
+            );
         }
     }
 
@@ -445,6 +537,14 @@ mod tests {
             r#"{}"#,
             r#"[1]"#,
             r#"{"events":"#,
+            r#"{"events":[],"events":[]}"#,
+            r#"{"events":[{"external_id":"a","name":"x","time":"1899-12-31T23:59:59Z"}]}"#,
+            r#"{"events":[{"external_id":"a","name":"x","time":"9999-12-31T23:59:59Z"}]}"#,
+            r#"{"attributes":[{"external_id":"a","_time":"0000-01-01"}]}"#,
+            r#"{"attributes":[{"external_id":"a","c":1,"c":2}]}"#,
+            r#"{"purchases":[{"external_id":"a"}],"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}],"attributes":[{"external_id":"a","a":1,"a":1}]}"#,
+            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}],"partner":{"p":1,"p":2}}"#,
+            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{}],"partner":{"p":{}}}"#,
         ];
         for (text, import) in bodies.into_iter().flat_map(|t| [(t, true), (t, false)]) {
             let fast = read_track_text(text, &options(import));

@@ -4,12 +4,16 @@
 //! alike); [`serve`] runs it with the daily schedule until SIGINT or SIGTERM. Every
 //! failure is an [`error::ApiError`], rendered once into Braze's JSON shape.
 
+pub mod activity;
 pub mod auth;
 pub mod catalog;
+pub mod connections;
 pub mod error;
 pub mod extract;
+pub mod http_errors;
 pub mod ingest;
 pub mod jobs;
+pub mod json;
 pub mod ratelimit;
 pub mod routes;
 pub mod sizes;
@@ -19,13 +23,13 @@ pub mod writer;
 pub use state::{AppState, Config, Shared};
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::header;
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 use tokio::net::TcpListener;
 
 /// Largest request body accepted (413 beyond).
@@ -43,12 +47,32 @@ pub fn app(state: AppState) -> Router {
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn(single_headers))
         .layer(middleware::from_fn(log_request))
         .with_state(state)
 }
 
 async fn healthz() -> Json<Value> {
     Json(json!({ "message": "success", "status": "ready" }))
+}
+
+/// Refuses a request with two `Authorization` headers, with a 400 naming it: which
+/// key counts would be a guess. (Repeated `Content-Length`s never get here: hyper
+/// refuses different ones and reads equal ones as one, as RFC 9110 allows.)
+async fn single_headers(request: Request, next: Next) -> Response {
+    if request
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return ApiError::bad(
+            "the request has the header Authorization more than once; send it once",
+        )
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// One log line per request: method, path, status, latency. Never headers (the key).
@@ -73,17 +97,22 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
 }
 
 /// Serves the API on `listener`, with the daily schedule, until `shutdown` completes;
-/// requests in flight finish first.
+/// requests in flight finish first. Connections are limited as `Config` says (see
+/// [`connections`]).
 pub async fn serve_until(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schedule = tokio::spawn(jobs::schedule(state.clone()));
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, service)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = connections::Limits {
+        timeouts: activity::Timeouts {
+            header_read: state.config.header_read_timeout,
+            idle: state.config.idle_timeout,
+        },
+        max_connections: state.config.max_connections,
+    };
+    let result = connections::serve(listener, app(state), limits, shutdown).await;
     schedule.abort();
     result
 }

@@ -18,6 +18,14 @@ pub struct Config {
     pub max_track_objects: usize,
     /// How often the scheduler looks for completed days to store.
     pub schedule_every: Duration,
+    /// Time allowed from the first byte of a request head to its end; the connection
+    /// is closed beyond.
+    pub header_read_timeout: Duration,
+    /// A connection with no byte read or written for this long, and no request being
+    /// handled, is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once; beyond, new ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for Config {
@@ -26,6 +34,9 @@ impl Default for Config {
             backfill_days: 100,
             max_track_objects: 75,
             schedule_every: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 4096,
         }
     }
 }

@@ -8,6 +8,14 @@ pub enum StoreError {
     /// Another process owns the data directory.
     #[error("the data directory {0} is in use by another headcount process (stop it first)")]
     Locked(PathBuf),
+    /// The data directory can be written by users other than its owner.
+    #[error(
+        "the data directory {path} can be written by other users (mode {mode:04o}); \
+make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
+        path = .0.display(),
+        mode = .1
+    )]
+    Unsafe(PathBuf, u32),
     /// A uniqueness rule was broken (such as a workspace name already taken).
     #[error("{0}")]
     Conflict(String),

@@ -37,17 +37,17 @@ impl SqliteStore {
     /// Opens (creating if needed) the data directory `dir`, takes its lock and applies
     /// pending migrations.
     ///
+    /// A directory it creates is owner-only (0700), and so are the files it creates
+    /// in it (0600; SQLite gives its `-wal` and `-shm` files the database's mode).
+    ///
     /// # Errors
+    /// [`StoreError::Unsafe`] when group or others can write the directory;
     /// [`StoreError::Locked`] when another process owns the directory.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
-        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        private::create_dir(dir).map_err(io(dir))?;
+        private::check_dir(dir)?;
         let lock_path = dir.join("LOCK");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io(&lock_path))?;
+        let lock = private::open_file(&lock_path).map_err(io(&lock_path))?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -55,7 +55,10 @@ impl SqliteStore {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
-        let conn = Connection::open(dir.join("headcount.db"))?;
+        // Created here, owner-only, before SQLite would create it with its own mode.
+        let db_path = SqliteStore::database_path(dir);
+        private::open_file(&db_path).map_err(io(&db_path))?;
+        let conn = Connection::open(&db_path)?;
         let store = SqliteStore::from_connection(conn, Some(lock))?;
         Ok(store)
     }
@@ -90,6 +93,52 @@ impl SqliteStore {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Owner-only creation of the data directory and its files.
+mod private {
+    use crate::StoreError;
+    use std::fs::File;
+    use std::path::Path;
+
+    /// Creates `dir` and its missing parents, owner-only; an existing one is kept.
+    pub fn create_dir(dir: &Path) -> std::io::Result<()> {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)
+    }
+
+    /// Refuses a directory that group or others can write: they could replace the
+    /// database or hold its lock.
+    pub fn check_dir(dir: &Path) -> Result<(), StoreError> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir)
+                .map_err(|source| StoreError::Io {
+                    path: dir.to_path_buf(),
+                    source,
+                })?
+                .permissions()
+                .mode();
+            if mode & 0o022 != 0 {
+                return Err(StoreError::Unsafe(dir.to_path_buf(), mode & 0o7777));
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens `path` for writing, creating it owner-only (0600) if missing; the mode
+    /// of an existing file is kept.
+    pub fn open_file(path: &Path) -> std::io::Result<File> {
+        let mut options = File::options();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path)
     }
 }
 

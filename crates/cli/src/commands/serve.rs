@@ -6,6 +6,7 @@ use headcount_server::{Config, Shared};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
@@ -13,6 +14,9 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
+        header_read_timeout: Duration::from_secs(args.header_read_timeout),
+        idle_timeout: Duration::from_secs(args.idle_timeout),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         ..Config::default()
     };
     serve(Arc::new(store), config, args.listen)?;
@@ -22,9 +26,22 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
 /// Loads the store into memory and serves it on `listen`.
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
-    config: Config,
+    mut config: Config,
     listen: std::net::SocketAddr,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let open_files = raise_open_file_limit();
+    // Each connection is a file; the store and the runtime need a few more.
+    if let Some(limit) = open_files {
+        let room = usize::try_from(limit.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+        if config.max_connections > room {
+            tracing::warn!(
+                max_connections = config.max_connections,
+                open_file_limit = limit,
+                "the open-file limit leaves room for fewer connections; lowering the cap to {room}"
+            );
+            config.max_connections = room.max(1);
+        }
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -38,6 +55,53 @@ pub fn serve(
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+/// Files kept free of connections under the open-file limit: the store, its WAL, the
+/// listener, the runtime and logs.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the process's soft limit of open files to its hard limit, so that the
+/// connection cap, not a low default (often 1,024), bounds the connections; returns
+/// the soft limit now in force (`None` if unknown or unlimited).
+#[allow(clippy::unnecessary_cast)] // rlim_t is u64 on Linux, not everywhere
+fn raise_open_file_limit() -> Option<u64> {
+    #[cfg(unix)]
+    {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+                return None;
+            }
+            if limit.rlim_cur < limit.rlim_max {
+                let raised = libc::rlimit {
+                    rlim_cur: limit.rlim_max,
+                    rlim_max: limit.rlim_max,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                    tracing::info!(
+                        from = limit.rlim_cur as u64,
+                        to = raised.rlim_cur as u64,
+                        "raised the open-file limit"
+                    );
+                    limit = raised;
+                } else {
+                    tracing::warn!(
+                        soft = limit.rlim_cur as u64,
+                        hard = limit.rlim_max as u64,
+                        "could not raise the open-file limit"
+                    );
+                }
+            }
+        }
+        (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
+    }
+    #[cfg(not(unix))]
+    None
 }
 
 /// Hands the memory freed after loading (the columns' growth, decoding buffers) back

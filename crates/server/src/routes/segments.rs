@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use headcount_model::datetime;
-use headcount_model::day::series_days;
+use headcount_model::day::{FIRST_DAY, series_days};
 use headcount_model::describe::describe;
 use headcount_model::limits::check_workspace_patterns;
 use headcount_model::{Day, Filter, SegmentId};
@@ -160,7 +160,19 @@ async fn data_series(
     let ending_at = match params.get("ending_at") {
         None | Some("") => now,
         Some(text) => match datetime::parse_checked(text) {
-            Ok(written) => written.resolve(&caller.tz).min(now),
+            Ok(written) => {
+                let ending_at = written.resolve(&caller.tz).min(now);
+                let days = series_days(ending_at, length, &caller.tz);
+                if let Some(first) = days.first()
+                    && *first < FIRST_DAY
+                {
+                    return Err(ApiError::bad(format!(
+                        "ending_at \"{text}\" {}: a series of {length} days ending then would begin on {first}",
+                        datetime::DateTimeError::Range
+                    )));
+                }
+                ending_at
+            }
             Err(e) => {
                 // Every refusal names the accepted forms (the form errors already do).
                 let forms = match e {

@@ -21,6 +21,7 @@ pub fn config() -> Config {
         backfill_days: 3,
         max_track_objects: 75,
         schedule_every: Duration::from_secs(3600),
+        ..Config::default()
     }
 }
 
