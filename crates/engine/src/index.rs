@@ -44,7 +44,14 @@ impl Index {
 
     /// Records one fact about a user, creating the user on first sight. Facts may
     /// arrive in any time order. Times are kept to the microsecond (truncated).
+    ///
+    /// A [`FactKind::Deletion`] is [`Index::delete_user`]: the facts of the key applied
+    /// before it are forgotten, and those applied after it make a new user.
     pub fn apply(&mut self, user: &UserKey, fact: &Fact) {
+        if matches!(fact.kind, FactKind::Deletion) {
+            self.delete_user(user);
+            return;
+        }
         let time = floor_micros(fact.time);
         self.version += 1;
         self.latest_fact = self.latest_fact.max(time);
@@ -72,6 +79,7 @@ impl Index {
                 self.users.add_fact(index);
                 self.live_events += 1;
             }
+            FactKind::Deletion => {}
         }
     }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod ingest;
 pub mod jobs;
+pub mod purge;
 pub mod ratelimit;
 pub mod routes;
 pub mod sizes;
