@@ -290,4 +290,42 @@ mod stable_tests {
         index.delete_user(&user);
         assert_ne!(index.version(), before);
     }
+
+    #[test]
+    fn a_deletion_entry_forgets_the_facts_before_it_and_not_those_after() {
+        let tz = TimeZone::UTC;
+        let user = UserKey::External("u".into());
+        let at = |t: &str, kind: FactKind| Fact { time: ts(t), kind };
+        let login = || FactKind::Event {
+            name: "login".into(),
+            detail: None,
+        };
+        let plan = |json: serde_json::Value| {
+            let filter = headcount_model::Filter::parse(&json, "filter").expect("filter");
+            Plan::compile(&filter, &|_| None).expect("plan")
+        };
+        let everyone = plan(serde_json::json!({"all": []}));
+        let twice = plan(serde_json::json!({"event": "login", "op": "gte", "value": 2}));
+        let mut index = Index::new();
+        index.apply(&user, &at("2024-05-01T00:00:00Z", login()));
+        index.apply(&user, &at("2024-05-02T00:00:00Z", login()));
+        let end = ts("2024-06-01T00:00:00Z");
+        assert_eq!(index.members(&twice, end, &tz), vec![user.clone()]);
+        let version = index.version();
+        index.apply(&user, &at("2024-05-03T00:00:00Z", FactKind::Deletion));
+        assert_ne!(index.version(), version);
+        assert_eq!(index.user_count(), 0);
+        assert!(index.members(&everyone, end, &tz).is_empty());
+        // After it, the key is a new user, whatever the fact's time: one login only.
+        index.apply(&user, &at("2024-04-01T00:00:00Z", login()));
+        assert_eq!(index.members(&everyone, end, &tz), vec![user.clone()]);
+        assert!(index.members(&twice, end, &tz).is_empty());
+        assert_eq!(index.event_count(), 1);
+        // A deletion of a user never seen changes nothing but the version.
+        index.apply(
+            &UserKey::External("nobody".into()),
+            &at("2024-05-03T00:00:00Z", FactKind::Deletion),
+        );
+        assert_eq!(index.user_count(), 1);
+    }
 }
