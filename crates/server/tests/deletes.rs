@@ -2,6 +2,8 @@
 //! index agree whatever runs at the same time), cheap for ingestion, and purged from
 //! disk in the background.
 
+// The shared helper serves every test file; this one uses part of it.
+#[allow(dead_code)]
 mod common;
 
 use common::TestServer;
