@@ -44,7 +44,14 @@ impl Index {
 
     /// Records one fact about a user, creating the user on first sight. Facts may
     /// arrive in any time order. Times are kept to the microsecond (truncated).
+    ///
+    /// A [`FactKind::Deletion`] is [`Index::delete_user`]: the facts of the key applied
+    /// before it are forgotten, and those applied after it make a new user.
     pub fn apply(&mut self, user: &UserKey, fact: &Fact) {
+        if matches!(fact.kind, FactKind::Deletion) {
+            self.delete_user(user);
+            return;
+        }
         let time = floor_micros(fact.time);
         self.version += 1;
         self.latest_fact = self.latest_fact.max(time);
@@ -72,6 +79,7 @@ impl Index {
                 self.users.add_fact(index);
                 self.live_events += 1;
             }
+            FactKind::Deletion => {}
         }
     }
 
@@ -281,5 +289,43 @@ mod stable_tests {
         let before = index.version();
         index.delete_user(&user);
         assert_ne!(index.version(), before);
+    }
+
+    #[test]
+    fn a_deletion_entry_forgets_the_facts_before_it_and_not_those_after() {
+        let tz = TimeZone::UTC;
+        let user = UserKey::External("u".into());
+        let at = |t: &str, kind: FactKind| Fact { time: ts(t), kind };
+        let login = || FactKind::Event {
+            name: "login".into(),
+            detail: None,
+        };
+        let plan = |json: serde_json::Value| {
+            let filter = headcount_model::Filter::parse(&json, "filter").expect("filter");
+            Plan::compile(&filter, &|_| None).expect("plan")
+        };
+        let everyone = plan(serde_json::json!({"all": []}));
+        let twice = plan(serde_json::json!({"event": "login", "op": "gte", "value": 2}));
+        let mut index = Index::new();
+        index.apply(&user, &at("2024-05-01T00:00:00Z", login()));
+        index.apply(&user, &at("2024-05-02T00:00:00Z", login()));
+        let end = ts("2024-06-01T00:00:00Z");
+        assert_eq!(index.members(&twice, end, &tz), vec![user.clone()]);
+        let version = index.version();
+        index.apply(&user, &at("2024-05-03T00:00:00Z", FactKind::Deletion));
+        assert_ne!(index.version(), version);
+        assert_eq!(index.user_count(), 0);
+        assert!(index.members(&everyone, end, &tz).is_empty());
+        // After it, the key is a new user, whatever the fact's time: one login only.
+        index.apply(&user, &at("2024-04-01T00:00:00Z", login()));
+        assert_eq!(index.members(&everyone, end, &tz), vec![user.clone()]);
+        assert!(index.members(&twice, end, &tz).is_empty());
+        assert_eq!(index.event_count(), 1);
+        // A deletion of a user never seen changes nothing but the version.
+        index.apply(
+            &UserKey::External("nobody".into()),
+            &at("2024-05-03T00:00:00Z", FactKind::Deletion),
+        );
+        assert_eq!(index.user_count(), 1);
     }
 }

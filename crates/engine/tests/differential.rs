@@ -1625,6 +1625,7 @@ fn op_text(op: &Op, tz: &TimeZone) -> String {
                 }
                 FactKind::Event { name, .. } => format!("event {name:?}"),
                 FactKind::Purchase { product, .. } => format!("purchase {product:?}"),
+                FactKind::Deletion => "deletion".to_string(),
             };
             format!(
                 "apply {user:?} at {} ({} local): {what}",

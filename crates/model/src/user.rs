@@ -66,4 +66,9 @@ pub enum FactKind {
         /// The remaining fields as JSON text.
         detail: Option<String>,
     },
+    /// The user was deleted (`/users/delete`), at the fact's time. An entry of the
+    /// fact log like the others: replayed in log order it forgets every fact of the
+    /// key before it, and facts of the key after it make a new user. Never accepted
+    /// from a client's body.
+    Deletion,
 }

@@ -14,6 +14,7 @@ pub mod http_errors;
 pub mod ingest;
 pub mod jobs;
 pub mod json;
+pub mod purge;
 pub mod ratelimit;
 pub mod routes;
 pub mod sizes;

@@ -3,12 +3,16 @@
 //! that then applies them to the in-memory indexes and acknowledges every request.
 //!
 //! Durable first: an index never holds a fact the store could lose, and a request is
-//! acknowledged only once its facts are on disk.
+//! acknowledged only once its facts are on disk. Deletions take the same path, as
+//! deletion entries of the fact log: store and index see tracks and deletes of the
+//! same user in the same order. The facts a deletion leaves behind in older chunks
+//! are removed afterwards by the [`Purger`], which the writer wakes.
 
-use crate::state::{SharedIndex, write};
-use headcount_model::{Fact, UserKey, WorkspaceId};
+use crate::purge::Purger;
+use crate::state::{SharedIndex, now, write};
+use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
 use headcount_store::{FactBatch, Store, StoreError};
-use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
 
@@ -20,25 +24,34 @@ struct Job {
     workspace: WorkspaceId,
     index: SharedIndex,
     facts: Vec<(UserKey, Fact)>,
-    done: oneshot::Sender<Result<(), String>>,
+    /// Answered with the number of deletion entries whose user existed.
+    done: oneshot::Sender<Result<u64, String>>,
 }
 
 /// The handle through which requests hand their facts to the writer thread.
 pub struct Writer {
+    // Dropped first: the writer thread ends, then the purge thread is stopped.
     jobs: Sender<Job>,
+    _purger: Purger,
 }
 
 impl Writer {
-    /// Starts the writer thread. It holds the store weakly, so it never keeps the data
-    /// directory open after the server is gone; it ends when the `Writer` is dropped.
+    /// Starts the writer thread and the purge thread. Both hold the store weakly, so
+    /// they never keep the data directory open after the server is gone; they end
+    /// when the `Writer` is dropped.
     pub fn start(store: &Arc<dyn Store>) -> Writer {
         let (jobs, queue) = channel();
+        let purger = Purger::start(store);
+        let wake = purger.waker();
         let store = Arc::downgrade(store);
         std::thread::Builder::new()
             .name("headcount-writer".into())
-            .spawn(move || run(store, queue))
+            .spawn(move || run(store, queue, wake))
             .expect("spawning the writer thread");
-        Writer { jobs }
+        Writer {
+            jobs,
+            _purger: purger,
+        }
     }
 
     /// Makes `facts` durable and visible in `index`; returns once both are done.
@@ -48,6 +61,39 @@ impl Writer {
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
     ) -> Result<(), String> {
+        self.submit(workspace, index, facts).await.map(|_| ())
+    }
+
+    /// Deletes `users`: appends a deletion entry for each to the log and applies them
+    /// to `index`, in commit order with every other write; returns once both are done,
+    /// with the number of them that existed when their deletion was applied. Their
+    /// earlier facts are purged from the store in the background.
+    pub async fn delete(
+        &self,
+        workspace: WorkspaceId,
+        index: SharedIndex,
+        users: Vec<UserKey>,
+    ) -> Result<u64, String> {
+        let time = now();
+        let facts = users
+            .into_iter()
+            .map(|user| {
+                let fact = Fact {
+                    time,
+                    kind: FactKind::Deletion,
+                };
+                (user, fact)
+            })
+            .collect();
+        self.submit(workspace, index, facts).await
+    }
+
+    async fn submit(
+        &self,
+        workspace: WorkspaceId,
+        index: SharedIndex,
+        facts: Vec<(UserKey, Fact)>,
+    ) -> Result<u64, String> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -65,7 +111,7 @@ impl Writer {
 /// Groups, commits, and hands each committed group to a second thread that applies it
 /// to the indexes and acknowledges it: the next group's commit overlaps the last one's
 /// application, and groups are applied in commit order.
-fn run(store: Weak<dyn Store>, queue: Receiver<Job>) {
+fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>) {
     let (to_applier, committed) = sync_channel::<Committed>(1);
     let applier = std::thread::Builder::new()
         .name("headcount-apply".into())
@@ -93,6 +139,14 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>) {
             Some(store) => commit(store.as_ref(), &group),
             None => Err("the store is closed".to_string()),
         };
+        let deletes = group
+            .iter()
+            .flat_map(|job| &job.facts)
+            .any(|(_, fact)| matches!(fact.kind, FactKind::Deletion));
+        if result.is_ok() && deletes {
+            // Full means a wake-up is already waiting.
+            let _ = purge.try_send(());
+        }
         let done = (group, result);
         let unsent = match &applier {
             Some(_) => to_applier.send(done).err().map(|e| e.0),
@@ -120,16 +174,19 @@ fn apply(committed: Receiver<Committed>) {
 /// Applies a committed group to the indexes (only if the commit succeeded: an index
 /// never holds a fact the store could lose) and answers its requests.
 fn apply_one((group, result): Committed) {
-    if result.is_ok() {
-        for job in &group {
-            let mut index = write(&job.index);
-            for (user, fact) in &job.facts {
-                index.apply(user, fact);
-            }
-        }
-    }
     for job in group {
-        let _ = job.done.send(result.clone());
+        let answer = result.clone().map(|()| {
+            let mut index = write(&job.index);
+            let mut deleted = 0;
+            for (user, fact) in &job.facts {
+                match fact.kind {
+                    FactKind::Deletion => deleted += u64::from(index.delete_user(user)),
+                    _ => index.apply(user, fact),
+                }
+            }
+            deleted
+        });
+        let _ = job.done.send(answer);
     }
 }
 

@@ -16,12 +16,17 @@
 //!   varint user, varint zigzag(time − previous time), u8 kind, and
 //!   kind 0 (attributes): varint n, then per attribute: varint name, value
 //!   kind 1 (event) / 2 (purchase): varint name, varint detail_len+1 (0: none), detail bytes
+//!   kind 3 (deletion): nothing more
 //! value := u8 tag: 0 null | 1 string str | 2 number f64 LE | 3 false | 4 true
 //!        | 5 datetime i64 LE seconds, varint nanoseconds | 6 array varint n, str…
 //! ```
+//!
+//! Kind 3 came after the first chunks were written; chunks without it read as before,
+//! and a data directory holding it is refused by older binaries through the schema
+//! version (the migration that added the purge table).
 
 use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 const VERSION: u8 = 1;
 
@@ -35,6 +40,7 @@ pub struct ChunkError(&'static str);
 #[derive(Debug, Clone)]
 pub struct EncodedFacts {
     facts: usize,
+    deletions: usize,
     data: Vec<u8>,
 }
 
@@ -43,8 +49,18 @@ impl EncodedFacts {
     pub fn encode(facts: &[(UserKey, Fact)]) -> EncodedFacts {
         EncodedFacts {
             facts: facts.len(),
+            deletions: facts
+                .iter()
+                .filter(|(_, f)| matches!(f.kind, FactKind::Deletion))
+                .count(),
             data: encode(facts),
         }
+    }
+
+    /// The number of deletion entries among the facts: a chunk holding any leaves
+    /// earlier facts of its users to purge.
+    pub fn deletions(&self) -> usize {
+        self.deletions
     }
 
     /// The number of facts.
@@ -112,6 +128,7 @@ pub fn encode(facts: &[(UserKey, Fact)]) -> Vec<u8> {
                     }
                 }
             }
+            FactKind::Deletion => body.push(3),
         }
     }
     let mut out = Vec::with_capacity(body.len() + 64 + user_list.len() * 16);
@@ -383,6 +400,7 @@ pub fn decode(bytes: &[u8], visit: &mut dyn FnMut(&UserKey, Fact)) -> Result<(),
                     }
                 }
             }
+            3 => FactKind::Deletion,
             _ => return Err(ChunkError("unknown fact kind")),
         };
         visit(user, Fact { time: at, kind });
@@ -391,6 +409,57 @@ pub fn decode(bytes: &[u8], visit: &mut dyn FnMut(&UserKey, Fact)) -> Result<(),
         return Err(ChunkError("trailing bytes"));
     }
     Ok(())
+}
+
+/// The users a chunk's deletion entries delete.
+pub fn deleted_users(bytes: &[u8]) -> Result<HashSet<UserKey>, ChunkError> {
+    let mut out = HashSet::new();
+    decode(bytes, &mut |user, fact| {
+        if matches!(fact.kind, FactKind::Deletion) {
+            out.insert(user.clone());
+        }
+    })?;
+    Ok(out)
+}
+
+/// A chunk without the facts that deletions made unreachable: the facts, other than
+/// deletion entries, of users for which `dead` holds (deleted by a later chunk) or
+/// that a deletion entry of their user follows in this chunk. `None` when nothing is
+/// removed; otherwise the new fact count and bytes (possibly a chunk of no facts).
+///
+/// Positions are read from the chunk itself, so purging a chunk again, or after
+/// another purge rewrote it, removes nothing more than it should.
+pub fn purge(
+    bytes: &[u8],
+    dead: &dyn Fn(&UserKey) -> bool,
+) -> Result<Option<(usize, Vec<u8>)>, ChunkError> {
+    let mut all = Vec::new();
+    decode(bytes, &mut |user, fact| all.push((user.clone(), fact)))?;
+    let mut last_deletion: HashMap<&UserKey, usize> = HashMap::new();
+    for (at, (user, fact)) in all.iter().enumerate() {
+        if matches!(fact.kind, FactKind::Deletion) {
+            last_deletion.insert(user, at);
+        }
+    }
+    let gone = |at: usize, user: &UserKey, fact: &Fact| {
+        !matches!(fact.kind, FactKind::Deletion)
+            && (dead(user) || last_deletion.get(user).is_some_and(|d| at < *d))
+    };
+    let removed: Vec<bool> = all
+        .iter()
+        .enumerate()
+        .map(|(at, (user, fact))| gone(at, user, fact))
+        .collect();
+    if !removed.contains(&true) {
+        return Ok(None);
+    }
+    let kept: Vec<(UserKey, Fact)> = all
+        .into_iter()
+        .zip(removed)
+        .filter(|(_, gone)| !gone)
+        .map(|(fact, _)| fact)
+        .collect();
+    Ok(Some((kept.len(), encode(&kept))))
 }
 
 #[cfg(test)]
@@ -450,10 +519,17 @@ mod tests {
                 },
             ),
             (
-                b,
+                b.clone(),
                 Fact {
                     time: ts("2024-01-05T00:00:00Z"),
                     kind: FactKind::Attributes(vec![]),
+                },
+            ),
+            (
+                b,
+                Fact {
+                    time: ts("2024-01-06T00:00:00Z"),
+                    kind: FactKind::Deletion,
                 },
             ),
         ]
@@ -467,6 +543,64 @@ mod tests {
         decode(&bytes, &mut |u, f| back.push((u.clone(), f))).unwrap();
         assert_eq!(back, facts);
         assert_eq!(users(&bytes).unwrap().len(), 2);
+        assert_eq!(EncodedFacts::encode(&facts).deletions(), 1);
+    }
+
+    #[test]
+    fn purging_drops_facts_before_a_deletion_and_of_users_deleted_later() {
+        let facts = sample();
+        let bytes = encode(&facts);
+        let a = facts[0].0.clone();
+        let b = facts[1].0.clone();
+        assert_eq!(deleted_users(&bytes).unwrap(), HashSet::from([b.clone()]));
+        let read = |data: &[u8]| {
+            let mut back = Vec::new();
+            decode(data, &mut |u, f| back.push((u.clone(), f))).unwrap();
+            back
+        };
+        // b's facts at 1 and 3 come before its deletion at 4; the deletion stays.
+        let (n, data) = purge(&bytes, &|_| false).unwrap().unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(
+            read(&data),
+            vec![facts[0].clone(), facts[2].clone(), facts[4].clone()]
+        );
+        assert!(purge(&data, &|_| false).unwrap().is_none(), "idempotent");
+        // a, deleted by a later chunk, loses everything here.
+        let (n, data) = purge(&data, &|u| *u == a).unwrap().unwrap();
+        assert_eq!((n, read(&data)), (1, vec![facts[4].clone()]));
+        // A fact after the deletion is a new user's: kept.
+        let mut after = facts.clone();
+        after.push((b.clone(), facts[1].1.clone()));
+        let (_, data) = purge(&encode(&after), &|_| false).unwrap().unwrap();
+        assert_eq!(read(&data).last(), Some(&(b, facts[1].1.clone())));
+        // A chunk purged down to nothing still reads.
+        let (n, data) = purge(&encode(&facts[..4]), &|_| true).unwrap().unwrap();
+        assert_eq!(n, 0);
+        assert!(read(&data).is_empty());
+    }
+
+    #[test]
+    fn chunks_written_before_deletion_entries_still_read() {
+        // A version-1 chunk of one event, as the first release wrote it.
+        let old = [
+            1u8, 1, 0, 1, b'u', 1, 1, b'e', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        let mut back = Vec::new();
+        decode(&old, &mut |u, f| back.push((u.clone(), f))).unwrap();
+        assert_eq!(
+            back,
+            vec![(
+                UserKey::External("u".into()),
+                Fact {
+                    time: Timestamp::UNIX_EPOCH,
+                    kind: FactKind::Event {
+                        name: "e".into(),
+                        detail: None
+                    }
+                }
+            )]
+        );
     }
 
     #[test]

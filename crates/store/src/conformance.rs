@@ -14,7 +14,7 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     segments_round_trip_and_update(fresh().as_ref());
     sizes_replace_range_and_clear(fresh().as_ref());
     facts_round_trip_per_workspace(fresh().as_ref());
-    delete_users_removes_their_facts(fresh().as_ref());
+    deletions_are_log_entries_and_purged(fresh().as_ref());
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -269,20 +269,88 @@ pub fn facts_round_trip_per_workspace(store: &dyn Store) {
     assert_eq!(scanned(store, globex), facts[..1].to_vec());
 }
 
-/// Deleting users removes them and their facts, in their workspace only.
-pub fn delete_users_removes_their_facts(store: &dyn Store) {
+fn in_log_order(store: &dyn Store, ws: WorkspaceId) -> Vec<(UserKey, Fact)> {
+    let mut out = Vec::new();
+    store
+        .scan_facts(ws, &mut |u, f| out.push((u.clone(), f)))
+        .expect("scan");
+    out
+}
+
+fn at(time: &str, kind: FactKind) -> Fact {
+    Fact {
+        time: ts(time),
+        kind,
+    }
+}
+
+fn event(name: &str) -> FactKind {
+    FactKind::Event {
+        name: name.into(),
+        detail: None,
+    }
+}
+
+/// Runs the purge to its end (it must end), returning the number of steps taken.
+pub fn purge_all(store: &dyn Store) -> usize {
+    let mut steps = 0;
+    while store.purge_step().expect("purge step") {
+        steps += 1;
+        assert!(steps < 100_000, "the purge never ends");
+    }
+    steps
+}
+
+/// A deletion is an entry of the log, scanned in order among the facts; the purge
+/// then removes its user's facts before it (in earlier appends and earlier in its
+/// own), keeps the facts after it (a new user) and the deletion entries, and touches
+/// no other user or workspace.
+pub fn deletions_are_log_entries_and_purged(store: &dyn Store) {
     let acme = workspace(store, "acme");
     let globex = workspace(store, "globex");
     let facts = sample_facts();
+    let alice = UserKey::External("alice".into());
+    let alias = facts[2].0.clone();
     store.append_facts(acme, &facts).expect("append");
     store.append_facts(globex, &facts).expect("append");
-    let gone = [
-        UserKey::External("alice".into()),
-        UserKey::External("nobody".into()),
+    // One append: a fact of the alias before its deletion, then one after it.
+    let mixed = vec![
+        (alias.clone(), at("2024-01-06T00:00:00Z", event("late"))),
+        (
+            alias.clone(),
+            at("2024-01-06T01:00:00Z", FactKind::Deletion),
+        ),
+        (alias.clone(), at("2024-01-06T02:00:00Z", event("new"))),
     ];
-    assert_eq!(store.delete_users(acme, &gone).expect("delete"), 1);
-    let left = scanned(store, acme);
-    assert_eq!(left.len(), 3);
-    assert!(left.iter().all(|(u, _)| *u != gone[0]));
-    assert_eq!(scanned(store, globex).len(), facts.len());
+    store.append_facts(acme, &mixed).expect("append");
+    let deletions = vec![
+        (
+            alice.clone(),
+            at("2024-01-07T00:00:00Z", FactKind::Deletion),
+        ),
+        (
+            UserKey::External("nobody".into()),
+            at("2024-01-07T00:00:00Z", FactKind::Deletion),
+        ),
+    ];
+    store.append_facts(acme, &deletions).expect("append");
+    // Before its deletion in time, but after it in the log: a new user's fact.
+    let back = vec![(alice, at("2024-01-01T00:00:00Z", event("back")))];
+    store.append_facts(acme, &back).expect("append");
+    let log: Vec<_> = [&facts[..], &mixed, &deletions, &back].concat();
+    assert_eq!(in_log_order(store, acme), log, "the log as appended");
+    purge_all(store);
+    let purged: Vec<_> = [&facts[4..], &mixed[1..], &deletions[..], &back[..]].concat();
+    assert_eq!(in_log_order(store, acme), purged, "after the purge");
+    assert_eq!(in_log_order(store, globex), facts, "another workspace");
+    assert!(!store.purge_step().expect("purge step"), "nothing left");
+    // A later deletion of the same user purges the facts between the two.
+    let again = vec![(
+        UserKey::External("alice".into()),
+        at("2024-01-08T00:00:00Z", FactKind::Deletion),
+    )];
+    store.append_facts(acme, &again).expect("append");
+    purge_all(store);
+    let purged: Vec<_> = [&facts[4..], &mixed[1..], &deletions[..], &again[..]].concat();
+    assert_eq!(in_log_order(store, acme), purged, "after a second deletion");
 }

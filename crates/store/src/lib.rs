@@ -97,12 +97,20 @@ pub trait Store: Send + Sync {
     /// Appends facts encoded beforehand (on any thread, see [`EncodedFacts`]), in one
     /// durable transaction and in the order given: all of them or none.
     fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()>;
-    /// Calls `visit` with every stored fact of a workspace, in no particular order.
+    /// Calls `visit` with every stored fact of a workspace in log order: the order of
+    /// the appends, and within one the order given. Replayed in this order, a
+    /// [`FactKind::Deletion`](headcount_model::FactKind::Deletion) forgets its user's
+    /// facts before it, and the user's facts after it make a new user.
     fn scan_facts(
         &self,
         workspace: WorkspaceId,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<()>;
-    /// Deletes users and all their facts; returns how many existed.
-    fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64>;
+    /// One small step of the physical removal of deleted users' facts: the facts
+    /// (deletion entries excepted) that a deletion entry appended in the log after
+    /// them made unreachable. A step holds the store for a few milliseconds at most
+    /// and lets go between steps; what is pending survives a restart. Answers whether
+    /// anything was pending (call again until `false`). Scans answer the same before
+    /// and after a purge, replayed in log order.
+    fn purge_step(&self) -> Result<bool>;
 }

@@ -57,4 +57,14 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX fact_chunks_by_workspace ON fact_chunks (workspace_id, id);
     "#,
+    // 2: deletions are entries of the fact log (chunk fact kind 3). Each chunk holding
+    // some has a row here until older chunks no longer hold the facts they delete:
+    // `next_chunk` is the lowest chunk id not yet purged for it.
+    r#"
+    CREATE TABLE fact_purges (
+        chunk_id INTEGER PRIMARY KEY,
+        workspace_id INTEGER NOT NULL,
+        next_chunk INTEGER NOT NULL
+    );
+    "#,
 ];

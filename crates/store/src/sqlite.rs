@@ -1,6 +1,8 @@
 //! The embedded backend: SQLite in WAL mode inside one data directory, owned by one
 //! process at a time through an exclusive lock on `<dir>/LOCK`.
 
+mod purge;
+
 use crate::chunk;
 use crate::migrations::MIGRATIONS;
 use crate::{
@@ -9,7 +11,7 @@ use crate::{
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 use rusqlite::{Connection, Row, params};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
@@ -22,6 +24,8 @@ pub struct SqliteStore {
     /// connection, after the database, so that it never holds what the database
     /// does not.
     sizes: RwLock<HashMap<SegmentId, BTreeMap<Day, StoredSize>>>,
+    /// The background purge's state; held through each of its steps.
+    purge: Mutex<purge::Pending>,
     // Held for the store's lifetime: the exclusive lock on the data directory.
     _lock: Option<File>,
 }
@@ -83,6 +87,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             sizes: RwLock::new(HashMap::new()),
+            purge: Mutex::new(purge::Pending::default()),
             _lock: lock,
         })
     }
@@ -289,9 +294,6 @@ fn segment_row(r: &Row<'_>) -> rusqlite::Result<Segment> {
         archived_at: r.get::<_, Option<i64>>(10)?.map(instant).transpose()?,
     })
 }
-
-/// A rewritten chunk: its fact count and bytes.
-type Rewrite = (usize, Vec<u8>);
 
 const SEGMENT_COLUMNS: &str = "id, workspace_id, name, filter, text_description, tags, teams, \
     analytics_tracking_enabled, created_at, updated_at, archived_at";
@@ -530,6 +532,14 @@ impl Store for SqliteStore {
             )?;
             for (ws, chunk) in chunks.iter().filter(|(_, c)| !c.is_empty()) {
                 insert.execute(params![ws.0, chunk.len() as i64, chunk.bytes()])?;
+                if chunk.deletions() > 0 {
+                    // In the same transaction: a deletion never lands without its purge.
+                    tx.prepare_cached(
+                        "INSERT INTO fact_purges (chunk_id, workspace_id, next_chunk) \
+                         VALUES (?1, ?2, 0)",
+                    )?
+                    .execute(params![tx.last_insert_rowid(), ws.0])?;
+                }
             }
         }
         tx.commit()?;
@@ -552,48 +562,7 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64> {
-        let gone: HashSet<&UserKey> = users.iter().collect();
-        let mut found: HashSet<&UserKey> = HashSet::new();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // (chunk id, its replacement: fact count and bytes; None deletes it)
-        let mut rewrites: Vec<(i64, Option<Rewrite>)> = Vec::new();
-        {
-            let mut stmt =
-                tx.prepare("SELECT id, data FROM fact_chunks WHERE workspace_id = ?1")?;
-            let mut rows = stmt.query(params![workspace.0])?;
-            while let Some(row) = rows.next()? {
-                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let corrupt = |e: chunk::ChunkError| StoreError::Corrupt(e.to_string());
-                let named = chunk::users(data).map_err(corrupt)?;
-                let hit: Vec<&UserKey> =
-                    gone.iter().copied().filter(|u| named.contains(u)).collect();
-                if hit.is_empty() {
-                    continue;
-                }
-                found.extend(hit);
-                let mut kept = Vec::new();
-                chunk::decode(data, &mut |user, fact| {
-                    if !gone.contains(user) {
-                        kept.push((user.clone(), fact));
-                    }
-                })
-                .map_err(corrupt)?;
-                let replacement = (!kept.is_empty()).then(|| (kept.len(), chunk::encode(&kept)));
-                rewrites.push((row.get(0)?, replacement));
-            }
-        }
-        for (id, replacement) in rewrites {
-            match replacement {
-                None => tx.execute("DELETE FROM fact_chunks WHERE id = ?1", params![id])?,
-                Some((n, data)) => tx.execute(
-                    "UPDATE fact_chunks SET facts = ?2, data = ?3 WHERE id = ?1",
-                    params![id, n as i64, data],
-                )?,
-            };
-        }
-        tx.commit()?;
-        Ok(found.len() as u64)
+    fn purge_step(&self) -> Result<bool> {
+        self.purge_one_step()
     }
 }

@@ -91,3 +91,88 @@ fn a_data_directory_from_a_newer_headcount_is_refused() {
     ));
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn chunk_rows(dir: &std::path::Path) -> (i64, i64, i64) {
+    let conn = rusqlite::Connection::open(SqliteStore::database_path(dir)).expect("raw open");
+    let (rows, max): (i64, i64) = conn
+        .query_row("SELECT count(*), max(id) FROM fact_chunks", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("chunks");
+    let pending: i64 = conn
+        .query_row("SELECT count(*) FROM fact_purges", [], |r| r.get(0))
+        .expect("purges");
+    (rows, max, pending)
+}
+
+#[test]
+fn an_interrupted_purge_resumes_after_reopening_and_never_deletes_a_chunk_row() {
+    use headcount_model::{Fact, FactKind, Timestamp, UserKey};
+    let dir = temp_dir("purge");
+    let gone = UserKey::External("gone".into());
+    let kept = UserKey::External("kept".into());
+    let event = |user: &UserKey, second: i64, kind: FactKind| {
+        let time = Timestamp::from_second(1_700_000_000 + second).expect("time");
+        (user.clone(), Fact { time, kind })
+    };
+    let login = || FactKind::Event {
+        name: "login".into(),
+        detail: None,
+    };
+    let ws;
+    {
+        let store = SqliteStore::open(&dir).expect("open");
+        ws = store
+            .create_workspace(&NewWorkspace {
+                name: "acme".into(),
+                time_zone: "UTC".into(),
+                export_limit: 1,
+                track_limit: 1,
+            })
+            .expect("workspace")
+            .id;
+        for i in 0..40 {
+            let mut facts = vec![event(&gone, i, login())];
+            if i % 2 == 0 {
+                facts.push(event(&kept, i, login()));
+            }
+            store.append_facts(ws, &facts).expect("append");
+        }
+        // The last chunk (the largest id) ends up holding its deletion entry only.
+        store
+            .append_facts(
+                ws,
+                &[
+                    event(&gone, 50, login()),
+                    event(&gone, 51, FactKind::Deletion),
+                ],
+            )
+            .expect("append the deletion");
+        assert!(store.purge_step().expect("one step"), "a purge was pending");
+    }
+    let (rows, max, pending) = chunk_rows(&dir);
+    assert_eq!(
+        (rows, max, pending),
+        (41, 41, 1),
+        "interrupted after a step"
+    );
+    {
+        let store = SqliteStore::open(&dir).expect("reopen");
+        let steps = conformance::purge_all(&store);
+        assert!(steps >= 2, "the purge went in several steps ({steps})");
+        let mut facts = Vec::new();
+        store
+            .scan_facts(ws, &mut |u, f| facts.push((u.clone(), f)))
+            .expect("scan");
+        let of = |user: &UserKey| facts.iter().filter(|(u, _)| u == user).count();
+        assert_eq!(of(&kept), 20);
+        assert_eq!(of(&gone), 1);
+        assert!(matches!(facts.last(), Some((u, f)) if *u == gone && f.kind == FactKind::Deletion));
+    }
+    assert_eq!(
+        chunk_rows(&dir),
+        (41, 41, 0),
+        "rows rewritten, none deleted"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -260,6 +260,8 @@ fn parse_block(block: Block, options: &TrackOptions, strict: bool) -> Parsed {
                         FactKind::Attributes(_) => tally.attributes += 1,
                         FactKind::Event { .. } => tally.events += 1,
                         FactKind::Purchase { .. } => tally.purchases += 1,
+                        // Made only by /users/delete, never read from a line.
+                        FactKind::Deletion => {}
                     }
                 }
                 facts.extend(read);

@@ -4,7 +4,7 @@ use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BodyBytes, JsonObject};
 use crate::ingest::{TrackOptions, read_track, read_track_arrays};
-use crate::state::{AppState, now, write};
+use crate::state::{AppState, now};
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -125,18 +125,14 @@ async fn delete(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let users = users_to_delete(&body)?;
+    // Through the writer, as deletion entries of the fact log: ordered with every
+    // track of the same users, and counted from the index in that order.
     let index = state.index(caller.workspace);
-    let store = state.store.clone();
-    let deleted = tokio::task::spawn_blocking(move || {
-        let deleted = store.delete_users(caller.workspace, &users)?;
-        let mut index = write(&index);
-        for user in &users {
-            index.delete_user(user);
-        }
-        Ok::<_, ApiError>(deleted)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let deleted = state
+        .writer
+        .delete(caller.workspace, index, users)
+        .await
+        .map_err(ApiError::Internal)?;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({ "message": "success", "deleted": deleted })),
