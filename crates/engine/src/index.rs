@@ -302,7 +302,7 @@ mod stable_tests {
         };
         let plan = |json: serde_json::Value| {
             let filter = headcount_model::Filter::parse(&json, "filter").expect("filter");
-            Plan::compile(&filter, &|_| None).expect("plan")
+            Plan::compile(&filter, &|id| Err(crate::PlanError::UnknownSegment(id))).expect("plan")
         };
         let everyone = plan(serde_json::json!({"all": []}));
         let twice = plan(serde_json::json!({"event": "login", "op": "gte", "value": 2}));

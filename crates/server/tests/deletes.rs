@@ -7,7 +7,7 @@
 mod common;
 
 use common::TestServer;
-use headcount_engine::{Index, Plan};
+use headcount_engine::{Index, Plan, PlanError};
 use headcount_model::{Fact, FactKind, Filter, Timestamp, UserKey, Value, WorkspaceId};
 use headcount_server::state::{SharedIndex, read};
 use headcount_server::writer::Writer;
@@ -48,7 +48,7 @@ fn filters() -> Vec<Json> {
 
 fn plan(filter: &Json) -> Plan {
     let filter = Filter::parse(filter, "filter").expect("a valid filter");
-    Plan::compile(&filter, &|_| None).expect("a plan")
+    Plan::compile(&filter, &|id| Err(PlanError::UnknownSegment(id))).expect("a plan")
 }
 
 /// A fresh index replayed from the store's log, as a restart builds it.
