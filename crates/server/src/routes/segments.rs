@@ -8,6 +8,7 @@ use crate::extract::{JsonObject, Params};
 use crate::jobs;
 use crate::sizes::{Sizer, series_in_memory};
 use crate::state::{AppState, now, read, write};
+use crate::warnings;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use axum::{Extension, Json, Router};
 use headcount_model::datetime;
 use headcount_model::day::series_days;
 use headcount_model::describe::describe;
-use headcount_model::{Day, Filter, SegmentId};
+use headcount_model::{Day, Filter, SegmentId, WorkspaceId};
 use headcount_store::Segment;
 use serde_json::{Map, Value, json};
 
@@ -108,6 +109,7 @@ async fn details(
     let last = tokio::task::spawn_blocking(move || store.last_computed_at(id))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let warnings = name_warnings(&state, caller.workspace, entry.filter.clone()).await?;
     let s = &entry.segment;
     Ok(Json(json!({
         "message": "success",
@@ -119,6 +121,7 @@ async fn details(
         "tags": s.tags,
         "teams": s.teams,
         "last_computed_at": last.map(|t| t.to_string()),
+        "warnings": warnings,
     })))
 }
 
@@ -147,7 +150,15 @@ async fn data_series(
                     datetime::DateTimeError::Empty | datetime::DateTimeError::Form => String::new(),
                     _ => format!("; expected {}", datetime::ACCEPTED_FORMS),
                 };
-                return Err(ApiError::bad(format!("ending_at \"{text}\" {e}{forms}")));
+                let reason = e.to_string();
+                // "2026-13-01 is not a date…" names the value once when it is the whole text.
+                let reason = reason
+                    .strip_prefix(text)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .unwrap_or(&reason);
+                return Err(ApiError::bad(format!(
+                    "ending_at \"{text}\" {reason}{forms}"
+                )));
             }
         },
     };
@@ -341,6 +352,23 @@ fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId
     Ok(())
 }
 
+/// Warnings about the attribute, event and product names of `filter` that no fact of
+/// workspace `ws` carries yet (see [`warnings::unknown_names`]).
+async fn name_warnings(state: &AppState, ws: WorkspaceId, filter: Filter) -> ApiResult<Vec<String>> {
+    let index = state.index(ws);
+    tokio::task::spawn_blocking(move || warnings::unknown_names(&filter, &read(&index)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Adds `"warnings"` to a create or update answer when there is any.
+fn with_warnings(mut answer: Value, warnings: Vec<String>) -> Value {
+    if let (false, Some(object)) = (warnings.is_empty(), answer.as_object_mut()) {
+        object.insert("warnings".into(), json!(warnings));
+    }
+    answer
+}
+
 async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<()> {
     let store = state.store.clone();
     let segment = entry.segment.clone();
@@ -387,11 +415,15 @@ async fn create(
         updated_at: at,
         archived_at: None,
     };
+    let warnings = name_warnings(&state, caller.workspace, filter.clone()).await?;
     save(&state, SegmentEntry { segment, filter }, true).await?;
     jobs::backfill(&state, vec![id]);
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "message": "success", "segment_id": id.to_string() })),
+        Json(with_warnings(
+            json!({ "message": "success", "segment_id": id.to_string() }),
+            warnings,
+        )),
     ))
 }
 
@@ -427,6 +459,7 @@ async fn update(
     s.teams = fields.teams.unwrap_or(s.teams.clone());
     s.analytics_tracking_enabled = fields.analytics.unwrap_or(s.analytics_tracking_enabled);
     s.updated_at = now();
+    let warnings = name_warnings(&state, caller.workspace, entry.filter.clone()).await?;
     save(&state, entry, false).await?;
     drop(writing);
     if filter_changed {
@@ -434,7 +467,7 @@ async fn update(
         changed.extend(read(&state.catalog).dependants(id));
         jobs::recompute(&state, changed).await?;
     }
-    Ok(Json(json!({ "message": "success" })))
+    Ok(Json(with_warnings(json!({ "message": "success" }), warnings)))
 }
 
 async fn archive(
