@@ -3,6 +3,7 @@
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
 use headcount_server::{Config, Shared};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,15 +16,34 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         max_track_objects: args.max_track_objects,
         ..Config::default()
     };
-    serve(Arc::new(store), config, args.listen)?;
+    let listener = bind(args.listen)?;
+    serve(Arc::new(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the store into memory and serves it on `listen`.
+/// Takes the address to listen on, before anything is loaded or printed: a port that
+/// is taken fails at once, saying so and how to choose another.
+pub fn bind(listen: SocketAddr) -> Result<TcpListener, Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(listen).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "cannot listen on {listen}: the port is already in use (by another server, \
+                 perhaps another headcount); choose a free one with --listen {}:PORT",
+                listen.ip()
+            )
+        } else {
+            format!("cannot listen on {listen}: {e}")
+        }
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Loads the store into memory and serves it on `listener` (from [`bind`]).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
     config: Config,
-    listen: std::net::SocketAddr,
+    listener: TcpListener,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -31,9 +51,7 @@ pub fn serve(
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
         release_load_memory();
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "serving");
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())

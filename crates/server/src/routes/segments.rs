@@ -354,7 +354,11 @@ fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId
 
 /// Warnings about the attribute, event and product names of `filter` that no fact of
 /// workspace `ws` carries yet (see [`warnings::unknown_names`]).
-async fn name_warnings(state: &AppState, ws: WorkspaceId, filter: Filter) -> ApiResult<Vec<String>> {
+async fn name_warnings(
+    state: &AppState,
+    ws: WorkspaceId,
+    filter: Filter,
+) -> ApiResult<Vec<String>> {
     let index = state.index(ws);
     tokio::task::spawn_blocking(move || warnings::unknown_names(&filter, &read(&index)))
         .await
@@ -467,7 +471,10 @@ async fn update(
         changed.extend(read(&state.catalog).dependants(id));
         jobs::recompute(&state, changed).await?;
     }
-    Ok(Json(with_warnings(json!({ "message": "success" }), warnings)))
+    Ok(Json(with_warnings(
+        json!({ "message": "success" }),
+        warnings,
+    )))
 }
 
 async fn archive(
