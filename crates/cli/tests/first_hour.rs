@@ -46,16 +46,13 @@ fn demo_no_serve_prints_no_curl_and_reruns_leave_one_active_demo_key() {
     assert_eq!(keys.stdout.lines().count(), 1, "{keys:#?}");
 }
 
-/// Runs `demo` on a free port until it has printed its walk-through, then stops it.
+/// Runs `demo` on a port the system chooses until it has printed its walk-through,
+/// then stops it; the walk-through names the port actually bound.
 fn served_demo_key(data: &std::path::Path) -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
     let mut child = Command::new(BIN)
         .arg("--data-dir")
         .arg(data)
-        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["demo", "--listen", "127.0.0.1:0"])
         .env("HEADCOUNT_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -66,6 +63,15 @@ fn served_demo_key(data: &std::path::Path) -> String {
     let mut key = None;
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
         let line = line.expect("a line");
+        if let Some(base) = line.strip_prefix("headcount demo: http://127.0.0.1:") {
+            let port: u16 = base
+                .split(' ')
+                .next()
+                .unwrap_or("")
+                .parse()
+                .expect("a port");
+            assert_ne!(port, 0, "{line}");
+        }
         if let Some(k) = line.trim().strip_prefix("export HEADCOUNT_KEY=") {
             key = Some(k.to_string());
             break;

@@ -63,7 +63,8 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
     };
     let key = replace_key(&store, &ws)?;
     let segment = first_segment(&store, &ws)?;
-    print_walkthrough(&args, &key, segment);
+    // The address bound (with `--listen HOST:0`, the port the system chose).
+    print_walkthrough(listener.local_addr()?, &key, segment);
     serve(Arc::new(store), Config::default(), listener)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -218,8 +219,8 @@ fn first_segment(
         .ok_or_else(|| "the demo workspace has no segment".into())
 }
 
-fn print_walkthrough(args: &DemoArgs, key: &str, segment: SegmentId) {
-    let base = format!("http://{}", args.listen);
+fn print_walkthrough(address: std::net::SocketAddr, key: &str, segment: SegmentId) {
+    let base = format!("http://{address}");
     println!("headcount demo: {base} (workspace \"{WORKSPACE}\")");
     println!();
     println!("  export HEADCOUNT_KEY={key}");
