@@ -99,8 +99,8 @@ pub enum KeysCmd {
 /// `headcount serve`
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Days of history computed when a segment is created or its filter changes.
     #[arg(long, default_value_t = 100)]
@@ -161,8 +161,8 @@ pub struct SnapshotArgs {
 /// `headcount demo`
 #[derive(Debug, Args)]
 pub struct DemoArgs {
-    /// Address to listen on.
-    #[arg(long, default_value = "127.0.0.1:8080")]
+    /// Address to listen on, HOST:PORT.
+    #[arg(long, default_value = "127.0.0.1:8080", value_parser = listen_address)]
     pub listen: SocketAddr,
     /// Users to generate.
     #[arg(long, default_value_t = 100_000)]
@@ -201,7 +201,8 @@ pub struct EvalArgs {
     /// The workspace.
     #[arg(long)]
     pub workspace: String,
-    /// A JSON array of {"name", "filter", "id"?}; `in_segment` may name another entry's id.
+    /// A JSON file holding an array of {"name", "filter", "id"?}; `in_segment` may name
+    /// another entry's id.
     #[arg(long)]
     pub filters: std::path::PathBuf,
     /// A completed day to size (repeatable).
@@ -213,4 +214,21 @@ pub struct EvalArgs {
     /// Last day of a range (with --from), inclusive.
     #[arg(long, requires = "from")]
     pub to: Option<String>,
+}
+
+/// Reads `--listen`: a socket address `HOST:PORT`; a bare port or a host name is
+/// refused with the form to use.
+pub fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    if let Ok(port) = text.parse::<u16>() {
+        return Err(format!(
+            "\"{text}\" is a port, not an address: expected HOST:PORT, such as 127.0.0.1:{port}"
+        ));
+    }
+    Err(format!(
+        "\"{text}\" is not an address to listen on: expected HOST:PORT with an IP address, \
+         such as 127.0.0.1:8080 (this machine only) or 0.0.0.0:8080 (every interface)"
+    ))
 }

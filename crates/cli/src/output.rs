@@ -1,4 +1,10 @@
-//! Plain aligned tables for list commands.
+//! Plain aligned tables for list commands, and counted nouns for messages.
+
+/// `n` and the noun, singular for one: `count(1, "event", "events")` is `1 event`.
+pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { singular } else { plural })
+}
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -19,5 +25,17 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     line(header.to_vec());
     for row in rows {
         line(row.iter().map(String::as_str).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count;
+
+    #[test]
+    fn a_count_of_one_takes_the_singular() {
+        assert_eq!(count(0u64, "event", "events"), "0 events");
+        assert_eq!(count(1u64, "line", "lines"), "1 line");
+        assert_eq!(count(2u32, "day", "days"), "2 days");
     }
 }

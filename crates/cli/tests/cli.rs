@@ -30,17 +30,10 @@ fn workspaces_create_and_list_with_defaults_and_options() {
     let tmp = TempDir::new("ws");
     let data = tmp.data();
 
-    let empty = hc(&data, &["workspaces", "list"]).ok();
-    assert_eq!(
-        rows(&empty.stdout),
-        [[
-            "NAME",
-            "TIME_ZONE",
-            "EXPORT_LIMIT/HOUR",
-            "TRACK_LIMIT/3S",
-            "CREATED_AT"
-        ]]
-    );
+    // Nothing to list before the first workspace, and the directory is not created.
+    let shown = data.display().to_string();
+    hc(&data, &["workspaces", "list"]).fails_with(&[&shown, "does not exist"]);
+    assert!(!data.exists());
 
     let created = hc(&data, &["workspaces", "create", "acme"]).ok();
     assert_eq!(created.stdout, "");
@@ -461,7 +454,7 @@ fn import_skips_bad_lines_whole_and_reports_them() {
         format!("{file}:6: rejected: events[1]: 'time' is required"),
         format!("{file}:7: rejected: unknown field \"users\""),
         format!("{file}:8: rejected: the line is not valid UTF-8"),
-        "imported 5 of 9 lines: 3 attribute objects, 3 events, 1 purchases".to_string(),
+        "imported 5 of 9 lines: 3 attribute objects, 3 events, 1 purchase".to_string(),
         "; 4 lines rejected".to_string(),
     ] {
         assert!(run.stderr.contains(&needle), "no {needle:?} in {run:#?}");
@@ -568,10 +561,10 @@ fn import_strict_stops_at_the_first_bad_line() {
     );
     assert!(
         run.stderr
-            .contains("imported 2 of 3 lines: 1 attribute objects, 1 events, 0 purchases")
+            .contains("imported 2 of 3 lines: 1 attribute object, 1 event, 0 purchases")
             && run
                 .stderr
-                .contains("1 lines rejected (stopped at the first, --strict)"),
+                .contains("1 line rejected (stopped at the first, --strict)"),
         "{run:#?}"
     );
     let strict = facts(&data, "strict");
@@ -1040,7 +1033,7 @@ fn snapshot_stores_hand_computed_daily_sizes() {
     let run = snapshot(&args).ok();
     assert!(
         run.stderr
-            .contains("computed 0 daily sizes (1 segments x 1 days, 1 already stored)"),
+            .contains("computed 0 daily sizes (1 segment x 1 day, 1 already stored)"),
         "{run:#?}"
     );
     assert_eq!(
@@ -1051,7 +1044,7 @@ fn snapshot_stores_hand_computed_daily_sizes() {
     let run = snapshot(&args).ok();
     assert!(
         run.stderr
-            .contains("computed 1 daily sizes (1 segments x 1 days, 0 already stored)"),
+            .contains("computed 1 daily size (1 segment x 1 day, 0 already stored)"),
         "{run:#?}"
     );
     {

@@ -113,6 +113,21 @@ impl Index {
         self.users.shrink_to_fit();
     }
 
+    /// Every attribute name ever written, in no particular order.
+    pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
+        self.attributes.names()
+    }
+
+    /// Every event name ever recorded, in no particular order.
+    pub fn event_names(&self) -> impl Iterator<Item = &str> {
+        self.events.names()
+    }
+
+    /// Every purchased `product_id` ever recorded, in no particular order.
+    pub fn product_names(&self) -> impl Iterator<Item = &str> {
+        self.products.names()
+    }
+
     /// A number that changes whenever the facts change (apply, delete): answers for
     /// the same instant are the same while it does not.
     pub fn version(&self) -> u64 {

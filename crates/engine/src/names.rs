@@ -60,6 +60,11 @@ impl<T> Named<T> {
             + self.items.capacity() * size_of::<T>()
     }
 
+    /// Every name, in no particular order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.ids.keys().map(String::as_str)
+    }
+
     /// Every item, in order of creation.
     pub fn items(&self) -> &[T] {
         &self.items

@@ -19,6 +19,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod sizes;
 pub mod state;
+pub mod warnings;
 pub mod writer;
 
 pub use state::{AppState, Config, Shared};

@@ -99,7 +99,10 @@ async fn segment_catalog_endpoints_answer_in_braze_shapes() {
         .await;
     created.expect(201);
     let obj = created.body.as_object().unwrap();
-    assert_eq!(obj.len(), 2, "{:?}", created.body);
+    // Braze's two fields, and headcount's warnings: no fact names country or
+    // session_start yet in this empty workspace.
+    assert_eq!(obj.len(), 3, "{:?}", created.body);
+    assert_eq!(created.body["warnings"].as_array().map(Vec::len), Some(2));
     assert_eq!(created.message(), "success");
     let id = created.body["segment_id"].as_str().unwrap().to_string();
     assert!(is_canonical_uuid(&id), "{id}");
@@ -174,7 +177,8 @@ async fn segment_catalog_endpoints_answer_in_braze_shapes() {
         .unwrap();
     assert!(last >= created_at);
 
-    // Update: exactly {"message":"success"}; the fields change, created_at stays.
+    // Update: exactly {"message":"success"} (and a warning: no user has a country yet);
+    // the fields change, created_at stays.
     tokio::time::sleep(Duration::from_millis(5)).await;
     let u = server
         .post(
@@ -189,7 +193,12 @@ async fn segment_catalog_endpoints_answer_in_braze_shapes() {
         )
         .await;
     u.expect(200);
-    assert_eq!(u.body, json!({"message": "success"}));
+    assert_eq!(
+        u.body,
+        json!({"message": "success", "warnings": [
+            "filter.attribute: no user has an attribute \"country\" yet"
+        ]})
+    );
     let d = server
         .get(&key, &format!("/segments/details?segment_id={id}"))
         .await;

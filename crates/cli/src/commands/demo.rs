@@ -1,12 +1,14 @@
 //! `headcount demo`: a ready-to-explore server on a realistic synthetic dataset.
 //!
 //! The first run fills the data directory (users, events, a dozen segments and their
-//! history); later runs on the same directory reuse it. Each run prints a new key.
+//! history); later runs on the same directory reuse it. Each run binds its port first,
+//! then prints a new key, revoking the previous run's.
 
 use super::{CmdResult, open};
 use crate::args::DemoArgs;
 use crate::commands::keys;
-use crate::commands::serve::serve;
+use crate::commands::serve::{bind, serve};
+use crate::output::count;
 use crate::progress;
 use crate::synth::{self, Params};
 use headcount_engine::Index;
@@ -25,12 +27,20 @@ use std::time::Instant;
 
 /// The demo workspace's name.
 const WORKSPACE: &str = "demo";
+/// The name of the key each run creates (revoking the previous one).
+const KEY_NAME: &str = "demo";
 /// Days of activity generated, and of history computed.
 const DAYS: u32 = 120;
 const HISTORY: u32 = 100;
 
 /// Builds the demo data directory if needed, then serves it.
 pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
+    // The port first: nothing about it is printed (no key, no curl) unless it is ours.
+    let listener = if args.no_serve {
+        None
+    } else {
+        Some(bind(args.listen)?)
+    };
     let store = open(dir)?;
     let ws = match store
         .workspaces()?
@@ -43,14 +53,34 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
         }
         None => build(&store, &args)?,
     };
-    let key = keys::create(&store, ws.id, "demo", Permission::ALL.to_vec(), Vec::new())?;
-    let segment = first_segment(&store, &ws)?;
-    print_walkthrough(&args, &key, segment);
-    if args.no_serve {
+    let Some(listener) = listener else {
+        eprintln!(
+            "demo data ready in {}; serve it with: headcount --data-dir {} demo",
+            dir.display(),
+            dir.display()
+        );
         return Ok(ExitCode::SUCCESS);
-    }
-    serve(Arc::new(store), Config::default(), args.listen)?;
+    };
+    let key = replace_key(&store, &ws)?;
+    let segment = first_segment(&store, &ws)?;
+    // The address bound (with `--listen HOST:0`, the port the system chose).
+    print_walkthrough(listener.local_addr()?, &key, segment);
+    serve(Arc::new(store), Config::default(), listener)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A new demo key, after revoking the previous ones: a key's secret is stored only as
+/// a hash, so it cannot be shown again, and each run would otherwise leave one more
+/// key with every permission behind.
+fn replace_key(store: &SqliteStore, ws: &Workspace) -> Result<String, Box<dyn std::error::Error>> {
+    let at = now();
+    for key in store.keys()? {
+        if key.workspace == ws.id && key.name == KEY_NAME && key.revoked_at.is_none() {
+            store.revoke_key(&key.id, at)?;
+            eprintln!("revoked the previous demo key {}", key.id);
+        }
+    }
+    keys::create(store, ws.id, KEY_NAME, Permission::ALL.to_vec(), Vec::new())
 }
 
 fn build(store: &SqliteStore, args: &DemoArgs) -> Result<Workspace, Box<dyn std::error::Error>> {
@@ -94,9 +124,13 @@ fn build(store: &SqliteStore, args: &DemoArgs) -> Result<Workspace, Box<dyn std:
     store.append_facts(ws.id, &batch)?;
     bar.finish_and_clear();
     eprintln!(
-        "generated {} users and {} events and purchases in {:.1}s",
-        index.user_count(),
-        index.event_count(),
+        "generated {} and {} in {:.1}s",
+        count(index.user_count() as u64, "user", "users"),
+        count(
+            index.event_count() as u64,
+            "event or purchase",
+            "events and purchases"
+        ),
         started.elapsed().as_secs_f64()
     );
     create_segments(store, &ws)?;
@@ -185,8 +219,8 @@ fn first_segment(
         .ok_or_else(|| "the demo workspace has no segment".into())
 }
 
-fn print_walkthrough(args: &DemoArgs, key: &str, segment: SegmentId) {
-    let base = format!("http://{}", args.listen);
+fn print_walkthrough(address: std::net::SocketAddr, key: &str, segment: SegmentId) {
+    let base = format!("http://{address}");
     println!("headcount demo: {base} (workspace \"{WORKSPACE}\")");
     println!();
     println!("  export HEADCOUNT_KEY={key}");

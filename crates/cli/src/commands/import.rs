@@ -5,8 +5,9 @@
 //! Valid lines are committed in large transactions, in input order; the last commit
 //! makes it durable.
 
-use super::{CmdResult, open, workspace};
+use super::{CmdResult, open_existing, workspace};
 use crate::args::ImportArgs;
+use crate::output::count;
 use crate::progress;
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
 use headcount_server::ingest::{TrackOptions, read_track_text};
@@ -74,8 +75,8 @@ struct Parsed {
 /// blocks in input order (so that the order of facts, and the report of rejected
 /// lines, are those of the input).
 pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
-    let store = open(dir)?;
-    let ws = workspace(&store, &args.workspace)?;
+    let store = open_existing(dir)?;
+    let ws = workspace(&store, dir, &args.workspace)?;
     let options = TrackOptions {
         max_objects: None,
         allow_attribute_time: true,
@@ -374,13 +375,13 @@ fn summarize(t: &Tally, seconds: f64, stopped: bool) {
         0.0
     };
     eprintln!(
-        "imported {} of {} lines: {} attribute objects, {} events, {} purchases in {seconds:.1}s ({rate:.0} objects/s); {} lines rejected{}",
+        "imported {} of {}: {}, {}, {} in {seconds:.1}s ({rate:.0} objects/s); {} rejected{}",
         t.lines - t.rejected,
-        t.lines,
-        t.attributes,
-        t.events,
-        t.purchases,
-        t.rejected,
+        count(t.lines, "line", "lines"),
+        count(t.attributes, "attribute object", "attribute objects"),
+        count(t.events, "event", "events"),
+        count(t.purchases, "purchase", "purchases"),
+        count(t.rejected, "line", "lines"),
         if stopped {
             " (stopped at the first, --strict)"
         } else {

@@ -20,15 +20,50 @@ pub fn open(dir: &Path) -> Result<SqliteStore, Box<dyn std::error::Error>> {
     Ok(SqliteStore::open(dir)?)
 }
 
-/// The workspace named `name`, or an error listing the names that exist.
-pub fn workspace(store: &dyn Store, name: &str) -> Result<Workspace, Box<dyn std::error::Error>> {
+/// Opens a data directory that must already hold headcount's data (taking its lock):
+/// for the commands that read it, which must not create a directory (or a database)
+/// where the user's data is not. The error names the directory and how to create one.
+pub fn open_existing(dir: &Path) -> Result<SqliteStore, Box<dyn std::error::Error>> {
+    if !SqliteStore::database_path(dir).is_file() {
+        let what = if dir.is_dir() {
+            "holds no headcount data"
+        } else {
+            "does not exist"
+        };
+        return Err(format!(
+            "the data directory {} {what} (--data-dir or HEADCOUNT_DATA_DIR; default ./headcount-data); \
+             create one with `headcount --data-dir {} workspaces create NAME` or `headcount demo`",
+            dir.display(),
+            dir.display()
+        )
+        .into());
+    }
+    open(dir)
+}
+
+/// The workspace named `name` in the data directory `dir`, or an error naming the
+/// directory and listing the workspaces it holds.
+pub fn workspace(
+    store: &dyn Store,
+    dir: &Path,
+    name: &str,
+) -> Result<Workspace, Box<dyn std::error::Error>> {
     let all = store.workspaces()?;
     let names: Vec<String> = all.iter().map(|w| w.name.clone()).collect();
+    let dir = dir.display();
     all.into_iter().find(|w| w.name == name).ok_or_else(|| {
         if names.is_empty() {
-            format!("no workspace named \"{name}\" (there are none yet: headcount workspaces create NAME)").into()
+            format!(
+                "no workspace named \"{name}\" in the data directory {dir} (it has none yet: \
+                 headcount --data-dir {dir} workspaces create NAME)"
+            )
+            .into()
         } else {
-            format!("no workspace named \"{name}\"; workspaces: {}", names.join(", ")).into()
+            format!(
+                "no workspace named \"{name}\" in the data directory {dir}; its workspaces: {}",
+                names.join(", ")
+            )
+            .into()
         }
     })
 }

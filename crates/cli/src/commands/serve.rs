@@ -3,6 +3,7 @@
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
 use headcount_server::{Config, Shared};
+use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -19,15 +20,34 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         ..Config::default()
     };
-    serve(Arc::new(store), config, args.listen)?;
+    let listener = bind(args.listen)?;
+    serve(Arc::new(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the store into memory and serves it on `listen`.
+/// Takes the address to listen on, before anything is loaded or printed: a port that
+/// is taken fails at once, saying so and how to choose another.
+pub fn bind(listen: SocketAddr) -> Result<TcpListener, Box<dyn std::error::Error>> {
+    let listener = TcpListener::bind(listen).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "cannot listen on {listen}: the port is already in use (by another server, \
+                 perhaps another headcount); choose a free one with --listen {}:PORT",
+                listen.ip()
+            )
+        } else {
+            format!("cannot listen on {listen}: {e}")
+        }
+    })?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Loads the store into memory and serves it on `listener` (from [`bind`]).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
     mut config: Config,
-    listen: std::net::SocketAddr,
+    listener: TcpListener,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let open_files = raise_open_file_limit();
     // Each connection is a file; the store and the runtime need a few more.
@@ -48,9 +68,7 @@ pub fn serve(
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
         release_load_memory();
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "serving");
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())

@@ -1,8 +1,9 @@
 //! `headcount snapshot`: compute and store daily sizes offline, as the server's
 //! schedule would.
 
-use super::{CmdResult, open, workspace};
+use super::{CmdResult, open_existing, workspace};
 use crate::args::SnapshotArgs;
+use crate::output::count;
 use crate::progress;
 use headcount_engine::Index;
 use headcount_model::{Day, SegmentId};
@@ -28,8 +29,8 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     if from > to {
         return Err(format!("--from {from} is after --to {to}").into());
     }
-    let store = open(dir)?;
-    let ws = workspace(&store, &args.workspace)?;
+    let store = open_existing(dir)?;
+    let ws = workspace(&store, dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
     let now = headcount_server::state::now();
     if to.end(&tz) > now {
@@ -81,9 +82,10 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     }
     bar.finish_and_clear();
     eprintln!(
-        "computed {computed} daily sizes ({} segments x {} days, {} already stored)",
-        segments.len(),
-        days.len(),
+        "computed {} ({} x {}, {} already stored)",
+        count(computed as u64, "daily size", "daily sizes"),
+        count(segments.len() as u64, "segment", "segments"),
+        count(days.len() as u64, "day", "days"),
         segments.len() * days.len() - computed
     );
     Ok(ExitCode::SUCCESS)

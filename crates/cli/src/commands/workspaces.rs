@@ -1,6 +1,6 @@
 //! `headcount workspaces create|list`.
 
-use super::{CmdResult, open};
+use super::{CmdResult, open, open_existing};
 use crate::args::WorkspacesCmd;
 use crate::output::table;
 use headcount_server::catalog::time_zone;
@@ -41,9 +41,15 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
             );
         }
         WorkspacesCmd::List => {
-            let store = open(dir)?;
-            let rows: Vec<Vec<String>> = store
-                .workspaces()?
+            let store = open_existing(dir)?;
+            let all = store.workspaces()?;
+            if all.is_empty() {
+                eprintln!(
+                    "no workspaces in the data directory {} yet (headcount workspaces create NAME)",
+                    dir.display()
+                );
+            }
+            let rows: Vec<Vec<String>> = all
                 .into_iter()
                 .map(|w| {
                     vec![

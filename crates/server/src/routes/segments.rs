@@ -8,6 +8,7 @@ use crate::extract::{JsonObject, Params};
 use crate::jobs;
 use crate::sizes::{Sizer, series_in_memory};
 use crate::state::{AppState, now, read, write};
+use crate::warnings;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +18,7 @@ use headcount_model::datetime;
 use headcount_model::day::{FIRST_DAY, series_days};
 use headcount_model::describe::describe;
 use headcount_model::limits::check_workspace_patterns;
-use headcount_model::{Day, Filter, SegmentId};
+use headcount_model::{Day, Filter, SegmentId, WorkspaceId};
 use headcount_store::Segment;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -101,7 +102,7 @@ async fn details(
     let shared = state.clone();
     let ws = caller.workspace;
     let looked_up = entry.clone();
-    let (description, error, last) = tokio::task::spawn_blocking(move || {
+    let (description, error, warnings, last) = tokio::task::spawn_blocking(move || {
         let store = shared.store.as_ref();
         let catalog = read(&shared.catalog);
         let names = |r| catalog.segment_in(ws, r).map(|e| e.segment.name.clone());
@@ -110,9 +111,14 @@ async fn details(
             .stored_filter(id, store)
             .map(|filter| describe(&filter, &names))
             .unwrap_or_default();
+        let filter = catalog.stored_filter(id, store);
         let error = catalog.failure(&looked_up, store);
         drop(catalog);
-        Ok::<_, ApiError>((description, error, store.last_computed_at(id)?))
+        let warnings = match filter.ok() {
+            Some(filter) => warnings::unknown_names(&filter, &read(&shared.index(ws))),
+            None => Vec::new(),
+        };
+        Ok::<_, ApiError>((description, error, warnings, store.last_computed_at(id)?))
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
@@ -127,6 +133,7 @@ async fn details(
         "tags": s.tags,
         "teams": s.teams,
         "last_computed_at": last.map(|t| t.to_string()),
+        "warnings": warnings,
     });
     if let (Some(error), Some(fields)) = (error, body.as_object_mut()) {
         fields.insert("error".into(), Value::String(error));
@@ -179,7 +186,15 @@ async fn data_series(
                     datetime::DateTimeError::Empty | datetime::DateTimeError::Form => String::new(),
                     _ => format!("; expected {}", datetime::ACCEPTED_FORMS),
                 };
-                return Err(ApiError::bad(format!("ending_at \"{text}\" {e}{forms}")));
+                let reason = e.to_string();
+                // "2026-13-01 is not a date…" names the value once when it is the whole text.
+                let reason = reason
+                    .strip_prefix(text)
+                    .and_then(|rest| rest.strip_prefix(' '))
+                    .unwrap_or(&reason);
+                return Err(ApiError::bad(format!(
+                    "ending_at \"{text}\" {reason}{forms}"
+                )));
             }
         },
     };
@@ -406,6 +421,27 @@ fn check_costs(
     check_workspace_patterns(&patterns).map_err(|e| ApiError::bad(format!("filter: {e}")))
 }
 
+/// Warnings about the attribute, event and product names of `filter` that no fact of
+/// workspace `ws` carries yet (see [`warnings::unknown_names`]).
+async fn name_warnings(
+    state: &AppState,
+    ws: WorkspaceId,
+    filter: Arc<Filter>,
+) -> ApiResult<Vec<String>> {
+    let index = state.index(ws);
+    tokio::task::spawn_blocking(move || warnings::unknown_names(&filter, &read(&index)))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
+}
+
+/// Adds `"warnings"` to a create or update answer when there is any.
+fn with_warnings(mut answer: Value, warnings: Vec<String>) -> Value {
+    if let (false, Some(object)) = (warnings.is_empty(), answer.as_object_mut()) {
+        object.insert("warnings".into(), json!(warnings));
+    }
+    answer
+}
+
 async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<()> {
     let store = state.store.clone();
     let segment = entry.segment.clone();
@@ -454,6 +490,7 @@ async fn create(
         updated_at: at,
         archived_at: None,
     };
+    let warnings = name_warnings(&state, caller.workspace, filter.clone()).await?;
     let definition = Definition::Parsed(filter);
     save(
         &state,
@@ -467,7 +504,10 @@ async fn create(
     jobs::backfill(&state, vec![id]);
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "message": "success", "segment_id": id.to_string() })),
+        Json(with_warnings(
+            json!({ "message": "success", "segment_id": id.to_string() }),
+            warnings,
+        )),
     ))
 }
 
@@ -505,6 +545,10 @@ async fn update(
     s.teams = fields.teams.unwrap_or(s.teams.clone());
     s.analytics_tracking_enabled = fields.analytics.unwrap_or(s.analytics_tracking_enabled);
     s.updated_at = now();
+    let warnings = match entry.filter().cloned() {
+        Some(filter) => name_warnings(&state, caller.workspace, filter).await?,
+        None => Vec::new(),
+    };
     save(&state, entry, false).await?;
     drop(writing);
     if filter_changed {
@@ -512,7 +556,10 @@ async fn update(
         changed.extend(read(&state.catalog).dependants(id));
         jobs::recompute(&state, changed).await?;
     }
-    Ok(Json(json!({ "message": "success" })))
+    Ok(Json(with_warnings(
+        json!({ "message": "success" }),
+        warnings,
+    )))
 }
 
 async fn archive(
