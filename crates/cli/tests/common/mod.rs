@@ -168,7 +168,7 @@ pub fn open_store(data: &Path) -> SqliteStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match SqliteStore::open(data) {
-            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             opened => return opened.expect("open the data directory"),
