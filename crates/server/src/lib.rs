@@ -14,6 +14,7 @@ pub mod ratelimit;
 pub mod routes;
 pub mod sizes;
 pub mod state;
+pub mod upkeep;
 pub mod writer;
 
 pub use state::{AppState, Config, Shared};
@@ -72,19 +73,26 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
     serve_until(state, listener, shutdown_signal()).await
 }
 
-/// Serves the API on `listener`, with the daily schedule, until `shutdown` completes;
-/// requests in flight finish first.
+/// Serves the API on `listener`, with the daily schedule, the catalog watch and the
+/// saving of rate-limit windows, until `shutdown` completes; requests in flight finish
+/// first, then the rate-limit windows are saved.
 pub async fn serve_until(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schedule = tokio::spawn(jobs::schedule(state.clone()));
-    let service = app(state).into_make_service_with_connect_info::<SocketAddr>();
+    let catalog = tokio::spawn(upkeep::watch_catalog(state.clone()));
+    let windows = tokio::spawn(upkeep::save_windows_every(state.clone()));
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, service)
         .with_graceful_shutdown(shutdown)
         .await;
     schedule.abort();
+    catalog.abort();
+    windows.abort();
+    // Every request has finished: the last counts of the windows are saved.
+    upkeep::save_windows(&state).await;
     result
 }
 

@@ -324,9 +324,17 @@ pub fn catalog_version_moves_with_every_catalog_change(store: &dyn Store) {
         })
         .expect("insert key");
     changed("insert a key", true);
-    assert!(store.revoke_key("4567cdef", ts("2024-01-02T00:00:00Z")).expect("revoke"));
+    assert!(
+        store
+            .revoke_key("4567cdef", ts("2024-01-02T00:00:00Z"))
+            .expect("revoke")
+    );
     changed("revoke a key", true);
-    assert!(!store.revoke_key("4567cdef", ts("2024-01-03T00:00:00Z")).expect("revoke"));
+    assert!(
+        !store
+            .revoke_key("4567cdef", ts("2024-01-03T00:00:00Z"))
+            .expect("revoke")
+    );
     changed("revoke a revoked key", false);
     let mut segment = Segment {
         id: SegmentId::new_random(),
@@ -350,7 +358,11 @@ pub fn catalog_version_moves_with_every_catalog_change(store: &dyn Store) {
         .append_facts(ws, &sample_facts())
         .expect("append facts");
     store
-        .put_sizes(segment.id, &[(Day::ymd(2024, 1, 1), 3)], ts("2024-01-02T00:00:00Z"))
+        .put_sizes(
+            segment.id,
+            &[(Day::ymd(2024, 1, 1), 3)],
+            ts("2024-01-02T00:00:00Z"),
+        )
         .expect("sizes");
     changed("facts and sizes", false);
 }

@@ -179,7 +179,11 @@ impl SqliteStore {
 /// the next process refused.
 fn claim(mut lock: &File) -> std::io::Result<()> {
     let command: Vec<String> = std::env::args().skip(1).collect();
-    let mut text = format!("pid {}: headcount {}", std::process::id(), command.join(" "));
+    let mut text = format!(
+        "pid {}: headcount {}",
+        std::process::id(),
+        command.join(" ")
+    );
     if text.len() > 300 {
         let mut end = 300;
         while !text.is_char_boundary(end) {

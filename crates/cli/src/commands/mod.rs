@@ -15,9 +15,18 @@ use std::path::Path;
 /// Result of a command: the exit code, or an error message for stderr.
 pub type CmdResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;
 
-/// Opens the data directory (taking its lock).
+/// Opens the data directory as the writer of its fact log (taking its lock): for
+/// the commands that append facts or own the directory's background work (`serve`,
+/// `import`, `demo`, `snapshot`). A second writer is refused at once.
 pub fn open(dir: &Path) -> Result<SqliteStore, Box<dyn std::error::Error>> {
     Ok(SqliteStore::open(dir)?)
+}
+
+/// Opens the data directory without its writer lock, next to a running writer: for
+/// administration (`workspaces`, `keys`), which a running server picks up within a
+/// second, and for reading (`eval`).
+pub fn open_shared(dir: &Path) -> Result<SqliteStore, Box<dyn std::error::Error>> {
+    Ok(SqliteStore::open_shared(dir)?)
 }
 
 /// The workspace named `name`, or an error listing the names that exist.

@@ -354,6 +354,27 @@ impl Server {
         })
     }
 
+    /// `GET path` with a key: the status and the value of header `name`, if any.
+    #[allow(dead_code)] // used by admin.rs only
+    pub fn get_header(&self, path: &str, key: &str, name: &str) -> (u16, Option<String>) {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let response = self
+                .client
+                .get(&url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let value = response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (response.status().as_u16(), value)
+        })
+    }
+
     /// Sends SIGTERM with `kill -TERM PID` and waits for the exit.
     pub fn terminate(mut self) -> ExitStatus {
         let sent = Command::new("kill")
