@@ -1,5 +1,5 @@
 //! The `headcount` command line, run as a real process over temporary data
-//! directories: workspaces, keys, the data directory's single owner, import, the
+//! directories: workspaces, keys, the data directory's single writer, import, the
 //! durability of `/users/track`, and offline snapshots.
 
 mod common;
