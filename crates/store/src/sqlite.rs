@@ -572,48 +572,18 @@ impl Store for SqliteStore {
 
     fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64> {
         self.check_writer()?;
-        let gone: HashSet<&UserKey> = users.iter().collect();
-        let mut found: HashSet<&UserKey> = HashSet::new();
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        // (chunk id, its replacement: fact count and bytes; None deletes it)
-        let mut rewrites: Vec<(i64, Option<Rewrite>)> = Vec::new();
-        {
-            let mut stmt =
-                tx.prepare("SELECT id, data FROM fact_chunks WHERE workspace_id = ?1")?;
-            let mut rows = stmt.query(params![workspace.0])?;
-            while let Some(row) = rows.next()? {
-                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
-                let corrupt = |e: chunk::ChunkError| StoreError::Corrupt(e.to_string());
-                let named = chunk::users(data).map_err(corrupt)?;
-                let hit: Vec<&UserKey> =
-                    gone.iter().copied().filter(|u| named.contains(u)).collect();
-                if hit.is_empty() {
-                    continue;
-                }
-                found.extend(hit);
-                let mut kept = Vec::new();
-                chunk::decode(data, &mut |user, fact| {
-                    if !gone.contains(user) {
-                        kept.push((user.clone(), fact));
-                    }
-                })
-                .map_err(corrupt)?;
-                let replacement = (!kept.is_empty()).then(|| (kept.len(), chunk::encode(&kept)));
-                rewrites.push((row.get(0)?, replacement));
+        // The scan reads without the database's write lock, so that administration by
+        // other processes goes on meanwhile; if one of them commits before the first
+        // write, SQLite refuses the upgrade at once: the delete is then done again
+        // holding the write lock from the start.
+        match self.delete_users_in(TransactionBehavior::Deferred, workspace, users) {
+            Err(StoreError::Sqlite(e))
+                if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) =>
+            {
+                self.delete_users_in(TransactionBehavior::Immediate, workspace, users)
             }
+            other => other,
         }
-        for (id, replacement) in rewrites {
-            match replacement {
-                None => tx.execute("DELETE FROM fact_chunks WHERE id = ?1", params![id])?,
-                Some((n, data)) => tx.execute(
-                    "UPDATE fact_chunks SET facts = ?2, data = ?3 WHERE id = ?1",
-                    params![id, n as i64, data],
-                )?,
-            };
-        }
-        tx.commit()?;
-        Ok(found.len() as u64)
     }
 
     fn catalog_version(&self) -> Result<u64> {
@@ -663,5 +633,57 @@ impl Store for SqliteStore {
         }
         tx.commit()?;
         Ok(())
+    }
+}
+
+impl SqliteStore {
+    fn delete_users_in(
+        &self,
+        behavior: TransactionBehavior,
+        workspace: WorkspaceId,
+        users: &[UserKey],
+    ) -> Result<u64> {
+        let gone: HashSet<&UserKey> = users.iter().collect();
+        let mut found: HashSet<&UserKey> = HashSet::new();
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(behavior)?;
+        // (chunk id, its replacement: fact count and bytes; None deletes it)
+        let mut rewrites: Vec<(i64, Option<Rewrite>)> = Vec::new();
+        {
+            let mut stmt =
+                tx.prepare("SELECT id, data FROM fact_chunks WHERE workspace_id = ?1")?;
+            let mut rows = stmt.query(params![workspace.0])?;
+            while let Some(row) = rows.next()? {
+                let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+                let corrupt = |e: chunk::ChunkError| StoreError::Corrupt(e.to_string());
+                let named = chunk::users(data).map_err(corrupt)?;
+                let hit: Vec<&UserKey> =
+                    gone.iter().copied().filter(|u| named.contains(u)).collect();
+                if hit.is_empty() {
+                    continue;
+                }
+                found.extend(hit);
+                let mut kept = Vec::new();
+                chunk::decode(data, &mut |user, fact| {
+                    if !gone.contains(user) {
+                        kept.push((user.clone(), fact));
+                    }
+                })
+                .map_err(corrupt)?;
+                let replacement = (!kept.is_empty()).then(|| (kept.len(), chunk::encode(&kept)));
+                rewrites.push((row.get(0)?, replacement));
+            }
+        }
+        for (id, replacement) in rewrites {
+            match replacement {
+                None => tx.execute("DELETE FROM fact_chunks WHERE id = ?1", params![id])?,
+                Some((n, data)) => tx.execute(
+                    "UPDATE fact_chunks SET facts = ?2, data = ?3 WHERE id = ?1",
+                    params![id, n as i64, data],
+                )?,
+            };
+        }
+        tx.commit()?;
+        Ok(found.len() as u64)
     }
 }

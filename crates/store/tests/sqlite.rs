@@ -155,3 +155,67 @@ fn stores_opening_a_fresh_directory_together_migrate_it_once() {
     assert_eq!(store.catalog_version().expect("version"), 0);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn deletes_of_the_writer_survive_administration_committed_during_their_scan() {
+    use headcount_model::{Fact, FactKind, UserKey};
+    let dir = temp_dir("delete-vs-admin");
+    let writer = SqliteStore::open(&dir).expect("open the writer");
+    let ws = writer
+        .create_workspace(&NewWorkspace {
+            name: "acme".into(),
+            time_zone: "UTC".into(),
+            export_limit: 1,
+            track_limit: 1,
+        })
+        .expect("workspace")
+        .id;
+    let fact = |i: u64| {
+        (
+            UserKey::External(format!("u{i}")),
+            Fact {
+                time: "2024-01-01T00:00:00Z".parse().unwrap(),
+                kind: FactKind::Event {
+                    name: "e".into(),
+                    detail: None,
+                },
+            },
+        )
+    };
+    for chunk in 0..200u64 {
+        let facts: Vec<_> = (chunk * 50..chunk * 50 + 50).map(fact).collect();
+        writer.append_facts(ws, &facts).expect("append");
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let admin = {
+        let (dir, stop) = (dir.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let admin = SqliteStore::open_shared(&dir).expect("open shared");
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                admin
+                    .create_workspace(&NewWorkspace {
+                        name: format!("w{n}"),
+                        time_zone: "UTC".into(),
+                        export_limit: 1,
+                        track_limit: 1,
+                    })
+                    .expect("administration next to the writer");
+                n += 1;
+                // A CLI commits now and then, not in a tight loop (which would starve
+                // any other writer's busy handler).
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+            n
+        })
+    };
+    for i in 0..100u64 {
+        let gone = writer
+            .delete_users(ws, &[UserKey::External(format!("u{}", i * 97))])
+            .expect("a delete next to administration");
+        assert_eq!(gone, 1);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(admin.join().expect("admin thread") > 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
