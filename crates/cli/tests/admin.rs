@@ -154,8 +154,8 @@ fn two_clis_creating_keys_at_once_next_to_the_server_all_succeed() {
     let mut listed = key_ids(&data);
     listed.sort();
     assert_eq!(listed, ids, "every key is stored");
-    // The server knows every one of them.
-    until_status(&server, &secrets[39], 200, Duration::from_secs(5));
+    // The server knows every one of them (either CLI may have finished last).
+    std::thread::sleep(APPLIED_WITHIN);
     for secret in &secrets {
         assert_eq!(server.call("/segments/list", secret, None).status, 200);
     }
