@@ -8,7 +8,8 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "headcount", version, about)]
 pub struct Cli {
-    /// The data directory (the embedded store); owned by one process at a time.
+    /// The data directory (the embedded store). One writer at a time (serve, import,
+    /// snapshot, demo); workspaces, keys and eval work next to it.
     #[arg(
         long,
         global = true,
@@ -24,10 +25,10 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create and list workspaces.
+    /// Create and list workspaces (a running server applies them within a second).
     #[command(subcommand)]
     Workspaces(WorkspacesCmd),
-    /// Create, list and revoke API keys.
+    /// Create, list and revoke API keys (a running server applies them within a second).
     #[command(subcommand)]
     Keys(KeysCmd),
     /// Serve the API.

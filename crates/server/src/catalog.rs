@@ -1,14 +1,15 @@
 //! The catalog: workspaces, keys and segments held in memory for the hot path, loaded
 //! from the store at start and written through to it on every change.
 //!
-//! The data directory has one owning process, so nothing else changes the store
-//! under the server's feet.
-//!
 //! Whatever is stored loads: a segment whose definition cannot be parsed or planned
 //! any more (a limit added since, a damaged row) is logged and *failing* — its plan is
 //! an error that `details` and `data_series` report — and everything else is served.
 //! An archived segment that no live filter reaches is kept without its filter, which
 //! is read from the store again when asked for.
+//!
+//! Other processes (`headcount workspaces|keys …`) may change workspaces and keys
+//! while the server runs: the server notices through `Store::catalog_version` and
+//! [`Catalog::refresh`]es (see `upkeep.rs`).
 
 use headcount_engine::{Measure, Plan, PlanError};
 use headcount_model::filter::Pattern;
@@ -204,6 +205,30 @@ impl Catalog {
                 parse_stored(&stored).map(Arc::new).map_err(failing)
             }
         }
+    }
+
+    /// Takes the workspaces and keys of `fresh` (a new [`Catalog::load`]), and its
+    /// segments when they differ from those held: only then do the generation move
+    /// and compiled plans go. Returns whether the segments changed.
+    pub fn refresh(&mut self, fresh: Catalog) -> bool {
+        self.workspaces = fresh.workspaces;
+        self.keys = fresh.keys;
+        let same_segments = self.order == fresh.order
+            && self.order.iter().all(|id| {
+                self.segments.get(id).map(|e| &e.segment)
+                    == fresh.segments.get(id).map(|e| &e.segment)
+            });
+        if same_segments {
+            return false;
+        }
+        self.segments = fresh.segments;
+        self.order = fresh.order;
+        self.generation += 1;
+        self.plans
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        true
     }
 
     /// Every workspace.

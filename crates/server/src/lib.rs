@@ -20,6 +20,7 @@ pub mod routes;
 pub mod sizes;
 pub mod state;
 pub mod warnings;
+pub mod upkeep;
 pub mod writer;
 
 pub use state::{AppState, Config, Shared};
@@ -98,15 +99,18 @@ pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()
     serve_until(state, listener, shutdown_signal()).await
 }
 
-/// Serves the API on `listener`, with the daily schedule, until `shutdown` completes;
-/// requests in flight finish first. Connections are limited as `Config` says (see
-/// [`connections`]).
+/// Serves the API on `listener`, with the daily schedule, the catalog watch and the
+/// saving of rate-limit windows, until `shutdown` completes; requests in flight finish
+/// first, then the rate-limit windows are saved. Connections are limited as `Config`
+/// says (see [`connections`]).
 pub async fn serve_until(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schedule = tokio::spawn(jobs::schedule(state.clone()));
+    let catalog = tokio::spawn(upkeep::watch_catalog(state.clone()));
+    let windows = tokio::spawn(upkeep::save_windows_every(state.clone()));
     let limits = connections::Limits {
         timeouts: activity::Timeouts {
             header_read: state.config.header_read_timeout,
@@ -114,8 +118,12 @@ pub async fn serve_until(
         },
         max_connections: state.config.max_connections,
     };
-    let result = connections::serve(listener, app(state), limits, shutdown).await;
+    let result = connections::serve(listener, app(state.clone()), limits, shutdown).await;
     schedule.abort();
+    catalog.abort();
+    windows.abort();
+    // Every request has finished: the last counts of the windows are saved.
+    upkeep::save_windows(&state).await;
     result
 }
 

@@ -52,7 +52,7 @@ pub struct Shared {
     pub catalog: RwLock<Catalog>,
     /// User facts of each workspace.
     pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
-    /// Rate-limit counters.
+    /// Rate-limit counters (saved by `upkeep.rs`).
     pub limiter: RateLimiter,
     /// Settings.
     pub config: Config,
@@ -90,7 +90,8 @@ pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    /// Loads the catalog and every workspace's facts from the store.
+    /// Loads the catalog, every workspace's facts and the saved rate-limit windows from
+    /// the store.
     pub fn load(store: Arc<dyn Store>, config: Config) -> Result<AppState, StoreError> {
         let catalog = Catalog::load(store.as_ref())?;
         let mut indexes = HashMap::new();
@@ -112,7 +113,7 @@ impl Shared {
             );
             indexes.insert(entry.workspace.id, Arc::new(RwLock::new(index)));
         }
-        Ok(Arc::new(Shared {
+        let state = Arc::new(Shared {
             writer: crate::writer::Writer::start(&store),
             store,
             catalog: RwLock::new(catalog),
@@ -123,7 +124,9 @@ impl Shared {
             size_locks: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             backfills: Mutex::new(()),
-        }))
+        });
+        crate::upkeep::restore_windows(&state)?;
+        Ok(state)
     }
 
     /// The index of a workspace (created empty on first use).

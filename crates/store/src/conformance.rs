@@ -3,7 +3,7 @@
 //!
 //! Each check takes a fresh, empty store. A backend's test file calls [`run_all`].
 
-use crate::{ApiKey, NewWorkspace, Permission, Segment, Store, StoreError, keys};
+use crate::{ApiKey, NewWorkspace, Permission, RateWindow, Segment, Store, StoreError, keys};
 use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value, WorkspaceId};
 use serde_json::json;
 
@@ -15,6 +15,8 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     sizes_replace_range_and_clear(fresh().as_ref());
     facts_round_trip_per_workspace(fresh().as_ref());
     deletions_are_log_entries_and_purged(fresh().as_ref());
+    catalog_version_moves_with_every_catalog_change(fresh().as_ref());
+    rate_windows_round_trip_and_replace(fresh().as_ref());
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -353,4 +355,116 @@ pub fn deletions_are_log_entries_and_purged(store: &dyn Store) {
     purge_all(store);
     let purged: Vec<_> = [&facts[4..], &mixed[1..], &deletions[..], &again[..]].concat();
     assert_eq!(in_log_order(store, acme), purged, "after a second deletion");
+}
+
+/// The catalog version changes with every change of workspaces, keys and segments
+/// (refused changes and failed revocations included as no change), and with nothing
+/// else: facts and sizes leave it alone.
+pub fn catalog_version_moves_with_every_catalog_change(store: &dyn Store) {
+    let mut seen = vec![store.catalog_version().expect("version")];
+    let mut changed = |what: &str, expected: bool| {
+        let now = store.catalog_version().expect("version");
+        let last = *seen.last().expect("a first version");
+        assert_eq!(now != last, expected, "{what}: {last} then {now}");
+        seen.push(now);
+    };
+    let ws = workspace(store, "acme");
+    changed("create a workspace", true);
+    let refused = store.create_workspace(&NewWorkspace {
+        name: "acme".into(),
+        time_zone: "UTC".into(),
+        export_limit: 1,
+        track_limit: 1,
+    });
+    assert!(refused.is_err());
+    changed("a refused workspace", false);
+    let secret = "4567cdef-0000-4000-8000-000000000000";
+    store
+        .insert_key(&ApiKey {
+            id: keys::public_id(secret).into(),
+            workspace: ws,
+            name: "ci".into(),
+            hash: keys::hash_secret(secret),
+            permissions: Permission::ALL.to_vec(),
+            allow_ips: vec![],
+            created_at: ts("2024-01-01T00:00:00Z"),
+            revoked_at: None,
+        })
+        .expect("insert key");
+    changed("insert a key", true);
+    assert!(
+        store
+            .revoke_key("4567cdef", ts("2024-01-02T00:00:00Z"))
+            .expect("revoke")
+    );
+    changed("revoke a key", true);
+    assert!(
+        !store
+            .revoke_key("4567cdef", ts("2024-01-03T00:00:00Z"))
+            .expect("revoke")
+    );
+    changed("revoke a revoked key", false);
+    let mut segment = Segment {
+        id: SegmentId::new_random(),
+        workspace: ws,
+        name: "Everyone".into(),
+        filter: json!({"all": []}),
+        text_description: String::new(),
+        tags: vec![],
+        teams: vec![],
+        analytics_tracking_enabled: false,
+        created_at: ts("2024-01-01T00:00:00Z"),
+        updated_at: ts("2024-01-01T00:00:00Z"),
+        archived_at: None,
+    };
+    store.insert_segment(&segment).expect("insert segment");
+    changed("insert a segment", true);
+    segment.name = "All of them".into();
+    store.update_segment(&segment).expect("update segment");
+    changed("update a segment", true);
+    store
+        .append_facts(ws, &sample_facts())
+        .expect("append facts");
+    store
+        .put_sizes(
+            segment.id,
+            &[(Day::ymd(2024, 1, 1), 3)],
+            ts("2024-01-02T00:00:00Z"),
+        )
+        .expect("sizes");
+    changed("facts and sizes", false);
+}
+
+/// Rate-limit windows come back as saved, one per (workspace, bucket), the last save
+/// of each replacing the one before.
+pub fn rate_windows_round_trip_and_replace(store: &dyn Store) {
+    assert_eq!(store.rate_windows().expect("none yet"), vec![]);
+    let window = |ws: i64, bucket: &str, start: u64, count: u64| RateWindow {
+        workspace: WorkspaceId(ws),
+        bucket: bucket.into(),
+        window_start: start,
+        count,
+    };
+    store
+        .put_rate_windows(&[
+            window(1, "export", 1_700_000_000, 5),
+            window(1, "track", 1_700_000_001, 2),
+        ])
+        .expect("save");
+    store
+        .put_rate_windows(&[
+            window(1, "export", 1_700_000_000, 9),
+            window(2, "export", 1_700_003_600, 1),
+        ])
+        .expect("save again");
+    let mut saved = store.rate_windows().expect("load");
+    saved.sort_by(|a, b| (a.workspace, &a.bucket).cmp(&(b.workspace, &b.bucket)));
+    assert_eq!(
+        saved,
+        vec![
+            window(1, "export", 1_700_000_000, 9),
+            window(1, "track", 1_700_000_001, 2),
+            window(2, "export", 1_700_003_600, 1),
+        ]
+    );
 }

@@ -5,9 +5,23 @@ use std::path::PathBuf;
 /// Why a storage operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// Another process owns the data directory.
-    #[error("the data directory {0} is in use by another headcount process (stop it first)")]
-    Locked(PathBuf),
+    /// Another process holds the writer lock of the data directory.
+    #[error(
+        "the data directory {} is in use by another headcount process{}; stop it first \
+         (workspaces and keys commands work while it runs)",
+        .dir.display(),
+        .owner.as_deref().map(|o| format!(" ({o})")).unwrap_or_default()
+    )]
+    Locked {
+        /// The data directory.
+        dir: PathBuf,
+        /// Who holds it, as it wrote itself into `LOCK` (its pid and command line),
+        /// when known.
+        owner: Option<String>,
+    },
+    /// A store opened without the writer lock was asked to change the fact log.
+    #[error("this process does not hold the writer lock of the data directory")]
+    NotWriter,
     /// The data directory can be written by users other than its owner.
     #[error(
         "the data directory {path} can be written by other users (mode {mode:04o}); \

@@ -2,7 +2,7 @@
 //! and every user fact, behind one [`Store`] trait.
 //!
 //! [`SqliteStore`] is the embedded backend (one data directory, WAL, versioned
-//! migrations, one owning process). Every backend must pass [`conformance`].
+//! migrations, one writer process). Every backend must pass [`conformance`].
 
 pub mod chunk;
 pub mod conformance;
@@ -113,4 +113,15 @@ pub trait Store: Send + Sync {
     /// anything was pending (call again until `false`). Scans answer the same before
     /// and after a purge, replayed in log order.
     fn purge_step(&self) -> Result<bool>;
+
+    /// A number that changes in the same transaction as every change of workspaces,
+    /// keys or segments, by any process: a server polls it to pick up administration
+    /// done while it runs.
+    fn catalog_version(&self) -> Result<u64>;
+
+    /// The saved rate-limit windows, one per (workspace, bucket).
+    fn rate_windows(&self) -> Result<Vec<RateWindow>>;
+    /// Saves rate-limit windows in one transaction, each replacing the saved window of
+    /// its (workspace, bucket).
+    fn put_rate_windows(&self, windows: &[RateWindow]) -> Result<()>;
 }

@@ -67,4 +67,42 @@ pub const MIGRATIONS: &[&str] = &[
         next_chunk INTEGER NOT NULL
     );
     "#,
+    // 3: administration while the server runs, and rate-limit windows that survive a
+    // restart. `catalog_version` is bumped by triggers in the same transaction as any
+    // change of workspaces, keys or segments, whichever process makes it, so that a
+    // server polling it sees every change of the catalog.
+    r#"
+    CREATE TABLE catalog_version (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL
+    );
+    INSERT INTO catalog_version (id, version) VALUES (1, 0);
+    CREATE TRIGGER workspaces_inserted AFTER INSERT ON workspaces
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER workspaces_updated AFTER UPDATE ON workspaces
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER workspaces_deleted AFTER DELETE ON workspaces
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER api_keys_inserted AFTER INSERT ON api_keys
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER api_keys_updated AFTER UPDATE ON api_keys
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER api_keys_deleted AFTER DELETE ON api_keys
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER segments_inserted AFTER INSERT ON segments
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER segments_updated AFTER UPDATE ON segments
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    CREATE TRIGGER segments_deleted AFTER DELETE ON segments
+        BEGIN UPDATE catalog_version SET version = version + 1; END;
+    -- The count of the current window of each (workspace, bucket), saved by the
+    -- server every second and at a clean stop. Epoch seconds.
+    CREATE TABLE rate_windows (
+        workspace_id INTEGER NOT NULL,
+        bucket TEXT NOT NULL,
+        window_start INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, bucket)
+    ) WITHOUT ROWID;
+    "#,
 ];

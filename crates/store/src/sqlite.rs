@@ -1,18 +1,21 @@
-//! The embedded backend: SQLite in WAL mode inside one data directory, owned by one
-//! process at a time through an exclusive lock on `<dir>/LOCK`.
+//! The embedded backend: SQLite in WAL mode inside one data directory. The fact log
+//! has one writer at a time, the process holding an exclusive lock on `<dir>/LOCK`;
+//! administrative and read-only processes open the directory without it, SQLite's own
+//! locking (WAL, a busy timeout) keeping their short transactions apart.
 
 mod purge;
 
 use crate::chunk;
 use crate::migrations::MIGRATIONS;
 use crate::{
-    ApiKey, EncodedFacts, NewWorkspace, Permission, Result, Segment, Store, StoreError, StoredSize,
-    Workspace,
+    ApiKey, EncodedFacts, NewWorkspace, Permission, RateWindow, Result, Segment, Store, StoreError,
+    StoredSize, Workspace,
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
-use rusqlite::{Connection, Row, params};
+use rusqlite::{Connection, Row, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
@@ -28,6 +31,8 @@ pub struct SqliteStore {
     purge: Mutex<purge::Pending>,
     // Held for the store's lifetime: the exclusive lock on the data directory.
     _lock: Option<File>,
+    /// Whether this store may change the fact log (false when opened shared).
+    writer: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
@@ -38,7 +43,8 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StoreError + '_ {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the data directory `dir`, takes its lock and applies
+    /// Opens (creating if needed) the data directory `dir` as its writer: takes the
+    /// writer lock, writes this process's pid and command line into it, and applies
     /// pending migrations.
     ///
     /// A directory it creates is owner-only (0700), and so are the files it creates
@@ -46,7 +52,7 @@ impl SqliteStore {
     ///
     /// # Errors
     /// [`StoreError::Unsafe`] when group or others can write the directory;
-    /// [`StoreError::Locked`] when another process owns the directory.
+    /// [`StoreError::Locked`] (naming the holder) when another process is the writer.
     pub fn open(dir: &Path) -> Result<SqliteStore> {
         private::create_dir(dir).map_err(io(dir))?;
         private::check_dir(dir)?;
@@ -55,21 +61,38 @@ impl SqliteStore {
         match lock.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(StoreError::Locked(dir.to_path_buf()));
+                return Err(StoreError::Locked {
+                    dir: dir.to_path_buf(),
+                    owner: lock_owner(&lock_path),
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(&lock_path)(e)),
         }
+        claim(&lock).map_err(io(&lock_path))?;
         // Created here, owner-only, before SQLite would create it with its own mode.
         let db_path = SqliteStore::database_path(dir);
         private::open_file(&db_path).map_err(io(&db_path))?;
         let conn = Connection::open(&db_path)?;
-        let store = SqliteStore::from_connection(conn, Some(lock))?;
+        let store = SqliteStore::from_connection(conn, Some(lock), true)?;
         Ok(store)
+    }
+
+    /// Opens (creating if needed) the data directory `dir` without its writer lock,
+    /// alongside a writer if one runs: for administration (workspaces, keys, whose
+    /// changes a running server picks up through [`Store::catalog_version`]) and for
+    /// reading. Such a store refuses to change the fact log ([`StoreError::NotWriter`]).
+    pub fn open_shared(dir: &Path) -> Result<SqliteStore> {
+        private::create_dir(dir).map_err(io(dir))?;
+        private::check_dir(dir)?;
+        let db_path = SqliteStore::database_path(dir);
+        private::open_file(&db_path).map_err(io(&db_path))?;
+        let conn = Connection::open(&db_path)?;
+        SqliteStore::from_connection(conn, None, false)
     }
 
     /// A private in-memory store, for tests.
     pub fn in_memory() -> Result<SqliteStore> {
-        SqliteStore::from_connection(Connection::open_in_memory()?, None)
+        SqliteStore::from_connection(Connection::open_in_memory()?, None, true)
     }
 
     /// The path of the database file inside a data directory.
@@ -77,19 +100,34 @@ impl SqliteStore {
         dir.join("headcount.db")
     }
 
-    fn from_connection(mut conn: Connection, lock: Option<File>) -> Result<SqliteStore> {
+    fn from_connection(
+        mut conn: Connection,
+        lock: Option<File>,
+        writer: bool,
+    ) -> Result<SqliteStore> {
+        // Other processes may use the database at the same time (a CLI next to the
+        // server): wait a moment for their short transactions rather than failing.
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // FULL: a commit is on disk before it returns, so an acknowledged write
         // survives a crash of the process or of the machine.
         conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrate(&mut conn)?;
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             sizes: RwLock::new(HashMap::new()),
             purge: Mutex::new(purge::Pending::default()),
             _lock: lock,
+            writer,
         })
+    }
+
+    fn check_writer(&self) -> Result<()> {
+        if self.writer {
+            Ok(())
+        } else {
+            Err(StoreError::NotWriter)
+        }
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
@@ -194,21 +232,58 @@ impl SqliteStore {
     }
 }
 
-fn migrate(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    let supported = MIGRATIONS.len() as i64;
-    if version > supported {
-        return Err(StoreError::TooNew {
-            found: version,
-            supported,
-        });
+/// Writes who holds the writer lock into `LOCK` (after taking it), for the message of
+/// the next process refused.
+fn claim(mut lock: &File) -> std::io::Result<()> {
+    let command: Vec<String> = std::env::args().skip(1).collect();
+    let mut text = format!(
+        "pid {}: headcount {}",
+        std::process::id(),
+        command.join(" ")
+    );
+    if text.len() > 300 {
+        let mut end = 300;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+        text.push('…');
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction()?;
+    lock.set_len(0)?;
+    lock.write_all(text.trim_end().as_bytes())
+}
+
+/// What the holder of the writer lock wrote into `LOCK`, if anything readable.
+fn lock_owner(lock_path: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(lock_path).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let supported = MIGRATIONS.len() as i64;
+    let version = |conn: &Connection| -> Result<i64> {
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > supported {
+            return Err(StoreError::TooNew {
+                found: version,
+                supported,
+            });
+        }
+        Ok(version)
+    };
+    if version(conn)? == supported {
+        return Ok(());
+    }
+    // Another process may be migrating the same directory: the version is read again
+    // under the write lock, and only what is still missing is applied.
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let from = version(&tx)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(from as usize) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
     }
+    tx.commit()?;
     Ok(())
 }
 
@@ -524,6 +599,7 @@ impl Store for SqliteStore {
     }
 
     fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()> {
+        self.check_writer()?;
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         {
@@ -564,5 +640,54 @@ impl Store for SqliteStore {
 
     fn purge_step(&self) -> Result<bool> {
         self.purge_one_step()
+    }
+
+    fn catalog_version(&self) -> Result<u64> {
+        let version: i64 = self.conn().query_row(
+            "SELECT version FROM catalog_version WHERE id = 1",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok(version as u64)
+    }
+
+    fn rate_windows(&self) -> Result<Vec<RateWindow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT workspace_id, bucket, window_start, count FROM rate_windows \
+             ORDER BY workspace_id, bucket",
+        )?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RateWindow {
+                    workspace: WorkspaceId(r.get(0)?),
+                    bucket: r.get(1)?,
+                    window_start: r.get::<_, i64>(2)?.max(0) as u64,
+                    count: r.get::<_, i64>(3)?.max(0) as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+
+    fn put_rate_windows(&self, windows: &[RateWindow]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT OR REPLACE INTO rate_windows (workspace_id, bucket, window_start, count) \
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for w in windows {
+                stmt.execute(params![
+                    w.workspace.0,
+                    w.bucket,
+                    w.window_start.min(i64::MAX as u64) as i64,
+                    w.count.min(i64::MAX as u64) as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
     }
 }

@@ -172,3 +172,17 @@ pub struct StoredSize {
     /// When it was computed.
     pub computed_at: Timestamp,
 }
+
+/// The saved count of a rate-limit window, so that a restart inside the window goes on
+/// counting where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateWindow {
+    /// The workspace.
+    pub workspace: WorkspaceId,
+    /// The bucket's name (the server's, such as `export` or `track`).
+    pub bucket: String,
+    /// When the window started, UTC epoch seconds.
+    pub window_start: u64,
+    /// Requests counted in it.
+    pub count: u64,
+}

@@ -1,5 +1,6 @@
 //! The embedded backend against the shared conformance suite, plus what only an
-//! on-disk data directory has: persistence, the single-owner lock, migrations.
+//! on-disk data directory has: persistence, the single-writer lock, administration
+//! next to the writer, migrations.
 
 use headcount_model::Day;
 use headcount_store::{NewWorkspace, SqliteStore, Store, StoreError, conformance};
@@ -32,7 +33,14 @@ fn a_second_owner_of_the_data_directory_is_refused() {
     let dir = temp_dir("lock");
     let first = SqliteStore::open(&dir).expect("open");
     match SqliteStore::open(&dir) {
-        Err(StoreError::Locked(path)) => assert_eq!(path, dir),
+        Err(StoreError::Locked { dir: path, owner }) => {
+            assert_eq!(path, dir);
+            let owner = owner.expect("the holder wrote itself into LOCK");
+            assert!(
+                owner.starts_with(&format!("pid {}: headcount", std::process::id())),
+                "{owner}"
+            );
+        }
         other => panic!("expected Locked, got {:?}", other.err()),
     }
     drop(first);
@@ -174,5 +182,58 @@ fn an_interrupted_purge_resumes_after_reopening_and_never_deletes_a_chunk_row() 
         (41, 41, 0),
         "rows rewritten, none deleted"
     );
+}
+
+#[test]
+fn a_shared_store_administers_next_to_the_writer_but_never_appends() {
+    let dir = temp_dir("shared");
+    let writer = SqliteStore::open(&dir).expect("open the writer");
+    let before = writer.catalog_version().expect("version");
+    let admin = SqliteStore::open_shared(&dir).expect("open shared next to the writer");
+    let ws = admin
+        .create_workspace(&NewWorkspace {
+            name: "acme".into(),
+            time_zone: "UTC".into(),
+            export_limit: 1,
+            track_limit: 1,
+        })
+        .expect("create a workspace next to the writer");
+    // The writer sees the change, and its version moved.
+    assert_ne!(writer.catalog_version().expect("version"), before);
+    assert_eq!(writer.workspaces().expect("list")[0].name, "acme");
+    // The fact log keeps one writer.
+    let user = headcount_model::UserKey::External("u1".into());
+    let fact = headcount_model::Fact {
+        time: "2024-01-01T00:00:00Z".parse().unwrap(),
+        kind: headcount_model::FactKind::Event {
+            name: "e".into(),
+            detail: None,
+        },
+    };
+    assert!(matches!(
+        admin.append_facts(ws.id, &[(user.clone(), fact)]),
+        Err(StoreError::NotWriter)
+    ));
+    drop(admin);
+    drop(writer);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn stores_opening_a_fresh_directory_together_migrate_it_once() {
+    let dir = temp_dir("migrate-race");
+    let opened: Vec<_> = (0..4)
+        .map(|_| {
+            let dir = dir.clone();
+            std::thread::spawn(move || SqliteStore::open_shared(&dir).map(|_| ()))
+        })
+        .collect();
+    for handle in opened {
+        handle.join().expect("thread").expect("open shared");
+    }
+    let store = SqliteStore::open(&dir).expect("open");
+    assert_eq!(store.catalog_version().expect("version"), 0);
+    let _ = std::fs::remove_dir_all(dir);
+}
     let _ = std::fs::remove_dir_all(dir);
 }

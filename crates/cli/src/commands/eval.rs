@@ -2,7 +2,7 @@
 //! directory without storing anything — for exploring a filter before saving it as a
 //! segment, and for benchmarks. Prints JSON with the timings of loading and evaluating.
 
-use super::{CmdResult, open_existing, workspace};
+use super::{CmdResult, open_shared_existing, workspace};
 use crate::args::EvalArgs;
 use crate::commands::snapshot::load_index;
 use headcount_engine::{Plan, PlanError};
@@ -19,7 +19,7 @@ use std::time::Instant;
 pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
     let entries = read_filters(&args.filters)?;
     let days = days(&args)?;
-    let store = open_existing(dir)?;
+    let store = open_shared_existing(dir)?;
     let ws = workspace(&store, dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
     let now = headcount_server::state::now();

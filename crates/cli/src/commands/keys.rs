@@ -1,7 +1,7 @@
 //! `headcount keys create|list|revoke`. A key's secret is printed once, on creation,
 //! and stored only as a hash.
 
-use super::{CmdResult, open_existing, workspace};
+use super::{CmdResult, open_shared_existing, workspace};
 use crate::args::KeysCmd;
 use crate::output::table;
 use headcount_store::{ApiKey, IpNet, Permission, Store, StoreError, keys};
@@ -37,13 +37,13 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
                 }
             }
             let allow_ips = unique_ips;
-            let store = open_existing(dir)?;
+            let store = open_shared_existing(dir)?;
             let ws = workspace(&store, dir, &ws)?;
             let secret = create(&store, ws.id, &name, permissions, allow_ips)?;
             println!("{secret}");
         }
         KeysCmd::List { workspace: only } => {
-            let store = open_existing(dir)?;
+            let store = open_shared_existing(dir)?;
             let workspaces = store.workspaces()?;
             let only = only.map(|name| workspace(&store, dir, &name)).transpose()?;
             let rows: Vec<Vec<String>> = store
@@ -89,7 +89,7 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
             );
         }
         KeysCmd::Revoke { id } => {
-            let store = open_existing(dir)?;
+            let store = open_shared_existing(dir)?;
             let id = keys::public_id(id.trim()).to_string();
             if !store.revoke_key(&id, headcount_server::state::now())? {
                 return Err(format!("no active key with id {id} (see headcount keys list)").into());

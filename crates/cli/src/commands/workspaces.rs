@@ -1,6 +1,6 @@
 //! `headcount workspaces create|list`.
 
-use super::{CmdResult, open, open_existing};
+use super::{CmdResult, open_shared, open_shared_existing};
 use crate::args::WorkspacesCmd;
 use crate::output::table;
 use headcount_server::catalog::time_zone;
@@ -28,7 +28,7 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
             if export_rate_limit == 0 || track_rate_limit == 0 {
                 return Err("rate limits must be at least 1".into());
             }
-            let store = open(dir)?;
+            let store = open_shared(dir)?;
             let ws = store.create_workspace(&NewWorkspace {
                 name: name.trim().to_string(),
                 time_zone: tz,
@@ -41,7 +41,7 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
             );
         }
         WorkspacesCmd::List => {
-            let store = open_existing(dir)?;
+            let store = open_shared_existing(dir)?;
             let all = store.workspaces()?;
             if all.is_empty() {
                 eprintln!(

@@ -168,7 +168,7 @@ pub fn open_store(data: &Path) -> SqliteStore {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         match SqliteStore::open(data) {
-            Err(StoreError::Locked(_)) if Instant::now() < deadline => {
+            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(20));
             }
             opened => return opened.expect("open the data directory"),
@@ -351,6 +351,27 @@ impl Server {
             let status = response.status().as_u16();
             let body = response.json::<Value>().await.expect("a JSON body");
             Resp { status, body }
+        })
+    }
+
+    /// `GET path` with a key: the status and the value of header `name`, if any.
+    #[allow(dead_code)] // used by admin.rs only
+    pub fn get_header(&self, path: &str, key: &str, name: &str) -> (u16, Option<String>) {
+        let url = format!("{}{path}", self.base);
+        self.rt.block_on(async {
+            let response = self
+                .client
+                .get(&url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("{path}: {e}"));
+            let value = response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            (response.status().as_u16(), value)
         })
     }
 
