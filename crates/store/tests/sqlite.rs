@@ -182,6 +182,7 @@ fn an_interrupted_purge_resumes_after_reopening_and_never_deletes_a_chunk_row() 
         (41, 41, 0),
         "rows rewritten, none deleted"
     );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -233,7 +234,5 @@ fn stores_opening_a_fresh_directory_together_migrate_it_once() {
     }
     let store = SqliteStore::open(&dir).expect("open");
     assert_eq!(store.catalog_version().expect("version"), 0);
-    let _ = std::fs::remove_dir_all(dir);
-}
     let _ = std::fs::remove_dir_all(dir);
 }
