@@ -101,4 +101,46 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
     /// Deletes users and all their facts; returns how many existed.
     fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64>;
+
+    /// Appends facts encoded beforehand, as [`Store::append_encoded`], and commits
+    /// `receipts` (remembered answers, import progress) in the same durable
+    /// transaction: all of it or none, so that they can never disagree with the facts.
+    fn append_encoded_with(
+        &self,
+        chunks: &[(WorkspaceId, EncodedFacts)],
+        receipts: Receipts<'_>,
+    ) -> Result<()>;
+    /// [`Store::append_batches`] with `receipts` in the same transaction.
+    fn append_batches_with(&self, batches: &[FactBatch<'_>], receipts: Receipts<'_>) -> Result<()> {
+        let encoded: Vec<(WorkspaceId, EncodedFacts)> = batches
+            .iter()
+            .filter(|(_, facts)| !facts.is_empty())
+            .map(|(ws, facts)| (*ws, EncodedFacts::encode(facts)))
+            .collect();
+        self.append_encoded_with(&encoded, receipts)
+    }
+
+    /// The answer remembered for `key` in `workspace`, if it was given at or after
+    /// `since` (an older one has expired and is as good as absent).
+    fn idempotency_record(
+        &self,
+        workspace: WorkspaceId,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>>;
+    /// Remembers an answer durably, replacing an expired one of the same key.
+    fn put_idempotency_record(&self, record: &IdempotencyRecord) -> Result<()>;
+    /// Forgets the answers given before `before`; returns how many.
+    fn purge_idempotency_records(&self, before: Timestamp) -> Result<u64>;
+
+    /// Starts the record of one input of an import (nothing committed yet).
+    fn begin_import(
+        &self,
+        workspace: WorkspaceId,
+        sha256: Option<[u8; 32]>,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<ImportRecord>;
+    /// Every import record of a workspace, oldest first.
+    fn imports(&self, workspace: WorkspaceId) -> Result<Vec<ImportRecord>>;
 }
