@@ -43,6 +43,8 @@ pub struct Shared {
     pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
     /// Rate-limit counters.
     pub limiter: RateLimiter,
+    /// `Idempotency-Key`s being processed.
+    pub idempotency: crate::idempotency::InFlight,
     /// Settings.
     pub config: Config,
     /// The group-commit writer of ingested facts.
@@ -107,6 +109,7 @@ impl Shared {
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(indexes),
             limiter: RateLimiter::default(),
+            idempotency: Default::default(),
             config,
             segment_writes: tokio::sync::Mutex::new(()),
             size_locks: Mutex::new(HashMap::new()),

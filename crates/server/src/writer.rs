@@ -7,7 +7,7 @@
 
 use crate::state::{SharedIndex, write};
 use headcount_model::{Fact, UserKey, WorkspaceId};
-use headcount_store::{FactBatch, Store, StoreError};
+use headcount_store::{FactBatch, IdempotencyRecord, Receipts, Store, StoreError};
 use std::sync::mpsc::{Receiver, Sender, channel, sync_channel};
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
@@ -20,6 +20,9 @@ struct Job {
     workspace: WorkspaceId,
     index: SharedIndex,
     facts: Vec<(UserKey, Fact)>,
+    /// The answer to remember for the request's `Idempotency-Key`, committed with its
+    /// facts.
+    remember: Option<IdempotencyRecord>,
     done: oneshot::Sender<Result<(), String>>,
 }
 
@@ -48,12 +51,25 @@ impl Writer {
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
     ) -> Result<(), String> {
+        self.append_remembering(workspace, index, facts, None).await
+    }
+
+    /// [`Writer::append`], committing `remember` (an answer to remember for an
+    /// `Idempotency-Key`) in the same transaction as the facts.
+    pub async fn append_remembering(
+        &self,
+        workspace: WorkspaceId,
+        index: SharedIndex,
+        facts: Vec<(UserKey, Fact)>,
+        remember: Option<IdempotencyRecord>,
+    ) -> Result<(), String> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job {
                 workspace,
                 index,
                 facts,
+                remember,
                 done,
             })
             .map_err(|_| "the writer has stopped".to_string())?;
@@ -138,7 +154,16 @@ fn commit(store: &dyn Store, group: &[Job]) -> Result<(), String> {
         .iter()
         .map(|j| (j.workspace, j.facts.as_slice()))
         .collect();
-    store
-        .append_batches(&batches)
-        .map_err(|e: StoreError| e.to_string())
+    let responses: Vec<IdempotencyRecord> =
+        group.iter().filter_map(|j| j.remember.clone()).collect();
+    let appended = if responses.is_empty() {
+        store.append_batches(&batches)
+    } else {
+        let receipts = Receipts {
+            responses: &responses,
+            imports: &[],
+        };
+        store.append_batches_with(&batches, receipts)
+    };
+    appended.map_err(|e: StoreError| e.to_string())
 }

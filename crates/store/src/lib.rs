@@ -6,6 +6,7 @@
 
 pub mod chunk;
 pub mod conformance;
+pub mod digest;
 pub mod error;
 pub mod ipnet;
 pub mod keys;
