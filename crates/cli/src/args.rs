@@ -126,6 +126,14 @@ pub struct ImportArgs {
     /// events, purchases, seconds, objects per second).
     #[arg(long)]
     pub json: bool,
+    /// Import a file even if the same content (SHA-256) was imported into the
+    /// workspace before.
+    #[arg(long)]
+    pub allow_duplicate: bool,
+    /// Facts committed together at least (tests make it small to stop an import
+    /// between commits).
+    #[arg(long, hide = true, default_value_t = 200_000)]
+    pub commit_facts: usize,
 }
 
 /// `headcount snapshot`
