@@ -188,6 +188,29 @@ fn an_import_stopped_by_strict_is_finished_by_running_it_again() {
     assert_eq!(run.code(), Some(2), "{run:#?}");
     assert!(run.stderr.contains("not imported"), "{run:#?}");
     assert_eq!(name_counts(&facts(&data, "acme")), want);
+
+    // A file edited after --strict stopped it has other content: imported whole, with
+    // a note about the unfinished import of the same name.
+    let edited = tmp.write(
+        "edited.ndjson",
+        &(lines(20..=21) + "{\"nope\":1}\n" + &lines(22..=23)),
+    );
+    let edited = edited.to_str().expect("UTF-8 path");
+    let run = hc(
+        &data,
+        &["import", "--workspace", "acme", "--strict", edited],
+    );
+    assert_eq!(run.code(), Some(2), "{run:#?}");
+    std::fs::write(edited, lines(20..=23)).expect("fix the file");
+    let run = hc(&data, &["import", "--workspace", "acme", edited]).ok();
+    assert!(
+        run.stderr.contains(&format!(
+            "{edited}: note: an unfinished import of {edited} with other content committed its first 2 lines"
+        )),
+        "{run:#?}"
+    );
+    let counts = name_counts(&facts(&data, "acme"));
+    assert_eq!((counts.get("e20"), counts.get("e23")), (Some(&2), Some(&1)));
 }
 
 #[test]

@@ -291,7 +291,22 @@ fn plan(
                 }
                 (r.id, r.lines + 1, r.bytes)
             }
-            None => (store.begin_import(ws.id, Some(sha), &name, now)?.id, 1, 0),
+            None => {
+                // A file edited after its import stopped (a bad line fixed) has another
+                // hash: it is imported whole, and the operator should know.
+                let other = records
+                    .iter()
+                    .filter(|r| r.name == name && r.finished_at.is_none() && r.lines > 0)
+                    .max_by_key(|r| r.id);
+                if let Some(r) = other {
+                    eprintln!(
+                        "{name}: note: an unfinished import of {name} with other content committed its first {} lines at {}; this content is imported from its first line",
+                        r.lines,
+                        when(r.updated_at)
+                    );
+                }
+                (store.begin_import(ws.id, Some(sha), &name, now)?.id, 1, 0)
+            }
         };
         file.seek(SeekFrom::Start(first_byte))
             .map_err(|e| format!("{name}: cannot seek to byte {first_byte}: {e}"))?;
