@@ -123,7 +123,8 @@ pub struct ImportArgs {
     #[arg(long)]
     pub strict: bool,
     /// Also print a JSON summary on stdout (lines, rejected lines, attribute objects,
-    /// events, purchases, seconds, objects per second).
+    /// events, purchases, seconds, objects per second, lines skipped as already
+    /// committed, inputs refused as duplicates).
     #[arg(long)]
     pub json: bool,
     /// Import a file even if the same content (SHA-256) was imported into the

@@ -287,5 +287,6 @@ async fn concurrent_pairs_of_a_key_apply_once_each() {
         "each key applied once: {firsts:?}"
     );
     assert_eq!(stored_facts(server.store(), ws).len(), 40);
+    assert!(conflicts >= 1, "no pair met in flight: {firsts:?}");
     eprintln!("{conflicts} of 40 pairs met in flight");
 }
