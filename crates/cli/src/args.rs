@@ -134,9 +134,18 @@ pub struct ImportArgs {
     #[arg(long)]
     pub strict: bool,
     /// Also print a JSON summary on stdout (lines, rejected lines, attribute objects,
-    /// events, purchases, seconds, objects per second).
+    /// events, purchases, seconds, objects per second, lines skipped as already
+    /// committed, inputs refused as duplicates).
     #[arg(long)]
     pub json: bool,
+    /// Import a file even if the same content (SHA-256) was imported into the
+    /// workspace before.
+    #[arg(long)]
+    pub allow_duplicate: bool,
+    /// Facts committed together at least (tests make it small to stop an import
+    /// between commits).
+    #[arg(long, hide = true, default_value_t = 200_000)]
+    pub commit_facts: usize,
 }
 
 /// `headcount snapshot`

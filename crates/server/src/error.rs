@@ -28,6 +28,12 @@ pub enum ApiError {
     /// 405: known path, wrong method.
     #[error("method not allowed")]
     MethodNotAllowed,
+    /// 409: a request with the same `Idempotency-Key` is still being processed.
+    #[error("{0}")]
+    Conflict(String),
+    /// 422: an `Idempotency-Key` reused with a different request.
+    #[error("{0}")]
+    Unprocessable(String),
     /// 413: body over the limit.
     #[error("payload too large")]
     PayloadTooLarge,
@@ -73,6 +79,10 @@ impl ApiError {
                 StatusCode::METHOD_NOT_ALLOWED,
                 json!({ "message": "Method Not Allowed for this endpoint" }),
             ),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, json!({ "message": m })),
+            ApiError::Unprocessable(m) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, json!({ "message": m }))
+            }
             ApiError::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({ "message": "Payload Too Large: the body is over 4 MB" }),

@@ -11,6 +11,7 @@ pub mod connections;
 pub mod error;
 pub mod extract;
 pub mod http_errors;
+pub mod idempotency;
 pub mod ingest;
 pub mod jobs;
 pub mod json;
@@ -42,7 +43,12 @@ pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
         .merge(routes::segments::router())
-        .merge(routes::users::router())
+        .merge(
+            routes::users::router().route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                idempotency::layer,
+            )),
+        )
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard));
     Router::new()
         .route("/healthz", get(healthz))

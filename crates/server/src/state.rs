@@ -54,6 +54,8 @@ pub struct Shared {
     pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
     /// Rate-limit counters (saved by `upkeep.rs`).
     pub limiter: RateLimiter,
+    /// `Idempotency-Key`s being processed.
+    pub idempotency: crate::idempotency::InFlight,
     /// Settings.
     pub config: Config,
     /// The group-commit writer of ingested facts.
@@ -119,6 +121,7 @@ impl Shared {
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(indexes),
             limiter: RateLimiter::default(),
+            idempotency: Default::default(),
             config,
             segment_writes: tokio::sync::Mutex::new(()),
             size_locks: Mutex::new(HashMap::new()),

@@ -11,7 +11,7 @@
 use crate::purge::Purger;
 use crate::state::{SharedIndex, now, write};
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_store::{FactBatch, Store, StoreError};
+use headcount_store::{FactBatch, IdempotencyRecord, Receipts, Store, StoreError};
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
@@ -24,6 +24,9 @@ struct Job {
     workspace: WorkspaceId,
     index: SharedIndex,
     facts: Vec<(UserKey, Fact)>,
+    /// The answer to remember for the request's `Idempotency-Key`, committed with its
+    /// facts.
+    remember: Option<IdempotencyRecord>,
     /// Answered with the number of deletion entries whose user existed.
     done: oneshot::Sender<Result<u64, String>>,
 }
@@ -61,7 +64,7 @@ impl Writer {
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
     ) -> Result<(), String> {
-        self.submit(workspace, index, facts).await.map(|_| ())
+        self.submit(workspace, index, facts, None).await.map(|_| ())
     }
 
     /// Deletes `users`: appends a deletion entry for each to the log and applies them
@@ -85,7 +88,21 @@ impl Writer {
                 (user, fact)
             })
             .collect();
-        self.submit(workspace, index, facts).await
+        self.submit(workspace, index, facts, None).await
+    }
+
+    /// [`Writer::append`], committing `remember` (an answer to remember for an
+    /// `Idempotency-Key`) in the same transaction as the facts.
+    pub async fn append_remembering(
+        &self,
+        workspace: WorkspaceId,
+        index: SharedIndex,
+        facts: Vec<(UserKey, Fact)>,
+        remember: Option<IdempotencyRecord>,
+    ) -> Result<(), String> {
+        self.submit(workspace, index, facts, remember)
+            .await
+            .map(|_| ())
     }
 
     async fn submit(
@@ -93,6 +110,7 @@ impl Writer {
         workspace: WorkspaceId,
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
+        remember: Option<IdempotencyRecord>,
     ) -> Result<u64, String> {
         let (done, wait) = oneshot::channel();
         self.jobs
@@ -100,6 +118,7 @@ impl Writer {
                 workspace,
                 index,
                 facts,
+                remember,
                 done,
             })
             .map_err(|_| "the writer has stopped".to_string())?;
@@ -195,7 +214,16 @@ fn commit(store: &dyn Store, group: &[Job]) -> Result<(), String> {
         .iter()
         .map(|j| (j.workspace, j.facts.as_slice()))
         .collect();
-    store
-        .append_batches(&batches)
-        .map_err(|e: StoreError| e.to_string())
+    let responses: Vec<IdempotencyRecord> =
+        group.iter().filter_map(|j| j.remember.clone()).collect();
+    let appended = if responses.is_empty() {
+        store.append_batches(&batches)
+    } else {
+        let receipts = Receipts {
+            responses: &responses,
+            imports: &[],
+        };
+        store.append_batches_with(&batches, receipts)
+    };
+    appended.map_err(|e: StoreError| e.to_string())
 }

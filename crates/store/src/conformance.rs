@@ -3,7 +3,10 @@
 //!
 //! Each check takes a fresh, empty store. A backend's test file calls [`run_all`].
 
-use crate::{ApiKey, NewWorkspace, Permission, RateWindow, Segment, Store, StoreError, keys};
+use crate::{
+    ApiKey, EncodedFacts, IdempotencyRecord, ImportProgress, NewWorkspace, Permission, RateWindow,
+    Receipts, Segment, Store, StoreError, keys,
+};
 use headcount_model::{Day, Fact, FactKind, SegmentId, Timestamp, UserKey, Value, WorkspaceId};
 use serde_json::json;
 
@@ -17,6 +20,9 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     deletions_are_log_entries_and_purged(fresh().as_ref());
     catalog_version_moves_with_every_catalog_change(fresh().as_ref());
     rate_windows_round_trip_and_replace(fresh().as_ref());
+    idempotency_records_per_workspace_expire_and_purge(fresh().as_ref());
+    receipts_commit_with_their_facts_or_not_at_all(fresh().as_ref());
+    import_records_track_progress_and_finish(fresh().as_ref());
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -467,4 +473,219 @@ pub fn rate_windows_round_trip_and_replace(store: &dyn Store) {
             window(2, "export", 1_700_003_600, 1),
         ]
     );
+}
+
+fn answer(ws: WorkspaceId, key: &str, status: u16, at: &str) -> IdempotencyRecord {
+    IdempotencyRecord {
+        workspace: ws,
+        key: key.into(),
+        fingerprint: keys::hash_secret(key),
+        status,
+        body: format!(r#"{{"message":"{key}"}}"#).into_bytes(),
+        created_at: ts(at),
+    }
+}
+
+/// A remembered answer comes back byte for byte in its workspace only, not once it is
+/// older than `since`, is replaced by a new answer to the same key, and is purged.
+pub fn idempotency_records_per_workspace_expire_and_purge(store: &dyn Store) {
+    let acme = workspace(store, "acme");
+    let globex = workspace(store, "globex");
+    let first = answer(acme, "k-1", 201, "2024-01-01T00:00:00Z");
+    store.put_idempotency_record(&first).expect("put");
+    let since = ts("2023-12-31T00:00:00Z");
+    let got = store.idempotency_record(acme, "k-1", since).expect("get");
+    assert_eq!(got, Some(first.clone()));
+    assert_eq!(
+        store.idempotency_record(globex, "k-1", since).expect("get"),
+        None,
+        "keys are per workspace"
+    );
+    assert_eq!(
+        store.idempotency_record(acme, "k-2", since).expect("get"),
+        None
+    );
+    let later = ts("2024-01-01T00:00:00.000001Z");
+    assert_eq!(
+        store.idempotency_record(acme, "k-1", later).expect("get"),
+        None,
+        "an answer older than `since` has expired"
+    );
+    let replaced = answer(acme, "k-1", 400, "2024-01-03T00:00:00Z");
+    store.put_idempotency_record(&replaced).expect("replace");
+    assert_eq!(
+        store.idempotency_record(acme, "k-1", since).expect("get"),
+        Some(replaced.clone())
+    );
+    let other = answer(globex, "k-1", 202, "2024-01-01T00:00:00Z");
+    store.put_idempotency_record(&other).expect("put");
+    let purged = store
+        .purge_idempotency_records(ts("2024-01-02T00:00:00Z"))
+        .expect("purge");
+    assert_eq!(purged, 1);
+    assert_eq!(
+        store.idempotency_record(globex, "k-1", since).expect("get"),
+        None
+    );
+    assert_eq!(
+        store.idempotency_record(acme, "k-1", since).expect("get"),
+        Some(replaced)
+    );
+}
+
+/// Answers and import progress are committed with their facts, or not at all when the
+/// transaction fails (here: progress of an import that does not exist).
+pub fn receipts_commit_with_their_facts_or_not_at_all(store: &dyn Store) {
+    let acme = workspace(store, "acme");
+    let facts = sample_facts();
+    let record = answer(acme, "with-facts", 201, "2024-01-01T00:00:00Z");
+    store
+        .append_batches_with(
+            &[(acme, &facts[..2])],
+            Receipts {
+                responses: std::slice::from_ref(&record),
+                imports: &[],
+            },
+        )
+        .expect("append with an answer");
+    assert_eq!(scanned(store, acme), facts[..2].to_vec());
+    let since = ts("2023-01-01T00:00:00Z");
+    assert_eq!(
+        store
+            .idempotency_record(acme, "with-facts", since)
+            .expect("get"),
+        Some(record)
+    );
+    // An answer without facts (every object rejected) is committed all the same.
+    let alone = answer(acme, "alone", 400, "2024-01-01T00:00:00Z");
+    store
+        .append_encoded_with(
+            &[],
+            Receipts {
+                responses: std::slice::from_ref(&alone),
+                imports: &[],
+            },
+        )
+        .expect("an answer alone");
+    assert!(
+        store
+            .idempotency_record(acme, "alone", since)
+            .expect("get")
+            .is_some()
+    );
+    let lost = answer(acme, "lost", 201, "2024-01-01T00:00:00Z");
+    let failed = store.append_encoded_with(
+        &[(acme, EncodedFacts::encode(&facts[2..]))],
+        Receipts {
+            responses: std::slice::from_ref(&lost),
+            imports: &[ImportProgress {
+                id: 987_654,
+                sha256: None,
+                lines: 1,
+                bytes: 1,
+                at: ts("2024-01-01T00:00:00Z"),
+                finished: false,
+            }],
+        },
+    );
+    assert!(failed.is_err(), "progress of an unknown import: {failed:?}");
+    assert_eq!(scanned(store, acme), facts[..2].to_vec(), "no fact kept");
+    assert_eq!(
+        store.idempotency_record(acme, "lost", since).expect("get"),
+        None,
+        "no answer kept"
+    );
+}
+
+/// An import record starts empty, moves with each commit of facts, learns its hash,
+/// finishes, and is listed per workspace in order.
+pub fn import_records_track_progress_and_finish(store: &dyn Store) {
+    let acme = workspace(store, "acme");
+    let globex = workspace(store, "globex");
+    let hash = keys::hash_secret("file contents");
+    let started = ts("2024-01-01T00:00:00Z");
+    let file = store
+        .begin_import(acme, Some(hash), "a.ndjson", started)
+        .expect("begin");
+    let stdin = store
+        .begin_import(acme, None, "-", started)
+        .expect("begin stdin");
+    store
+        .begin_import(globex, Some(hash), "a.ndjson", started)
+        .expect("begin elsewhere");
+    assert_eq!(
+        (file.lines, file.bytes, file.finished_at),
+        (0, 0, None),
+        "{file:?}"
+    );
+    let facts = sample_facts();
+    let step = |id, sha256, lines, bytes, at: &str, finished| ImportProgress {
+        id,
+        sha256,
+        lines,
+        bytes,
+        at: ts(at),
+        finished,
+    };
+    store
+        .append_encoded_with(
+            &[(acme, EncodedFacts::encode(&facts[..2]))],
+            Receipts {
+                responses: &[],
+                imports: &[step(
+                    file.id,
+                    Some(hash),
+                    2,
+                    40,
+                    "2024-01-01T00:01:00Z",
+                    false,
+                )],
+            },
+        )
+        .expect("first commit");
+    let listed = store.imports(acme).expect("imports");
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].id, file.id);
+    assert_eq!(
+        (listed[0].lines, listed[0].bytes, listed[0].finished_at),
+        (2, 40, None)
+    );
+    assert_eq!(listed[0].updated_at, ts("2024-01-01T00:01:00Z"));
+    assert_eq!(listed[0].started_at, started);
+    assert_eq!(listed[0].sha256, Some(hash));
+    assert_eq!(listed[0].name, "a.ndjson");
+    let stdin_hash = keys::hash_secret("stdin");
+    store
+        .append_encoded_with(
+            &[(acme, EncodedFacts::encode(&facts[2..]))],
+            Receipts {
+                responses: &[],
+                imports: &[
+                    step(file.id, None, 5, 90, "2024-01-01T00:02:00Z", true),
+                    step(
+                        stdin.id,
+                        Some(stdin_hash),
+                        7,
+                        70,
+                        "2024-01-01T00:02:00Z",
+                        true,
+                    ),
+                ],
+            },
+        )
+        .expect("last commit of both");
+    let listed = store.imports(acme).expect("imports");
+    assert_eq!(
+        listed[0].sha256,
+        Some(hash),
+        "a hash is kept when none is given"
+    );
+    assert_eq!((listed[0].lines, listed[0].bytes), (5, 90));
+    assert_eq!(listed[0].finished_at, Some(ts("2024-01-01T00:02:00Z")));
+    assert_eq!(listed[1].sha256, Some(stdin_hash));
+    assert_eq!(listed[1].finished_at, Some(ts("2024-01-01T00:02:00Z")));
+    assert_eq!(scanned(store, acme), facts);
+    let elsewhere = store.imports(globex).expect("imports");
+    assert_eq!(elsewhere.len(), 1);
+    assert_eq!((elsewhere[0].lines, elsewhere[0].finished_at), (0, None));
 }

@@ -6,6 +6,7 @@
 
 pub mod chunk;
 pub mod conformance;
+pub mod digest;
 pub mod error;
 pub mod ipnet;
 pub mod keys;
@@ -124,4 +125,46 @@ pub trait Store: Send + Sync {
     /// Saves rate-limit windows in one transaction, each replacing the saved window of
     /// its (workspace, bucket).
     fn put_rate_windows(&self, windows: &[RateWindow]) -> Result<()>;
+
+    /// Appends facts encoded beforehand, as [`Store::append_encoded`], and commits
+    /// `receipts` (remembered answers, import progress) in the same durable
+    /// transaction: all of it or none, so that they can never disagree with the facts.
+    fn append_encoded_with(
+        &self,
+        chunks: &[(WorkspaceId, EncodedFacts)],
+        receipts: Receipts<'_>,
+    ) -> Result<()>;
+    /// [`Store::append_batches`] with `receipts` in the same transaction.
+    fn append_batches_with(&self, batches: &[FactBatch<'_>], receipts: Receipts<'_>) -> Result<()> {
+        let encoded: Vec<(WorkspaceId, EncodedFacts)> = batches
+            .iter()
+            .filter(|(_, facts)| !facts.is_empty())
+            .map(|(ws, facts)| (*ws, EncodedFacts::encode(facts)))
+            .collect();
+        self.append_encoded_with(&encoded, receipts)
+    }
+
+    /// The answer remembered for `key` in `workspace`, if it was given at or after
+    /// `since` (an older one has expired and is as good as absent).
+    fn idempotency_record(
+        &self,
+        workspace: WorkspaceId,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>>;
+    /// Remembers an answer durably, replacing an expired one of the same key.
+    fn put_idempotency_record(&self, record: &IdempotencyRecord) -> Result<()>;
+    /// Forgets the answers given before `before`; returns how many.
+    fn purge_idempotency_records(&self, before: Timestamp) -> Result<u64>;
+
+    /// Starts the record of one input of an import (nothing committed yet).
+    fn begin_import(
+        &self,
+        workspace: WorkspaceId,
+        sha256: Option<[u8; 32]>,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<ImportRecord>;
+    /// Every import record of a workspace, oldest first.
+    fn imports(&self, workspace: WorkspaceId) -> Result<Vec<ImportRecord>>;
 }

@@ -105,4 +105,31 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace_id, bucket)
     ) WITHOUT ROWID;
     "#,
+    // 4: exactly-once writes. The first answer to each Idempotency-Key of a workspace
+    // (forgotten after 24 h), and per workspace the imports of files by content hash
+    // with how far each got (committed in the same transaction as its facts).
+    r#"
+    CREATE TABLE idempotency_keys (
+        workspace_id INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint BLOB NOT NULL,
+        status INTEGER NOT NULL,
+        body BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_at);
+    CREATE TABLE imports (
+        id INTEGER PRIMARY KEY,
+        workspace_id INTEGER NOT NULL,
+        sha256 BLOB,
+        name TEXT NOT NULL,
+        lines INTEGER NOT NULL,
+        bytes INTEGER NOT NULL,
+        started_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        finished_at INTEGER
+    );
+    CREATE INDEX imports_by_content ON imports (workspace_id, sha256);
+    "#,
 ];

@@ -8,8 +8,8 @@ mod purge;
 use crate::chunk;
 use crate::migrations::MIGRATIONS;
 use crate::{
-    ApiKey, EncodedFacts, NewWorkspace, Permission, RateWindow, Result, Segment, Store, StoreError,
-    StoredSize, Workspace,
+    ApiKey, EncodedFacts, IdempotencyRecord, ImportRecord, NewWorkspace, Permission, RateWindow,
+    Receipts, Result, Segment, Store, StoreError, StoredSize, Workspace,
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 use rusqlite::{Connection, Row, TransactionBehavior, params};
@@ -599,27 +599,7 @@ impl Store for SqliteStore {
     }
 
     fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()> {
-        self.check_writer()?;
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO fact_chunks (workspace_id, facts, data) VALUES (?1, ?2, ?3)",
-            )?;
-            for (ws, chunk) in chunks.iter().filter(|(_, c)| !c.is_empty()) {
-                insert.execute(params![ws.0, chunk.len() as i64, chunk.bytes()])?;
-                if chunk.deletions() > 0 {
-                    // In the same transaction: a deletion never lands without its purge.
-                    tx.prepare_cached(
-                        "INSERT INTO fact_purges (chunk_id, workspace_id, next_chunk) \
-                         VALUES (?1, ?2, 0)",
-                    )?
-                    .execute(params![tx.last_insert_rowid(), ws.0])?;
-                }
-            }
-        }
-        tx.commit()?;
-        Ok(())
+        self.append_encoded_with(chunks, Receipts::default())
     }
 
     fn scan_facts(
@@ -690,4 +670,173 @@ impl Store for SqliteStore {
         tx.commit()?;
         Ok(())
     }
+
+    fn append_encoded_with(
+        &self,
+        chunks: &[(WorkspaceId, EncodedFacts)],
+        receipts: Receipts<'_>,
+    ) -> Result<()> {
+        self.check_writer()?;
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO fact_chunks (workspace_id, facts, data) VALUES (?1, ?2, ?3)",
+            )?;
+            for (ws, chunk) in chunks.iter().filter(|(_, c)| !c.is_empty()) {
+                insert.execute(params![ws.0, chunk.len() as i64, chunk.bytes()])?;
+                if chunk.deletions() > 0 {
+                    // In the same transaction: a deletion never lands without its purge.
+                    tx.prepare_cached(
+                        "INSERT INTO fact_purges (chunk_id, workspace_id, next_chunk) \
+                         VALUES (?1, ?2, 0)",
+                    )?
+                    .execute(params![tx.last_insert_rowid(), ws.0])?;
+                }
+            }
+        }
+        for record in receipts.responses {
+            put_idempotency(&tx, record)?;
+        }
+        if !receipts.imports.is_empty() {
+            let mut update = tx.prepare_cached(
+                "UPDATE imports SET sha256 = COALESCE(?2, sha256), lines = ?3, bytes = ?4, \
+                 updated_at = ?5, finished_at = CASE WHEN ?6 THEN ?5 ELSE finished_at END \
+                 WHERE id = ?1",
+            )?;
+            for p in receipts.imports {
+                let changed = update.execute(params![
+                    p.id,
+                    p.sha256.as_ref().map(|h| h.as_slice()),
+                    p.lines as i64,
+                    p.bytes as i64,
+                    micros(p.at),
+                    p.finished,
+                ])?;
+                if changed == 0 {
+                    return Err(StoreError::NotFound(format!("no import record {}", p.id)));
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn idempotency_record(
+        &self,
+        workspace: WorkspaceId,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT fingerprint, status, body, created_at FROM idempotency_keys \
+             WHERE workspace_id = ?1 AND key = ?2 AND created_at >= ?3",
+        )?;
+        let mut rows = stmt.query(params![workspace.0, key, micros(since)])?;
+        let Some(r) = rows.next()? else {
+            return Ok(None);
+        };
+        let fingerprint: Vec<u8> = r.get(0)?;
+        Ok(Some(IdempotencyRecord {
+            workspace,
+            key: key.to_string(),
+            fingerprint: fingerprint
+                .try_into()
+                .map_err(|_| corrupt("idempotency fingerprint", "not 32 bytes"))?,
+            status: u16::try_from(r.get::<_, i64>(1)?)
+                .map_err(|e| corrupt("idempotency status", e))?,
+            body: r.get(2)?,
+            created_at: instant(r.get(3)?)?,
+        }))
+    }
+
+    fn put_idempotency_record(&self, record: &IdempotencyRecord) -> Result<()> {
+        put_idempotency(&self.conn(), record)
+    }
+
+    fn purge_idempotency_records(&self, before: Timestamp) -> Result<u64> {
+        let gone = self.conn().execute(
+            "DELETE FROM idempotency_keys WHERE created_at < ?1",
+            params![micros(before)],
+        )?;
+        Ok(gone as u64)
+    }
+
+    fn begin_import(
+        &self,
+        workspace: WorkspaceId,
+        sha256: Option<[u8; 32]>,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<ImportRecord> {
+        let conn = self.conn();
+        conn.execute(
+            "INSERT INTO imports (workspace_id, sha256, name, lines, bytes, started_at, updated_at) \
+             VALUES (?1, ?2, ?3, 0, 0, ?4, ?4)",
+            params![
+                workspace.0,
+                sha256.as_ref().map(|h| h.as_slice()),
+                name,
+                micros(at)
+            ],
+        )?;
+        let at = instant(micros(at))?;
+        Ok(ImportRecord {
+            id: conn.last_insert_rowid(),
+            workspace,
+            sha256,
+            name: name.to_string(),
+            lines: 0,
+            bytes: 0,
+            started_at: at,
+            updated_at: at,
+            finished_at: None,
+        })
+    }
+
+    fn imports(&self, workspace: WorkspaceId) -> Result<Vec<ImportRecord>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, sha256, name, lines, bytes, started_at, updated_at, finished_at \
+             FROM imports WHERE workspace_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt
+            .query_map(params![workspace.0], |r| {
+                let sha256: Option<Vec<u8>> = r.get(1)?;
+                Ok(ImportRecord {
+                    id: r.get(0)?,
+                    workspace,
+                    sha256: sha256
+                        .map(|h| h.try_into())
+                        .transpose()
+                        .map_err(|_| corrupt("import sha256", "not 32 bytes"))?,
+                    name: r.get(2)?,
+                    lines: r.get::<_, i64>(3)? as u64,
+                    bytes: r.get::<_, i64>(4)? as u64,
+                    started_at: instant(r.get(5)?)?,
+                    updated_at: instant(r.get(6)?)?,
+                    finished_at: r.get::<_, Option<i64>>(7)?.map(instant).transpose()?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(rows)
+    }
+}
+
+/// Remembers an answer (inside a transaction or not).
+fn put_idempotency(conn: &Connection, record: &IdempotencyRecord) -> Result<()> {
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO idempotency_keys \
+         (workspace_id, key, fingerprint, status, body, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        record.workspace.0,
+        record.key,
+        record.fingerprint.as_slice(),
+        i64::from(record.status),
+        record.body,
+        micros(record.created_at),
+    ])?;
+    Ok(())
 }

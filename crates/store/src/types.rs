@@ -186,3 +186,76 @@ pub struct RateWindow {
     /// Requests counted in it.
     pub count: u64,
 }
+
+/// How long an `Idempotency-Key` is remembered: 24 hours, in microseconds.
+pub const IDEMPOTENCY_WINDOW_MICROS: i64 = 24 * 3600 * 1_000_000;
+
+/// The first answer to a request that carried an `Idempotency-Key`: a repeat of the key
+/// in its workspace gets this answer back instead of being applied again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyRecord {
+    /// The workspace the key belongs to (keys of different workspaces never meet).
+    pub workspace: WorkspaceId,
+    /// The key as the client sent it (unquoted).
+    pub key: String,
+    /// SHA-256 of the endpoint and the request body: a repeat must match it.
+    pub fingerprint: [u8; 32],
+    /// The HTTP status of the first answer.
+    pub status: u16,
+    /// The body of the first answer, byte for byte.
+    pub body: Vec<u8>,
+    /// When the first answer was given; the key is forgotten 24 hours later.
+    pub created_at: Timestamp,
+}
+
+/// The record of one input of `headcount import`: its content hash and how many of its
+/// lines are committed. Written in the same transaction as each commit of its facts,
+/// so that the record and the facts always agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportRecord {
+    /// Its id in the store.
+    pub id: i64,
+    /// The workspace imported into.
+    pub workspace: WorkspaceId,
+    /// SHA-256 of the whole input; `None` until known (stdin is hashed while read).
+    pub sha256: Option<[u8; 32]>,
+    /// The input's name as given (a path, or `-`), for messages.
+    pub name: String,
+    /// Lines of the input committed, from its start (blank and rejected lines included).
+    pub lines: u64,
+    /// Bytes of the input those lines span.
+    pub bytes: u64,
+    /// When the import began.
+    pub started_at: Timestamp,
+    /// When its progress was last committed.
+    pub updated_at: Timestamp,
+    /// When its last line was committed; `None` while unfinished.
+    pub finished_at: Option<Timestamp>,
+}
+
+/// Progress of one import, committed with a batch of facts (see
+/// [`crate::Store::append_encoded_with`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportProgress {
+    /// The record, from [`crate::Store::begin_import`].
+    pub id: i64,
+    /// SHA-256 of the whole input, when known.
+    pub sha256: Option<[u8; 32]>,
+    /// Lines committed from the start, this batch included.
+    pub lines: u64,
+    /// Bytes those lines span.
+    pub bytes: u64,
+    /// When this progress was made.
+    pub at: Timestamp,
+    /// Whether this batch holds the input's last line.
+    pub finished: bool,
+}
+
+/// Bookkeeping committed in the same transaction as a batch of facts.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Receipts<'a> {
+    /// Answers to remember for their `Idempotency-Key`.
+    pub responses: &'a [IdempotencyRecord],
+    /// Progress of imports.
+    pub imports: &'a [ImportProgress],
+}

@@ -3,6 +3,7 @@
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{BodyBytes, JsonObject};
+use crate::idempotency::Remember;
 use crate::ingest::{TrackOptions, read_track, read_track_arrays};
 use crate::state::{AppState, now};
 use axum::extract::State;
@@ -22,6 +23,7 @@ pub fn router() -> Router<AppState> {
 async fn track(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    remember: Option<Extension<Remember>>,
     BodyBytes(body): BodyBytes,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     let options = TrackOptions {
@@ -47,11 +49,22 @@ async fn track(
     let response = track.response();
     let facts = track.facts;
     let index = state.index(caller.workspace);
+    // An answer to remember for an Idempotency-Key is committed with the facts.
+    let record = match &remember {
+        Some(Extension(remember)) => Some(remember.record(
+            StatusCode::CREATED,
+            serde_json::to_vec(&response).map_err(|e| ApiError::Internal(e.to_string()))?,
+        )),
+        None => None,
+    };
     state
         .writer
-        .append(caller.workspace, index, facts)
+        .append_remembering(caller.workspace, index, facts, record)
         .await
         .map_err(ApiError::Internal)?;
+    if let Some(Extension(remember)) = remember {
+        remember.mark_stored();
+    }
     Ok((StatusCode::CREATED, Json(response)))
 }
 
