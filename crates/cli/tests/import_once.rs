@@ -161,7 +161,7 @@ fn an_import_stopped_by_strict_is_finished_by_running_it_again() {
         run.stderr.contains(&format!("{file}:5: rejected")),
         "{run:#?}"
     );
-    assert!(run.stderr.contains("imported 0 of 1 lines"), "{run:#?}");
+    assert!(run.stderr.contains("imported 0 of 1 line:"), "{run:#?}");
     assert_eq!(name_counts(&facts(&data, "acme")), once(1..=4));
 
     // Without --strict it goes on past the bad line and finishes.
