@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod ingest;
@@ -40,6 +41,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
