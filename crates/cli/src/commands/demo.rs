@@ -189,6 +189,8 @@ fn print_walkthrough(args: &DemoArgs, key: &str, segment: SegmentId) {
     let base = format!("http://{}", args.listen);
     println!("headcount demo: {base} (workspace \"{WORKSPACE}\")");
     println!();
+    println!("  console: {base}/console  (sign in with this key: {key})");
+    println!();
     println!("  export HEADCOUNT_KEY={key}");
     println!("  curl -s '{base}/segments/list' -H \"Authorization: Bearer $HEADCOUNT_KEY\"");
     println!(
