@@ -61,16 +61,14 @@ fn console_works_in_headless_chromium_on_the_demo_data() {
         .expect("demo prints a key")
         .to_string();
     assert!(
-        demo.stdout.contains("/console") && demo.stdout.contains(&format!("sign in with this key: {key}")),
+        demo.stdout.contains("/console")
+            && demo
+                .stdout
+                .contains(&format!("sign in with this key: {key}")),
         "demo prints the console's address and the key: {}",
         demo.stdout
     );
-    let reader = create_key(
-        &data,
-        "demo",
-        "reader",
-        &["--permission", "segments.list"],
-    );
+    let reader = create_key(&data, "demo", "reader", &["--permission", "segments.list"]);
     create_workspace(&data, "other", "UTC");
     let other = create_key(&data, "other", "other", &[]);
 
@@ -101,9 +99,19 @@ fn console_works_in_headless_chromium_on_the_demo_data() {
         "another workspace's segment is not found (404)",
         "a segment's page needs segments.details (403)",
     ] {
-        assert!(stdout.contains(expected), "no check {expected:?} in:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "no check {expected:?} in:\n{stdout}"
+        );
     }
-    for shot in ["sign-in.png", "segments.png", "segment.png", "new-error.png", "new-preview.png", "archive.png"] {
+    for shot in [
+        "sign-in.png",
+        "segments.png",
+        "segment.png",
+        "new-error.png",
+        "new-preview.png",
+        "archive.png",
+    ] {
         assert!(shots.join(shot).exists(), "no screenshot {shot}");
     }
 }

@@ -61,7 +61,9 @@ impl Browser {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let r = self.send(self.client.get(format!("{}{path}", self.base))).await;
+        let r = self
+            .send(self.client.get(format!("{}{path}", self.base)))
+            .await;
         (r.status().as_u16(), r.text().await.expect("text"))
     }
 
@@ -107,11 +109,20 @@ async fn sessions_are_cookies_of_random_ids_and_every_post_needs_the_csrf_token(
         .map(|v| v.to_str().unwrap().to_string())
         .find(|c| c.starts_with("hc_session="))
         .expect("a session cookie");
-    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
-    assert!(!cookie.contains("Secure") && !cookie.contains(&key), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(
+        !cookie.contains("Secure") && !cookie.contains(&key),
+        "{cookie}"
+    );
     let (status, page) = browser.get("/console").await;
     assert_eq!(status, 200);
-    assert!(page.contains("Everyone") && page.contains("Sign out"), "{page}");
+    assert!(
+        page.contains("Everyone") && page.contains("Sign out"),
+        "{page}"
+    );
     let token = csrf(&page);
 
     // Every POST without the session's token is a 403 and changes nothing.
@@ -127,7 +138,10 @@ async fn sessions_are_cookies_of_random_ids_and_every_post_needs_the_csrf_token(
 
     // With it, the archive happens.
     let r = browser
-        .post(&format!("/console/segments/{id}/archive"), &[("csrf", token.as_str())])
+        .post(
+            &format!("/console/segments/{id}/archive"),
+            &[("csrf", token.as_str())],
+        )
         .await;
     assert_eq!(r.status(), 303);
     let live = server.get(&key, "/segments/list").await;
@@ -170,9 +184,16 @@ async fn the_console_follows_the_keys_permissions_and_workspace() {
     assert_eq!(browser.sign_in(&lister).await.status(), 303);
     let (status, page) = browser.get("/console").await;
     assert_eq!(status, 200);
-    assert!(page.contains("Secret plans") && page.contains("lacks the permission segments.data_series"));
+    assert!(
+        page.contains("Secret plans") && page.contains("lacks the permission segments.data_series")
+    );
     assert!(!page.contains("/console/segments/new"), "{page}");
-    for path in [format!("/console/segments/{id}"), "/console/segments/new".into(), format!("/console/segments/{id}/edit"), format!("/console/segments/{id}/archive")] {
+    for path in [
+        format!("/console/segments/{id}"),
+        "/console/segments/new".into(),
+        format!("/console/segments/{id}/edit"),
+        format!("/console/segments/{id}/archive"),
+    ] {
         let (status, page) = browser.get(&path).await;
         assert_eq!(status, 403, "{path}: {page}");
         assert!(page.contains("lacks the permission segments."), "{page}");
@@ -181,7 +202,10 @@ async fn the_console_follows_the_keys_permissions_and_workspace() {
     let browser = Browser::new(&server);
     assert_eq!(browser.sign_in(&stranger).await.status(), 303);
     let (_, page) = browser.get("/console").await;
-    assert!(!page.contains("Secret plans") && page.contains("0 segments"), "{page}");
+    assert!(
+        !page.contains("Secret plans") && page.contains("0 segments"),
+        "{page}"
+    );
     let (status, page) = browser.get(&format!("/console/segments/{id}")).await;
     assert_eq!(status, 404);
     assert!(!page.contains("Secret plans"));
@@ -225,7 +249,11 @@ async fn the_segments_page_with_1000_segments_and_the_100_day_chart_render_quick
                 archived_at: None,
             })
             .unwrap();
-        let sizes: Vec<(Day, u64)> = days.iter().enumerate().map(|(i, d)| (*d, n + i as u64)).collect();
+        let sizes: Vec<(Day, u64)> = days
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (*d, n + i as u64))
+            .collect();
         server.store().put_sizes(id, &sizes, now).unwrap();
     }
     server.serve().await;
@@ -246,7 +274,10 @@ async fn the_segments_page_with_1000_segments_and_the_100_day_chart_render_quick
     assert_eq!(status, 200);
     assert_eq!(page.matches("<g class=\"day\"").count(), 100);
     // Day 100 days ago holds 0 + 0; yesterday 0 + 99.
-    assert!(page.contains(&format!("<title>{}: 99</title>", today.add_days(-1))), "{page}");
+    assert!(
+        page.contains(&format!("<title>{}: 99</title>", today.add_days(-1))),
+        "{page}"
+    );
     println!(
         "console timing (debug build, request to answer): segments page with 1000 segments {:.1} ms, 100-day chart {:.1} ms",
         list.as_secs_f64() * 1000.0,

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 /// `n` days before today's UTC midnight, at 12:00.
 fn days_ago_noon(n: i64) -> String {
-    let today = jiff::Timestamp::now().to_zoned(jiff::tz::TimeZone::UTC).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned(jiff::tz::TimeZone::UTC)
+        .date();
     let day = today.checked_sub(n.days()).unwrap();
     format!("{day}T12:00:00Z")
 }
@@ -36,7 +38,9 @@ async fn preview_sizes_a_filter_today_and_over_30_days_like_data_series() {
     // Logins 3 and 10 days ago, and one today.
     let events: Vec<Value> = [("a", 3), ("b", 10), ("c", 0)]
         .into_iter()
-        .map(|(user, ago)| json!({"external_id": user, "name": "login", "time": days_ago_noon(ago)}))
+        .map(
+            |(user, ago)| json!({"external_id": user, "name": "login", "time": days_ago_noon(ago)}),
+        )
         .collect();
     server
         .post(&key, "/users/track", &json!({ "events": events }))
@@ -97,9 +101,7 @@ async fn preview_refuses_what_create_refuses_with_the_same_message() {
         create.expect(400);
         preview.expect_bad(create.message());
     }
-    let r = server
-        .post_raw(&key, "/segments/preview", "[1]")
-        .await;
+    let r = server.post_raw(&key, "/segments/preview", "[1]").await;
     r.expect_bad("the request body must be a JSON object");
 }
 

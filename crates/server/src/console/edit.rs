@@ -62,9 +62,7 @@ impl Draft {
         if !self.filter.trim().is_empty() {
             let filter: Value = serde_json::from_str(&self.filter).map_err(|e| Problem {
                 field: Field::Filter,
-                message: format!(
-                    "filter is not valid JSON: {e}"
-                ),
+                message: format!("filter is not valid JSON: {e}"),
                 line: Some(e.line()),
             })?;
             body.insert("filter".into(), filter);
@@ -158,14 +156,17 @@ fn render(shown: &Shown<'_>) -> Markup {
         }
         (!ids.is_empty()).then(|| ids.join(" "))
     };
-    let where_marked = shown.problem.filter(|p| p.field == Field::Filter).and_then(|p| {
-        if let Some(line) = p.line {
-            return Some(jsonview::marked_line(&draft.filter, line));
-        }
-        let path = jsonview::error_path(&p.message)?;
-        let value: Value = serde_json::from_str(&draft.filter).ok()?;
-        Some(jsonview::marked(&value, &path))
-    });
+    let where_marked = shown
+        .problem
+        .filter(|p| p.field == Field::Filter)
+        .and_then(|p| {
+            if let Some(line) = p.line {
+                return Some(jsonview::marked_line(&draft.filter, line));
+            }
+            let path = jsonview::error_path(&p.message)?;
+            let value: Value = serde_json::from_str(&draft.filter).ok()?;
+            Some(jsonview::marked(&value, &path))
+        });
     let save_label = match shown.target {
         Target::New => "Create segment",
         Target::Existing(_) => "Save changes",
@@ -247,15 +248,21 @@ fn render(shown: &Shown<'_>) -> Markup {
 }
 
 fn show(status: StatusCode, shown: &Shown<'_>) -> Response {
-    page::respond(status, page::shell(shown.title, Some(shown.visitor), render(shown)))
+    page::respond(
+        status,
+        page::shell(shown.title, Some(shown.visitor), render(shown)),
+    )
 }
 
 /// An API refusal other than a 400, as a page.
 fn refused(e: ApiError, visitor: &Visitor) -> Response {
     match e {
-        ApiError::Forbidden(reason) => {
-            page::error(StatusCode::FORBIDDEN, "Access denied", &reason, Some(visitor))
-        }
+        ApiError::Forbidden(reason) => page::error(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            &reason,
+            Some(visitor),
+        ),
         ApiError::BadRequest(message) => {
             page::error(StatusCode::BAD_REQUEST, "Refused", &message, Some(visitor))
         }
@@ -362,7 +369,8 @@ async fn submit(
         if !visitor.may(Permission::SegmentsCreate) {
             let problem = Problem {
                 field: Field::Form,
-                message: "A preview needs the permission segments.create, which this key lacks.".into(),
+                message: "A preview needs the permission segments.create, which this key lacks."
+                    .into(),
                 line: None,
             };
             return answer(Some(problem), None);
@@ -433,7 +441,14 @@ pub async fn update(
         Err(page) => return page,
     };
     let title = format!("Edit {}", entry.segment.name);
-    submit(state, visitor, Target::Existing(entry.segment.id), &title, &body).await
+    submit(
+        state,
+        visitor,
+        Target::Existing(entry.segment.id),
+        &title,
+        &body,
+    )
+    .await
 }
 
 /// `GET /console/segments/{id}/archive`: the confirmation.

@@ -166,7 +166,10 @@ mod tests {
     fn the_named_node_is_marked_or_its_deepest_existing_parent() {
         let value = json!({"all": [{"attribute": "a"}, {"attribute": "b", "op": "bogus"}]});
         let html = marked(&value, &error_path("filter.all[1].op: bad").unwrap()).into_string();
-        assert!(html.contains(r#"<mark id="filter-error-at">&quot;bogus&quot;</mark>"#), "{html}");
+        assert!(
+            html.contains(r#"<mark id="filter-error-at">&quot;bogus&quot;</mark>"#),
+            "{html}"
+        );
         let html = marked(&value, &error_path("filter.all[0].op: missing").unwrap()).into_string();
         assert!(html.contains("<mark id=\"filter-error-at\">{\n    &quot;attribute&quot;: &quot;a&quot;\n  }</mark>"), "{html}");
     }

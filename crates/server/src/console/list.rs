@@ -203,7 +203,11 @@ async fn segments_page(state: &AppState, visitor: &Visitor, query: &FormData) ->
     let title = "Segments";
     page::respond(
         StatusCode::OK,
-        page::shell(title, Some(visitor), render(visitor, &view, &rows, &tags, with_sizes)),
+        page::shell(
+            title,
+            Some(visitor),
+            render(visitor, &view, &rows, &tags, with_sizes),
+        ),
     )
 }
 

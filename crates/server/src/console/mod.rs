@@ -34,7 +34,10 @@ pub fn router() -> Router<AppState> {
         .route("/console", get(list::home))
         .route("/console/sign-in", post(signin::sign_in))
         .route("/console/sign-out", post(signin::sign_out))
-        .route("/console/segments/new", get(edit::new_form).post(edit::create))
+        .route(
+            "/console/segments/new",
+            get(edit::new_form).post(edit::create),
+        )
         .route("/console/segments/{id}", get(segment::show))
         .route(
             "/console/segments/{id}/edit",

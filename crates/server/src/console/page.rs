@@ -77,7 +77,12 @@ pub fn respond(status: StatusCode, markup: Markup) -> Response {
 }
 
 /// An error page: what went wrong, and the way back.
-pub fn error(status: StatusCode, title: &str, message: &str, visitor: Option<&Visitor>) -> Response {
+pub fn error(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    visitor: Option<&Visitor>,
+) -> Response {
     let body = html! {
         h1 { (title) }
         p.error role="alert" { (message) }
@@ -95,19 +100,6 @@ pub fn internal(cause: impl std::fmt::Display, visitor: Option<&Visitor>) -> Res
         "headcount could not answer this page; the cause is in the server's log.",
         visitor,
     )
-}
-
-/// Groups of three digits for display: 1234567 → "1,234,567".
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A signed change with its sign: "+12", "−3", "0".

@@ -42,7 +42,11 @@ pub fn find(state: &AppState, visitor: &Visitor, id: &str) -> Result<SegmentEntr
 
 /// The days a chart shows: `days=7|30|100` (ending today), or `from` and `to` (at
 /// most 100 days, ending today at the latest); a message when the range is refused.
-fn chosen_days(query: &FormData, now: Timestamp, tz: &jiff::tz::TimeZone) -> (Vec<Day>, Option<String>) {
+fn chosen_days(
+    query: &FormData,
+    now: Timestamp,
+    tz: &jiff::tz::TimeZone,
+) -> (Vec<Day>, Option<String>) {
     let today = Day::containing(now, tz);
     let (from, to) = (query.text("from"), query.text("to"));
     if !from.is_empty() || !to.is_empty() {
@@ -155,7 +159,10 @@ fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("127.0.0.1:8080");
     let scheme = if over_tls(headers) { "https" } else { "http" };
     format!("{scheme}://{host}")
@@ -198,7 +205,10 @@ fn render(s: &Shown<'_>) -> Markup {
         .into_iter()
         .filter_map(|k| s.query.get(k).filter(|v| !v.is_empty()).map(|v| (k, v)))
         .collect();
-    let active_days = s.query.get("days").filter(|_| s.query.get("from").is_none_or(str::is_empty));
+    let active_days = s
+        .query
+        .get("days")
+        .filter(|_| s.query.get("from").is_none_or(str::is_empty));
     let series: Vec<Series<'_>> = s
         .lines
         .iter()

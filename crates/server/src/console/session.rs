@@ -35,7 +35,11 @@ pub fn random_token() -> Option<String> {
 
 /// Compares two tokens in time independent of where they differ.
 pub fn tokens_equal(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 #[derive(Debug, Clone)]
@@ -254,12 +258,9 @@ pub fn visitor(state: &AppState, parts: &Parts) -> Result<Visitor, Refusal> {
         )));
     }
     let now = crate::state::now().as_second().max(0) as u64;
-    let window = state.limiter.hit(
-        (visitor.caller.workspace, Bucket::Export),
-        limit,
-        3600,
-        now,
-    );
+    let window = state
+        .limiter
+        .hit((visitor.caller.workspace, Bucket::Export), limit, 3600, now);
     if window.exceeded {
         let mut page = page::error(
             StatusCode::TOO_MANY_REQUESTS,

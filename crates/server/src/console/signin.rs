@@ -3,7 +3,7 @@
 use super::form::FormData;
 use super::page;
 use super::session::{
-    self, SESSION_COOKIE, SIGN_IN_COOKIE, Refusal, cookie, over_tls, set_cookie, tokens_equal,
+    self, Refusal, SESSION_COOKIE, SIGN_IN_COOKIE, cookie, over_tls, set_cookie, tokens_equal,
 };
 use crate::extract::BodyBytes;
 use crate::state::{AppState, read};
@@ -99,7 +99,10 @@ pub async fn sign_in(
     let tls = over_tls(&parts.headers);
     let mut response = Redirect::to("/console").into_response();
     let headers = response.headers_mut();
-    headers.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, Some(&id), tls));
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, Some(&id), tls),
+    );
     headers.append(header::SET_COOKIE, set_cookie(SIGN_IN_COOKIE, None, tls));
     response
 }

@@ -345,7 +345,12 @@ pub(crate) fn read_fields(body: &Map<String, Value>, extra: &[&str]) -> ApiResul
 
 /// Checks the `in_segment` references of a filter for segment `own` of workspace
 /// `caller`: each must name a live segment of the workspace, and none may lead back.
-pub(crate) fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId) -> ApiResult<()> {
+pub(crate) fn check_refs(
+    state: &AppState,
+    caller: &Caller,
+    filter: &Filter,
+    own: SegmentId,
+) -> ApiResult<()> {
     let catalog = read(&state.catalog);
     for (target, path) in filter.segment_refs() {
         match catalog.segment_in(caller.workspace, target) {
