@@ -279,7 +279,7 @@ async fn the_segments_page_with_1000_segments_and_the_100_day_chart_render_quick
         "{page}"
     );
     println!(
-        "console timing (debug build, request to answer): segments page with 1000 segments {:.1} ms, 100-day chart {:.1} ms",
+        "console timing (request to answer): segments page with 1000 segments {:.1} ms, 100-day chart {:.1} ms",
         list.as_secs_f64() * 1000.0,
         chart.as_secs_f64() * 1000.0
     );
