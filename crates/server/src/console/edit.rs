@@ -232,8 +232,7 @@ fn render(shown: &Shown<'_>) -> Markup {
         }
         @if let Some((p, sentence)) = &shown.preview {
             @let today = Day::containing(p.as_of, &shown.visitor.caller.tz);
-            @let mut points = p.days.clone();
-            @let _ = points.push((today, p.live_size));
+            @let points: Vec<(Day, u64)> = p.days.iter().copied().chain([(today, p.live_size)]).collect();
             @let series = [Series { name: "Preview", points: &points }];
             section #preview aria-labelledby="preview-heading" {
                 h2 #preview-heading tabindex="-1" { "Preview" }
