@@ -171,6 +171,6 @@ mod tests {
             "{html}"
         );
         let html = marked(&value, &error_path("filter.all[0].op: missing").unwrap()).into_string();
-        assert!(html.contains("<mark id=\"filter-error-at\">{\n    &quot;attribute&quot;: &quot;a&quot;\n  }</mark>"), "{html}");
+        assert!(html.contains("<mark id=\"filter-error-at\">{\n      &quot;attribute&quot;: &quot;a&quot;\n    }</mark>,"), "{html}");
     }
 }
