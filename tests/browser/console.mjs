@@ -105,6 +105,9 @@ try {
   }
   await page.focus(`g.day[data-day="${days[98].time}"]`);
   check(await page.locator(`g.day[data-day="${days[98].time}"] text.tip`).isVisible(), "focusing a day shows its date and size");
+  await page.keyboard.press("ArrowLeft");
+  check(await page.evaluate(() => document.activeElement.getAttribute("data-day")) === days[97].time,
+    "the left arrow moves to the day before");
   const details = await api(`/segments/details?segment_id=${target.id}`);
   check((await page.textContent("main")).includes(details.body.description), "the filter is shown in plain English");
   check((await page.textContent("#curl")).includes(`segment_id=${target.id}`), "the curl command names the segment");
