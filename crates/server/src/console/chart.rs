@@ -94,7 +94,7 @@ pub fn chart(series: &[Series<'_>], today: Day, caption: &str) -> Markup {
                     text.axis x=(LEFT - 6.0) y=(y(*t) + 4.0) text-anchor="end" { (t) }
                 }
                 @for (i, day) in days.iter().enumerate() {
-                    @if i % label_every == 0 || i + 1 == days.len() {
+                    @if (i % label_every == 0 && i + label_every / 2 < days.len()) || i + 1 == days.len() {
                         text.axis x=(x(i)) y=(HEIGHT - 10.0)
                             text-anchor=(if i == 0 { "start" } else if i + 1 == days.len() { "end" } else { "middle" }) {
                             (day.to_string()[5..])
@@ -152,7 +152,7 @@ pub fn table(series: &[Series<'_>], today: Day, caption: &str) -> Markup {
         .map(|s| s.points.iter().map(|p| p.0).collect())
         .unwrap_or_default();
     html! {
-        div.scroll {
+        div.scroll.days-box tabindex="0" role="region" aria-label=(caption) {
             table.days {
                 caption { (caption) }
                 thead {
