@@ -31,6 +31,7 @@ pub fn requirement(path: &str) -> Option<(Permission, Bucket)> {
         "/segments/create" => (Permission::SegmentsCreate, Bucket::Export),
         "/segments/update" => (Permission::SegmentsUpdate, Bucket::Export),
         "/segments/archive" => (Permission::SegmentsArchive, Bucket::Export),
+        "/segments/preview" => (Permission::SegmentsCreate, Bucket::Export),
         "/users/track" => (Permission::UsersTrack, Bucket::Track),
         "/users/delete" => (Permission::UsersDelete, Bucket::Export),
         _ => return None,

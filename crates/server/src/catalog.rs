@@ -248,6 +248,11 @@ impl Catalog {
         (matches && key.revoked_at.is_none()).then_some(key)
     }
 
+    /// The key with public id `id`, revoked or not.
+    pub fn key(&self, id: &str) -> Option<&ApiKey> {
+        self.keys.get(id)
+    }
+
     /// A segment of workspace `ws`; `None` for unknown ids and other workspaces' ids alike.
     pub fn segment_in(&self, ws: WorkspaceId, id: SegmentId) -> Option<&SegmentEntry> {
         self.segments.get(&id).filter(|e| e.segment.workspace == ws)

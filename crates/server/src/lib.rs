@@ -8,6 +8,7 @@ pub mod activity;
 pub mod auth;
 pub mod catalog;
 pub mod connections;
+pub mod console;
 pub mod error;
 pub mod extract;
 pub mod http_errors;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .merge(api)
+        .merge(console::router())
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -223,6 +223,8 @@ fn print_walkthrough(address: std::net::SocketAddr, key: &str, segment: SegmentI
     let base = format!("http://{address}");
     println!("headcount demo: {base} (workspace \"{WORKSPACE}\")");
     println!();
+    println!("  console: {base}/console  (sign in with this key: {key})");
+    println!();
     println!("  export HEADCOUNT_KEY={key}");
     println!("  curl -s '{base}/segments/list' -H \"Authorization: Bearer $HEADCOUNT_KEY\"");
     println!(

@@ -18,7 +18,7 @@ use headcount_model::datetime;
 use headcount_model::day::{FIRST_DAY, series_days};
 use headcount_model::describe::describe;
 use headcount_model::limits::check_workspace_patterns;
-use headcount_model::{Day, Filter, SegmentId, WorkspaceId};
+use headcount_model::{Day, Filter, SegmentId, Timestamp, WorkspaceId};
 use headcount_store::Segment;
 use serde_json::{Map, Value, json};
 use std::sync::Arc;
@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/segments/create", post(create))
         .route("/segments/update", post(update))
         .route("/segments/archive", post(archive))
+        .route("/segments/preview", post(super::preview::preview))
 }
 
 fn segment_id(text: Option<&str>) -> ApiResult<SegmentId> {
@@ -198,6 +199,21 @@ async fn data_series(
             }
         },
     };
+    let days = series_days(ending_at, length, &caller.tz);
+    let points = series_points(&state, &caller, id, &days, now).await?;
+    Ok(render_series(&points))
+}
+
+/// The points of `data_series` for `days` (oldest first) of segment `id` of the
+/// caller's workspace, as of `now`: stored sizes, missing completed days computed and
+/// stored, and the live size for a day that has not ended. Shared with the console.
+pub(crate) async fn series_points(
+    state: &AppState,
+    caller: &Caller,
+    id: SegmentId,
+    days: &[Day],
+    now: Timestamp,
+) -> ApiResult<Vec<(Day, u64)>> {
     let (generation, unloaded) = {
         let catalog = read(&state.catalog);
         let entry = catalog
@@ -210,7 +226,6 @@ async fn data_series(
         }
         (catalog.generation(), unloaded)
     };
-    let days = series_days(ending_at, length, &caller.tz);
     let today = Day::containing(now, &caller.tz);
     let index = state.index(caller.workspace);
     // The common case answers here, on the runtime: stored days and a live size that
@@ -226,54 +241,63 @@ async fn data_series(
                 }
                 _ => None,
             };
-            series_in_memory(state.store.as_ref(), id, &days, today, live)
+            series_in_memory(state.store.as_ref(), id, days, today, live)
         });
     if let Some(points) = in_memory {
-        return Ok(render_series(&points));
+        return Ok(points);
     }
     let shared = state.clone();
-    let points = tokio::task::spawn_blocking(move || {
-        // The plan is read under the segment's size lock, so that sizes computed with a
-        // filter that an update has just replaced are stored before the update clears
-        // the history, never after (see `Shared::size_lock`).
-        let lock = shared.size_lock(id);
-        let _held = read(&lock);
-        let (plan, generation) = {
-            let catalog = read(&shared.catalog);
-            let entry = catalog
-                .segment_in(caller.workspace, id)
-                .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
-            let plan = catalog
-                .segment_plan(entry, shared.store.as_ref())
-                .map_err(|_| {
-                    cannot_compute(
-                        catalog
-                            .failure(entry, shared.store.as_ref())
-                            .unwrap_or_default(),
-                    )
-                })?;
-            (plan, catalog.generation())
-        };
-        let index = read(&index);
-        Ok::<_, ApiError>(
-            Sizer {
-                store: shared.store.as_ref(),
-                index: &index,
-                plan: &plan,
-                segment: id,
-                tz: &caller.tz,
-                now,
-            }
-            .series(&days, &mut || {
-                shared.live_size(id, &index, generation, now, &caller.tz, || {
-                    index.size(&plan, now, &caller.tz)
-                })
-            })?,
-        )
-    })
-    .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
-    Ok(render_series(&points))
+    let caller = caller.clone();
+    let days = days.to_vec();
+    tokio::task::spawn_blocking(move || series_blocking(&shared, &caller, id, &days, now))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+}
+
+/// [`series_points`] off the async runtime, computing what is missing: blocking.
+pub(crate) fn series_blocking(
+    state: &AppState,
+    caller: &Caller,
+    id: SegmentId,
+    days: &[Day],
+    now: Timestamp,
+) -> ApiResult<Vec<(Day, u64)>> {
+    // The plan is read under the segment's size lock, so that sizes computed with a
+    // filter that an update has just replaced are stored before the update clears
+    // the history, never after (see `Shared::size_lock`).
+    let lock = state.size_lock(id);
+    let _held = read(&lock);
+    let (plan, generation) = {
+        let catalog = read(&state.catalog);
+        let entry = catalog
+            .segment_in(caller.workspace, id)
+            .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))?;
+        let plan = catalog
+            .segment_plan(entry, state.store.as_ref())
+            .map_err(|_| {
+                cannot_compute(
+                    catalog
+                        .failure(entry, state.store.as_ref())
+                        .unwrap_or_default(),
+                )
+            })?;
+        (plan, catalog.generation())
+    };
+    let index = state.index(caller.workspace);
+    let index = read(&index);
+    Ok(Sizer {
+        store: state.store.as_ref(),
+        index: &index,
+        plan: &plan,
+        segment: id,
+        tz: &caller.tz,
+        now,
+    }
+    .series(days, &mut || {
+        state.live_size(id, &index, generation, now, &caller.tz, || {
+            index.size(&plan, now, &caller.tz)
+        })
+    })?)
 }
 
 /// The body of a `data_series` answer,
@@ -297,9 +321,9 @@ fn render_series(points: &[(Day, u64)]) -> Response {
 }
 
 /// The editable fields of a segment, as read from a create or update body.
-struct Fields {
+pub(crate) struct Fields {
     name: Option<String>,
-    filter: Option<(Value, Filter)>,
+    pub(crate) filter: Option<(Value, Filter)>,
     description: Option<String>,
     tags: Option<Vec<String>>,
     teams: Option<Vec<String>>,
@@ -325,7 +349,7 @@ fn string_list(value: &Value, field: &str) -> ApiResult<Vec<String>> {
         .collect()
 }
 
-fn read_fields(body: &Map<String, Value>, extra: &[&str]) -> ApiResult<Fields> {
+pub(crate) fn read_fields(body: &Map<String, Value>, extra: &[&str]) -> ApiResult<Fields> {
     if let Some(unknown) = body
         .keys()
         .find(|k| !FIELDS.contains(&k.as_str()) && !extra.contains(&k.as_str()))
@@ -383,7 +407,12 @@ fn read_fields(body: &Map<String, Value>, extra: &[&str]) -> ApiResult<Fields> {
 
 /// Checks the `in_segment` references of a filter for segment `own` of workspace
 /// `caller`: each must name a live segment of the workspace, and none may lead back.
-fn check_refs(state: &AppState, caller: &Caller, filter: &Filter, own: SegmentId) -> ApiResult<()> {
+pub(crate) fn check_refs(
+    state: &AppState,
+    caller: &Caller,
+    filter: &Filter,
+    own: SegmentId,
+) -> ApiResult<()> {
     let catalog = read(&state.catalog);
     for (target, path) in filter.segment_refs() {
         match catalog.segment_in(caller.workspace, target) {
@@ -458,7 +487,7 @@ async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<
     Ok(())
 }
 
-async fn create(
+pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
@@ -511,7 +540,7 @@ async fn create(
     ))
 }
 
-async fn update(
+pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
@@ -562,7 +591,7 @@ async fn update(
     )))
 }
 
-async fn archive(
+pub(crate) async fn archive(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
