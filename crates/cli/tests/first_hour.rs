@@ -61,6 +61,7 @@ fn served_demo_key(data: &std::path::Path) -> String {
         .expect("start demo");
     let stdout = child.stdout.take().expect("its stdout");
     let mut key = None;
+    let mut console = None;
     for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
         let line = line.expect("a line");
         if let Some(base) = line.strip_prefix("headcount demo: http://127.0.0.1:") {
@@ -72,6 +73,9 @@ fn served_demo_key(data: &std::path::Path) -> String {
                 .expect("a port");
             assert_ne!(port, 0, "{line}");
         }
+        if line.trim().starts_with("console: http://127.0.0.1:") {
+            console = Some(line.clone());
+        }
         if let Some(k) = line.trim().strip_prefix("export HEADCOUNT_KEY=") {
             key = Some(k.to_string());
             break;
@@ -80,7 +84,15 @@ fn served_demo_key(data: &std::path::Path) -> String {
     // SIGTERM would be gentler, but the data directory is all the test reads after.
     child.kill().expect("stop demo");
     child.wait().expect("demo ended");
-    key.expect("demo printed a key")
+    let key = key.expect("demo printed a key");
+    // The console's address comes first, with the same key ready to paste.
+    let console = console.expect("demo printed the console's address");
+    assert!(
+        console.contains("/console")
+            && console.ends_with(&format!("(sign in with this key: {key})")),
+        "{console}"
+    );
+    key
 }
 
 #[test]

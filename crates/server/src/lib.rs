@@ -21,8 +21,8 @@ pub mod ratelimit;
 pub mod routes;
 pub mod sizes;
 pub mod state;
-pub mod warnings;
 pub mod upkeep;
+pub mod warnings;
 pub mod writer;
 
 pub use state::{AppState, Config, Shared};

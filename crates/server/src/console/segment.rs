@@ -96,11 +96,17 @@ pub async fn show(
     let today = Day::containing(at, &caller.tz);
     let (description, others) = {
         let catalog = read(&state.catalog);
-        let description = describe(&entry.filter, &|r| {
-            catalog
-                .segment_in(caller.workspace, r)
-                .map(|e| e.segment.name.clone())
-        });
+        // An archived segment's filter may be held only in the store: read it there.
+        let description = catalog
+            .stored_filter(id, state.store.as_ref())
+            .map(|filter| {
+                describe(&filter, &|r| {
+                    catalog
+                        .segment_in(caller.workspace, r)
+                        .map(|e| e.segment.name.clone())
+                })
+            })
+            .unwrap_or_default();
         let others: Vec<(SegmentId, String)> = catalog
             .segments_of(caller.workspace)
             .filter(|e| e.segment.id != id && e.segment.archived_at.is_none())
