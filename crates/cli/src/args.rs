@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(name = "headcount", version, about)]
 pub struct Cli {
     /// The data directory (the embedded store). One writer at a time (serve, import,
-    /// snapshot, demo); workspaces, keys and eval work next to it.
+    /// snapshot, demo); workspaces, keys, eval, backup and verify work next to it.
     #[arg(
         long,
         global = true,
