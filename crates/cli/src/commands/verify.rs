@@ -95,7 +95,7 @@ fn check_facts(
     spinner.set_message(ws.name.clone());
     let mut index = Index::new();
     let mut n = 0u64;
-    let check = store.check_chunks(ws.id, &mut |user, fact| {
+    let check = store.check_chunks(ws.id, 0, u64::MAX, &mut |user, fact| {
         index.apply(user, &fact);
         n += 1;
         if n.is_multiple_of(65_536) {

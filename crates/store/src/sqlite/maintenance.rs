@@ -117,20 +117,25 @@ impl SqliteStore {
         Ok(lines.into_iter().filter(|l| l != "ok").collect())
     }
 
-    /// Decodes every chunk of a workspace's fact log, in log order, calling `visit`
-    /// with the facts of each chunk that decodes whole; a chunk that does not (or
-    /// whose fact count disagrees with its row's) is reported with its id, and the
-    /// check goes on. Reads one snapshot; needs no writer lock.
+    /// Decodes the chunks of a workspace's fact log whose ids (fact-log positions) are
+    /// in `after + 1 ..= through`, in log order, calling `visit` with the facts of each
+    /// chunk that decodes whole; a chunk that does not (or whose fact count disagrees
+    /// with its row's) is reported with its id, and the check goes on. Reads one
+    /// snapshot; needs no writer lock. `0, u64::MAX` reads the whole log.
     pub fn check_chunks(
         &self,
         workspace: WorkspaceId,
+        after: u64,
+        through: u64,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<ChunkCheck> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, facts, data FROM fact_chunks WHERE workspace_id = ?1 ORDER BY id",
+            "SELECT id, facts, data FROM fact_chunks \
+             WHERE workspace_id = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
         )?;
-        let mut rows = stmt.query(params![workspace.0])?;
+        let position = |p: u64| i64::try_from(p).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![workspace.0, position(after), position(through)])?;
         let mut check = ChunkCheck::default();
         let mut facts: Vec<(UserKey, Fact)> = Vec::new();
         while let Some(row) = rows.next()? {
