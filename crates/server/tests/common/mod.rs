@@ -223,7 +223,17 @@ impl TestServer {
     /// again on a new port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let store = SqliteStore::open(&self.dir).expect("reopen the data directory");
+        // A blocking task of the old server (one that remembers an answer, say) may
+        // still hold the store for a moment after the server itself is gone.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let store = loop {
+            match SqliteStore::open(&self.dir) {
+                Err(headcount_store::StoreError::Locked { .. }) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                opened => break opened.expect("reopen the data directory"),
+            }
+        };
         self.store = Some(Arc::new(store));
         self.serve().await;
     }
