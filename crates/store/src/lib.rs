@@ -99,6 +99,20 @@ pub trait Store: Send + Sync {
         workspace: WorkspaceId,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<()>;
+    /// Calls `visit` with every stored fact of a workspace appended after fact-log
+    /// position `after`, in append order, and returns the position of the last chunk
+    /// read (`after` when there is none). A chunk's position is its place in the fact
+    /// log of the whole store: positions only grow, so a reader that has applied every
+    /// fact up to a position resumes from it (0: from the start).
+    fn scan_facts_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<u64>;
+    /// The position of the last chunk appended to the fact log (any workspace), 0
+    /// while it is empty.
+    fn last_fact_position(&self) -> Result<u64>;
     /// Deletes users and all their facts; returns how many existed.
     fn delete_users(&self, workspace: WorkspaceId, users: &[UserKey]) -> Result<u64>;
 }
