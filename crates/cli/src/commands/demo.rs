@@ -49,7 +49,11 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
     if args.no_serve {
         return Ok(ExitCode::SUCCESS);
     }
-    serve(Arc::new(store), Config::default(), args.listen)?;
+    let config = Config {
+        checkpoints: Some(headcount_server::checkpoints::dir_of(dir)),
+        ..Config::default()
+    };
+    serve(Arc::new(store), config, args.listen)?;
     Ok(ExitCode::SUCCESS)
 }
 

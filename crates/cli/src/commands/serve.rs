@@ -2,6 +2,7 @@
 
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
+use headcount_server::checkpoints;
 use headcount_server::{Config, Shared};
 use std::path::Path;
 use std::process::ExitCode;
@@ -13,13 +14,15 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
+        checkpoints: Some(checkpoints::dir_of(dir)),
         ..Config::default()
     };
     serve(Arc::new(store), config, args.listen)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the store into memory and serves it on `listen`.
+/// Listens on `listen` at once and serves the store, its indexes loading in the
+/// background (the API answers 503 until they are ready).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
     config: Config,
@@ -29,12 +32,16 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
-        release_load_memory();
+        let state = tokio::task::spawn_blocking(move || Shared::open(store, config)).await??;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        tracing::info!(address = %listener.local_addr()?, "serving");
+        tracing::info!(address = %listener.local_addr()?, "listening; /readyz says when the indexes are loaded");
+        let loaded = state.clone();
+        tokio::spawn(async move {
+            loaded.loading.wait_ready().await;
+            release_load_memory();
+        });
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
