@@ -115,6 +115,10 @@ impl Shared {
     pub fn open(store: Arc<dyn Store>, config: Config) -> Result<AppState, StoreError> {
         let catalog = Catalog::load(store.as_ref())?;
         let checkpoints = config.checkpoints.clone().map(Checkpoints::at);
+        let loading = Loading::default();
+        loading
+            .workspaces
+            .store(catalog.workspaces().count(), Ordering::Relaxed);
         Ok(Arc::new(Shared {
             writer: crate::writer::Writer::start(&store),
             store,
@@ -127,7 +131,7 @@ impl Shared {
             live: Mutex::new(HashMap::new()),
             backfills: Mutex::new(()),
             checkpoints,
-            loading: Loading::default(),
+            loading,
             checkpointed: Mutex::new(HashMap::new()),
         }))
     }

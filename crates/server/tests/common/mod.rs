@@ -272,6 +272,7 @@ impl TestServer {
     }
 
     /// The running server's state.
+    #[allow(dead_code)] // not every test binary looks inside
     pub fn state(&self) -> Arc<Shared> {
         let running = self.running.as_ref().expect("serving");
         running.state.upgrade().expect("the server's state")
