@@ -40,6 +40,8 @@
 
 mod attributes;
 mod bitset;
+mod checkpoint;
+mod codec;
 mod column;
 mod counts;
 mod eval;
@@ -54,6 +56,7 @@ mod sorted_times;
 mod time;
 mod users;
 
+pub use checkpoint::{CheckpointError, CheckpointHeader, FORMAT_VERSION};
 pub use eval::AsOf;
 pub use index::Index;
 pub use plan::{Inlined, Measure, Plan, PlanError, Resolve};
