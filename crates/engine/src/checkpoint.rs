@@ -56,7 +56,7 @@ pub enum CheckpointError {
     /// Reading failed.
     #[error("cannot read: {0}")]
     Io(#[from] io::Error),
-    /// The first bytes are not [`MAGIC`].
+    /// The first bytes are not the magic number `HCINDEX\0`.
     #[error("not a checkpoint (no magic number)")]
     NotACheckpoint,
     /// Written in another format.

@@ -37,6 +37,12 @@
 //!   "never") and so excluded everywhere; [`Index::compact`] reclaims their entries.
 //!
 //! [`Index::heap_bytes`] estimates the memory held.
+//!
+//! # Checkpoints
+//! [`Index::write_checkpoint`] writes the index as compact bytes (its vectors,
+//! little-endian, checksummed) and [`Index::read_checkpoint`] reads them back at
+//! memory speed into an index that answers exactly alike; anything damaged or of
+//! another format version is a [`CheckpointError`] (`checkpoint`).
 
 mod attributes;
 mod bitset;
