@@ -13,8 +13,11 @@ use headcount_server::ingest::{TrackOptions, read_track_text};
 use headcount_store::chunk;
 use jiff::tz::TimeZone;
 
+/// A check: arbitrary bytes in, a panic when a property breaks.
+pub type Check = fn(&[u8]);
+
 /// The targets, by name: the name of a fuzz target and of its folder of kept inputs.
-pub const TARGETS: [(&str, fn(&[u8])); 5] = [
+pub const TARGETS: [(&str, Check); 5] = [
     ("ending_at", ending_at),
     ("filter", filter),
     ("track_body", track_body),

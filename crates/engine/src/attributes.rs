@@ -127,6 +127,16 @@ impl AttrColumn {
         }
     }
 
+    /// The attribute's history from its parts (for checkpoints).
+    pub fn from_parts(column: Column<u32>, values: Interner) -> AttrColumn {
+        AttrColumn { column, values }
+    }
+
+    /// The distinct values, by id (for checkpoints).
+    pub fn interner(&self) -> &Interner {
+        &self.values
+    }
+
     /// The number of writes recorded.
     pub fn len(&self) -> usize {
         self.column.len()

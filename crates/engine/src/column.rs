@@ -22,7 +22,10 @@
 //! keep the order in which they were applied: [`Column::for_each_latest_before`]
 //! relies on it to let the last applied of two simultaneous attribute writes win.
 
+use crate::checkpoint::CheckpointError;
+use crate::codec::{Decoder, Encoder, Le};
 use crate::sorted_times::SortedTimes;
+use std::io::{self, Read, Write};
 use std::mem;
 use std::ops::Range;
 
@@ -136,6 +139,13 @@ impl<V: Copy> Run<V> {
 
     /// Keeps only the entries of users for which `keep` holds.
     fn retain_users(&mut self, keep: &dyn Fn(u32) -> bool) {
+        if self.users.iter().all(|&user| keep(user)) {
+            // Nothing to drop: no copy (a compaction after a restart costs a scan).
+            self.times.shrink_to_fit();
+            self.users.shrink_to_fit();
+            self.values.shrink_to_fit();
+            return;
+        }
         let mut kept = Run::with_capacity(0);
         self.for_each_entry(0..self.len(), |time, user, value| {
             if keep(user) {
@@ -423,6 +433,86 @@ fn latest_in<V: Copy>(
         if lo <= time && time < hi {
             visit(time, user, value);
         }
+    }
+}
+
+/// The checkpoint form of a column: per slice, its runs as they are (times, users,
+/// payloads) and its unsorted tail, so that a column reads back exactly as it was.
+impl<V: Copy + Le> Column<V> {
+    /// Writes the column.
+    pub fn encode<W: Write>(&self, out: &mut Encoder<W>) -> io::Result<()> {
+        out.len(self.slices.len())?;
+        for slice in &self.slices {
+            out.len(slice.runs.len())?;
+            for run in &slice.runs {
+                run.times.encode(out)?;
+                out.items(&run.users)?;
+                out.items(&run.values)?;
+            }
+            let times: Vec<i64> = slice.tail.iter().map(|e| e.0).collect();
+            let users: Vec<u32> = slice.tail.iter().map(|e| e.1).collect();
+            let values: Vec<V> = slice.tail.iter().map(|e| e.2).collect();
+            out.items(&times)?;
+            out.items(&users)?;
+            out.items(&values)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`Column::encode`] wrote, checking that every entry's user is below
+    /// `users` and in its slice, and that `valid` accepts every payload.
+    pub fn decode<R: Read>(
+        input: &mut Decoder<R>,
+        users: usize,
+        valid: &dyn Fn(V) -> bool,
+    ) -> Result<Column<V>, CheckpointError> {
+        let corrupt = CheckpointError::Corrupt;
+        let n = input.count()?;
+        let mut slices = Vec::with_capacity(n);
+        for position in 0..n {
+            let in_slice = |user: &u32| {
+                let user = *user as usize;
+                user < users && user / SLICE_USERS == position
+            };
+            let check = |users: &[u32], values: &[V], len: usize| {
+                if users.len() != len || values.len() != len {
+                    return Err(corrupt("column vectors of different lengths"));
+                }
+                if !users.iter().all(in_slice) || !values.iter().all(|&v| valid(v)) {
+                    return Err(corrupt("a column entry out of range"));
+                }
+                Ok(())
+            };
+            let runs_n = input.count()?;
+            let mut runs = Vec::with_capacity(runs_n);
+            for _ in 0..runs_n {
+                let times = SortedTimes::decode(input)?;
+                let users: Vec<u32> = input.items()?;
+                let values: Vec<V> = input.items()?;
+                check(&users, &values, times.len())?;
+                runs.push(Run {
+                    times,
+                    users,
+                    values,
+                });
+            }
+            let times: Vec<i64> = input.items()?;
+            let tail_users: Vec<u32> = input.items()?;
+            let values: Vec<V> = input.items()?;
+            check(&tail_users, &values, times.len())?;
+            let tail = times
+                .into_iter()
+                .zip(tail_users)
+                .zip(values)
+                .map(|((t, u), v)| (t, u, v))
+                .collect();
+            slices.push(Slice {
+                in_runs: runs.iter().map(Run::len).sum(),
+                runs,
+                tail,
+            });
+        }
+        Ok(Column { slices })
     }
 }
 

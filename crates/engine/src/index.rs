@@ -26,14 +26,17 @@ pub struct Index {
     pub(crate) purchases: Column<u32>,
     pub(crate) products: Named<()>,
     pub(crate) attributes: Named<AttrColumn>,
-    live_events: usize,
+    pub(crate) live_events: usize,
     /// Changes so far: every apply and delete adds one.
-    version: u64,
+    pub(crate) version: u64,
     /// The latest fact time applied (µs).
-    latest_fact: i64,
+    pub(crate) latest_fact: i64,
     /// Every datetime attribute value ever written (µs): the instants at which a
     /// `within_last_days` answer can change without a new fact.
-    datetimes: BTreeSet<i64>,
+    pub(crate) datetimes: BTreeSet<i64>,
+    /// The position in its owner's fact log up to which the index holds every fact
+    /// (see [`Index::set_position`]).
+    pub(crate) position: u64,
 }
 
 impl Index {
@@ -115,23 +118,36 @@ impl Index {
 
     /// Every attribute name ever written, in no particular order.
     pub fn attribute_names(&self) -> impl Iterator<Item = &str> {
-        self.attributes.names()
+        self.attributes.names().into_iter()
     }
 
     /// Every event name ever recorded, in no particular order.
     pub fn event_names(&self) -> impl Iterator<Item = &str> {
-        self.events.names()
+        self.events.names().into_iter()
     }
 
     /// Every purchased `product_id` ever recorded, in no particular order.
     pub fn product_names(&self) -> impl Iterator<Item = &str> {
-        self.products.names()
+        self.products.names().into_iter()
     }
 
     /// A number that changes whenever the facts change (apply, delete): answers for
     /// the same instant are the same while it does not.
     pub fn version(&self) -> u64 {
         self.version
+    }
+
+    /// The position in its owner's fact log up to which this index holds every fact,
+    /// and none after: 0 until set. The engine gives it no meaning; checkpoints keep
+    /// it, so that a restart replays only the facts after it.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// Records that the index now holds every fact of its owner's log up to
+    /// `position` (and none after it).
+    pub fn set_position(&mut self, position: u64) {
+        self.position = position;
     }
 
     /// How long an answer as of `at` stays the answer: for every `t` with

@@ -42,6 +42,21 @@ impl Interner {
         &self.values
     }
 
+    /// An interner of `values`, in id order (as [`Interner::values`] gave them).
+    pub fn from_values(values: Vec<Value>) -> Interner {
+        let mut interner = Interner {
+            values: Vec::new(),
+            ids: HashIds::default(),
+        };
+        for (id, value) in (0..).zip(&values) {
+            // The table's own keyed hasher: the one `find` will use.
+            let hash = interner.hash(value);
+            interner.ids.insert(hash, id);
+        }
+        interner.values = values;
+        interner
+    }
+
     /// Gives back the memory reserved for values not added yet.
     pub fn shrink_to_fit(&mut self) {
         self.values.shrink_to_fit();

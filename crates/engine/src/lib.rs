@@ -37,9 +37,17 @@
 //!   "never") and so excluded everywhere; [`Index::compact`] reclaims their entries.
 //!
 //! [`Index::heap_bytes`] estimates the memory held.
+//!
+//! # Checkpoints
+//! [`Index::write_checkpoint`] writes the index as compact bytes (its vectors,
+//! little-endian, checksummed) and [`Index::read_checkpoint`] reads them back at
+//! memory speed into an index that answers exactly alike; anything damaged or of
+//! another format version is a [`CheckpointError`] (`checkpoint`).
 
 mod attributes;
 mod bitset;
+mod checkpoint;
+mod codec;
 mod column;
 mod counts;
 mod eval;
@@ -54,6 +62,7 @@ mod sorted_times;
 mod time;
 mod users;
 
+pub use checkpoint::{CheckpointError, CheckpointHeader, FORMAT_VERSION};
 pub use eval::AsOf;
 pub use index::Index;
 pub use plan::{Inlined, Measure, Plan, PlanError, Resolve};

@@ -60,14 +60,31 @@ impl<T> Named<T> {
             + self.items.capacity() * size_of::<T>()
     }
 
-    /// Every name, in no particular order.
-    pub fn names(&self) -> impl Iterator<Item = &str> {
-        self.ids.keys().map(String::as_str)
-    }
-
     /// Every item, in order of creation.
     pub fn items(&self) -> &[T] {
         &self.items
+    }
+
+    /// Every name, in order of creation (the position of each item).
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<(&str, usize)> = self
+            .ids
+            .iter()
+            .map(|(name, &id)| (name.as_str(), id))
+            .collect();
+        names.sort_unstable_by_key(|&(_, id)| id);
+        names.into_iter().map(|(name, _)| name).collect()
+    }
+
+    /// Items and their names, in order of creation; `None` when the names repeat or
+    /// their number differs from that of the items.
+    pub fn from_parts(names: Vec<String>, items: Vec<T>) -> Option<Named<T>> {
+        if names.len() != items.len() {
+            return None;
+        }
+        let n = names.len();
+        let ids: HashMap<String, usize> = names.into_iter().zip(0..).collect();
+        (ids.len() == n).then_some(Named { ids, items })
     }
 
     /// Every item, mutably.

@@ -20,6 +20,9 @@
 //! is the original time: nothing overflows or panics, even at `i64::MIN` and
 //! `i64::MAX`.
 
+use crate::checkpoint::CheckpointError;
+use crate::codec::{Decoder, Encoder};
+use std::io::{self, Read, Write};
 use std::ops::Range;
 
 /// Non-decreasing times, exact to the unit, stored as `u32` offsets from block bases.
@@ -268,6 +271,48 @@ impl SortedTimes {
         self.offsets.capacity() * size_of::<u32>()
             + self.bases.capacity() * size_of::<i64>()
             + self.starts.capacity() * size_of::<usize>()
+    }
+}
+
+/// The checkpoint form: offsets, bases and block starts as they are.
+impl SortedTimes {
+    /// Writes the list.
+    pub fn encode<W: Write>(&self, out: &mut Encoder<W>) -> io::Result<()> {
+        out.items(&self.offsets)?;
+        out.items(&self.bases)?;
+        out.len(self.starts.len())?;
+        for &start in &self.starts {
+            out.item(start as u64)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what [`SortedTimes::encode`] wrote, checking the block layout that
+    /// searches rely on (one base per block, starts increasing from 0 within the list).
+    pub fn decode<R: Read>(input: &mut Decoder<R>) -> Result<SortedTimes, CheckpointError> {
+        let offsets: Vec<u32> = input.items()?;
+        let bases: Vec<i64> = input.items()?;
+        let starts: Vec<u64> = input.items()?;
+        let starts: Vec<usize> = starts
+            .into_iter()
+            .map(usize::try_from)
+            .collect::<Result<_, _>>()
+            .map_err(|_| CheckpointError::Corrupt("a block start out of range"))?;
+        let laid_out = bases.len() == starts.len()
+            && starts.first().is_none_or(|&s| s == 0)
+            && starts.is_empty() == offsets.is_empty()
+            && starts.windows(2).all(|w| w[0] < w[1])
+            && starts.last().is_none_or(|&s| s < offsets.len())
+            && bases.is_sorted();
+        if !laid_out {
+            return Err(CheckpointError::Corrupt("times in blocks out of place"));
+        }
+        Ok(SortedTimes {
+            base: bases.last().copied().unwrap_or(0),
+            offsets,
+            bases,
+            starts,
+        })
     }
 }
 

@@ -11,9 +11,12 @@
 //! bytes are never reused; a later fact for the same key gets a fresh index.
 
 use crate::bitset::Bitset;
+use crate::checkpoint::CheckpointError;
+use crate::codec::{Decoder, Encoder};
 use crate::hashids::HashIds;
 use headcount_model::UserKey;
 use std::hash::Hasher;
+use std::io::{self, Read, Write};
 use std::ops::Range;
 
 /// The earliest-fact time of a deleted user: later than every instant.
@@ -245,6 +248,55 @@ impl Users {
             .arena
             .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
         Parts::decode(record)
+    }
+}
+
+/// The checkpoint form: the vectors as they are; the hash table is rebuilt from the
+/// keys of the live users, and the live count recounted.
+impl Users {
+    /// Writes the users.
+    pub fn encode<W: Write>(&self, out: &mut Encoder<W>) -> io::Result<()> {
+        out.items(&self.arena)?;
+        out.items(&self.ends)?;
+        out.items(&self.first)?;
+        out.items(&self.buckets)?;
+        out.items(&self.facts)
+    }
+
+    /// Reads what [`Users::encode`] wrote, checking that the vectors agree.
+    pub fn decode<R: Read>(input: &mut Decoder<R>) -> Result<Users, CheckpointError> {
+        let corrupt = CheckpointError::Corrupt;
+        let mut users = Users {
+            arena: input.items()?,
+            ends: input.items()?,
+            first: input.items()?,
+            buckets: input.items()?,
+            facts: input.items()?,
+            ..Users::default()
+        };
+        let n = users.first.len();
+        if users.ends.len() != n || users.buckets.len() != n || users.facts.len() != n {
+            return Err(corrupt("user vectors of different lengths"));
+        }
+        if !users.ends.is_sorted()
+            || users.ends.last().copied().unwrap_or(0) != users.arena.len() as u64
+        {
+            return Err(corrupt("user keys out of place"));
+        }
+        let mut ids = HashIds::default();
+        for index in 0..n as u32 {
+            if !users.is_live(index) {
+                continue;
+            }
+            let parts = users
+                .parts(index)
+                .ok_or(corrupt("a user key that does not decode"))?;
+            let hash = parts.hash(ids.hasher());
+            ids.insert(hash, index);
+            users.live += 1;
+        }
+        users.ids = ids;
+        Ok(users)
     }
 }
 

@@ -43,6 +43,12 @@ pub enum ApiError {
         /// Seconds until the window resets.
         retry_after: u64,
     },
+    /// 503: the server is still loading its data; retry after this many seconds.
+    #[error("loading")]
+    Loading {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// 500: a failure of ours, logged with its cause.
     #[error("internal error: {0}")]
     Internal(String),
@@ -91,6 +97,10 @@ impl ApiError {
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({ "message": "API Rate Limit Exceeded" }),
             ),
+            ApiError::Loading { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": "Service Unavailable: the server is loading its data, retry shortly" }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message": "Internal Server Error" }),
@@ -107,7 +117,7 @@ impl IntoResponse for ApiError {
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         match self {
-            ApiError::RateLimited { retry_after } => {
+            ApiError::RateLimited { retry_after } | ApiError::Loading { retry_after } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -107,6 +107,7 @@ pub fn fill_all(state: &AppState, days: u32) {
 /// The daily schedule: at start, catch up on the history window; then, every
 /// `schedule_every`, store the day that has just completed in each workspace.
 pub async fn schedule(state: AppState) {
+    state.loading.wait_ready().await;
     let catch_up = state.clone();
     let days = state.config.backfill_days;
     let _ = tokio::task::spawn_blocking(move || fill_all(&catch_up, days)).await;

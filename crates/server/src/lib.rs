@@ -1,12 +1,15 @@
 //! headcount's Braze-compatible HTTP API.
 //!
 //! [`app`] builds the whole router (used by `headcount serve` and by the tests
-//! alike); [`serve`] runs it with the daily schedule until SIGINT or SIGTERM. Every
+//! alike); [`serve`] loads the indexes in the background and runs it with the daily
+//! schedule until SIGINT or SIGTERM. Until the indexes are loaded, `/healthz` answers
+//! 200, `/readyz` 503 with the progress, and the API 503 with `Retry-After`. Every
 //! failure is an [`error::ApiError`], rendered once into Braze's JSON shape.
 
 pub mod activity;
 pub mod auth;
 pub mod catalog;
+pub mod checkpoints;
 pub mod connections;
 pub mod console;
 pub mod error;
@@ -16,6 +19,7 @@ pub mod idempotency;
 pub mod ingest;
 pub mod jobs;
 pub mod json;
+pub mod loading;
 pub mod purge;
 pub mod ratelimit;
 pub mod routes;
@@ -27,8 +31,9 @@ pub mod writer;
 
 pub use state::{AppState, Config, Shared};
 
+use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::header;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -40,6 +45,9 @@ use tokio::net::TcpListener;
 /// Largest request body accepted (413 beyond).
 pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
 
+/// Seconds a client is asked to wait (`Retry-After`) while the indexes load.
+pub const LOADING_RETRY_AFTER: u64 = 2;
+
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
     let api = Router::new()
@@ -50,11 +58,16 @@ pub fn app(state: AppState) -> Router {
                 idempotency::layer,
             )),
         )
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .merge(api)
-        .merge(console::router())
+        .merge(
+            console::router()
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_ready)),
+        )
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -63,8 +76,38 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// 200 as soon as the process serves, loading or not.
 async fn healthz() -> Json<Value> {
-    Json(json!({ "message": "success", "status": "ready" }))
+    Json(json!({ "message": "success", "status": "up" }))
+}
+
+/// 200 once every index is loaded; 503 with the progress until then.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let (message, mut body) = match state.loading.phase() {
+        loading::Phase::Ready => return Json(json!({ "message": "ready" })).into_response(),
+        loading::Phase::Loading => ("loading", state.loading.progress()),
+        loading::Phase::Failed(_) => ("loading failed: see the server's log", json!({})),
+    };
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("message".into(), json!(message));
+    }
+    let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(LOADING_RETRY_AFTER));
+    response
+}
+
+/// Every API request waits for the indexes: 503 with `Retry-After` until they are
+/// loaded.
+async fn require_ready(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if !state.loading.is_ready() {
+        return ApiError::Loading {
+            retry_after: LOADING_RETRY_AFTER,
+        }
+        .into_response();
+    }
+    next.run(request).await
 }
 
 /// Refuses a request with two `Authorization` headers, with a 400 naming it: which
@@ -102,21 +145,40 @@ async fn log_request(request: Request, next: Next) -> Response {
     response
 }
 
-/// Serves the API on `listener`, with the daily schedule, until SIGINT or SIGTERM.
+/// Loads the indexes in the background ([`Shared::start_loading`]) and serves the
+/// API on `listener` meanwhile, with the daily schedule and checkpoints, until SIGINT
+/// or SIGTERM, or until loading fails (an error then).
 pub async fn serve(state: AppState, listener: TcpListener) -> std::io::Result<()> {
-    serve_until(state, listener, shutdown_signal()).await
+    Shared::start_loading(&state);
+    let watched = state.clone();
+    let stop = async move {
+        tokio::select! {
+            () = shutdown_signal() => {},
+            () = watched.loading.wait_failed() => {},
+        }
+    };
+    serve_until(state.clone(), listener, stop).await?;
+    match state.loading.phase() {
+        loading::Phase::Failed(e) => Err(std::io::Error::other(format!(
+            "loading the indexes failed: {e}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
-/// Serves the API on `listener`, with the daily schedule, the catalog watch and the
-/// saving of rate-limit windows, until `shutdown` completes; requests in flight finish
-/// first, then the rate-limit windows are saved. Connections are limited as `Config`
-/// says (see [`connections`]).
+/// Serves the API on `listener`, with the daily schedule, the checkpoint schedule (both
+/// start once the state is ready), the catalog watch and the saving of rate-limit
+/// windows, until `shutdown` completes; requests in flight finish first, then the
+/// rate-limit windows are saved and every index changed since its last checkpoint is
+/// checkpointed. Connections are limited as `Config` says (see [`connections`]).
+/// Loading is the caller's: [`Shared::load`] before, or [`Shared::start_loading`].
 pub async fn serve_until(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let schedule = tokio::spawn(jobs::schedule(state.clone()));
+    let checkpointing = tokio::spawn(checkpoints::schedule(state.clone()));
     let catalog = tokio::spawn(upkeep::watch_catalog(state.clone()));
     let windows = tokio::spawn(upkeep::save_windows_every(state.clone()));
     let limits = connections::Limits {
@@ -128,10 +190,16 @@ pub async fn serve_until(
     };
     let result = connections::serve(listener, app(state.clone()), limits, shutdown).await;
     schedule.abort();
+    checkpointing.abort();
     catalog.abort();
     windows.abort();
     // Every request has finished: the last counts of the windows are saved.
     upkeep::save_windows(&state).await;
+    if state.checkpoints.is_some() && state.loading.is_ready() {
+        tracing::info!("writing checkpoints before exit");
+        let _ =
+            tokio::task::spawn_blocking(move || checkpoints::checkpoint_due(&state, true)).await;
+    }
     result
 }
 

@@ -1,13 +1,17 @@
 //! The state every handler shares.
 
 use crate::catalog::Catalog;
+use crate::checkpoints::{self, Checkpoints};
+use crate::loading::{Loading, Phase};
 use crate::ratelimit::RateLimiter;
 use headcount_engine::Index;
 use headcount_model::{SegmentId, Timestamp, WorkspaceId};
 use headcount_store::{Store, StoreError};
 use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -26,6 +30,14 @@ pub struct Config {
     pub idle_timeout: Duration,
     /// Most connections open at once; beyond, new ones wait to be accepted.
     pub max_connections: usize,
+    /// Where the indexes' checkpoints live (`<data-dir>/checkpoints`); `None`: no
+    /// checkpoints, every start rebuilds the indexes from the facts.
+    pub checkpoints: Option<PathBuf>,
+    /// A workspace's index is checkpointed once this many changes (facts applied,
+    /// users deleted) have accumulated since its last checkpoint…
+    pub checkpoint_changes: u64,
+    /// …or once this long has passed since it, if anything changed.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for Config {
@@ -37,6 +49,9 @@ impl Default for Config {
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_connections: 4096,
+            checkpoints: None,
+            checkpoint_changes: 1_000_000,
+            checkpoint_every: Duration::from_secs(600),
         }
     }
 }
@@ -75,6 +90,13 @@ pub struct Shared {
     /// core, so that many segments created together become ready one after another
     /// instead of all competing until the end.
     pub backfills: Mutex<()>,
+    /// The indexes' checkpoints, if the configuration has a directory for them.
+    pub checkpoints: Option<Checkpoints>,
+    /// Where loading the indexes stands (`/readyz`).
+    pub loading: Loading,
+    /// Per workspace, the index version its last checkpoint holds and when it was
+    /// written; absent: no checkpoint matches the index.
+    pub checkpointed: Mutex<HashMap<WorkspaceId, (u64, Instant)>>,
 }
 
 /// What handlers receive.
@@ -92,34 +114,29 @@ pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
 }
 
 impl Shared {
-    /// Loads the catalog, every workspace's facts and the saved rate-limit windows from
-    /// the store.
+    /// Loads the catalog and every workspace's index, and returns a ready state: the
+    /// way for a caller that has nothing to serve until then.
     pub fn load(store: Arc<dyn Store>, config: Config) -> Result<AppState, StoreError> {
+        let state = Shared::open(store, config)?;
+        state.loading.claim_start();
+        state.load_indexes()?;
+        Ok(state)
+    }
+
+    /// Loads the catalog only: the indexes are empty, and the state not ready, until
+    /// [`Shared::start_loading`] (or [`Shared::load_indexes`]) has loaded them.
+    pub fn open(store: Arc<dyn Store>, config: Config) -> Result<AppState, StoreError> {
         let catalog = Catalog::load(store.as_ref())?;
-        let mut indexes = HashMap::new();
-        for entry in catalog.workspaces() {
-            let mut index = Index::new();
-            let started = std::time::Instant::now();
-            store.scan_facts(entry.workspace.id, &mut |user, fact| {
-                index.apply(user, &fact)
-            })?;
-            // One sorted run per column, at its exact size: faster queries, less memory.
-            index.compact();
-            tracing::info!(
-                workspace = %entry.workspace.name,
-                users = index.user_count(),
-                events = index.event_count(),
-                heap_mb = index.heap_bytes() / 1_000_000,
-                seconds = started.elapsed().as_secs_f64(),
-                "loaded workspace"
-            );
-            indexes.insert(entry.workspace.id, Arc::new(RwLock::new(index)));
-        }
+        let checkpoints = config.checkpoints.clone().map(Checkpoints::at);
+        let loading = Loading::default();
+        loading
+            .workspaces
+            .store(catalog.workspaces().count(), Ordering::Relaxed);
         let state = Arc::new(Shared {
             writer: crate::writer::Writer::start(&store),
             store,
             catalog: RwLock::new(catalog),
-            indexes: RwLock::new(indexes),
+            indexes: RwLock::new(HashMap::new()),
             limiter: RateLimiter::default(),
             idempotency: Default::default(),
             config,
@@ -127,9 +144,100 @@ impl Shared {
             size_locks: Mutex::new(HashMap::new()),
             live: Mutex::new(HashMap::new()),
             backfills: Mutex::new(()),
+            checkpoints,
+            loading,
+            checkpointed: Mutex::new(HashMap::new()),
         });
         crate::upkeep::restore_windows(&state)?;
         Ok(state)
+    }
+
+    /// Loads every index on a thread of its own, once (later calls do nothing); the
+    /// state becomes ready when it is done. A failure is logged and leaves the state
+    /// [`Phase::Failed`].
+    pub fn start_loading(state: &AppState) {
+        if !state.loading.claim_start() {
+            return;
+        }
+        let state = state.clone();
+        let spawned = std::thread::Builder::new()
+            .name("headcount-load".into())
+            .spawn(move || {
+                if let Err(e) = state.load_indexes() {
+                    tracing::error!(error = %e, "loading the indexes failed");
+                    state.loading.set(Phase::Failed(e.to_string()));
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start the loading thread");
+        }
+    }
+
+    /// Loads every workspace's index, each from its checkpoint and the facts after
+    /// it, or from every stored fact (see [`checkpoints::load_index`]); then marks the
+    /// state ready.
+    pub fn load_indexes(&self) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let workspaces: Vec<(WorkspaceId, String)> = read(&self.catalog)
+            .workspaces()
+            .map(|e| (e.workspace.id, e.workspace.name.clone()))
+            .collect();
+        if let Some(checkpoints) = &self.checkpoints {
+            checkpoints.remove_temporaries();
+        }
+        let progress = &self.loading;
+        progress
+            .workspaces
+            .store(workspaces.len(), Ordering::Relaxed);
+        tracing::info!(workspaces = workspaces.len(), "loading the indexes");
+        for (ws, name) in workspaces {
+            let begun = Instant::now();
+            let before = progress.facts.load(Ordering::Relaxed);
+            let mut last_log = Instant::now();
+            let loaded = checkpoints::load_index(
+                self.store.as_ref(),
+                self.checkpoints.as_ref(),
+                ws,
+                &name,
+                &mut |facts| {
+                    progress.facts.store(before + facts, Ordering::Relaxed);
+                    if last_log.elapsed() >= Duration::from_secs(2) {
+                        last_log = Instant::now();
+                        tracing::info!(workspace = %name, facts, "loading: facts applied");
+                    }
+                },
+            )?;
+            let index = loaded.index;
+            tracing::info!(
+                workspace = %name,
+                from_checkpoint = loaded.from_checkpoint,
+                facts_replayed = loaded.replayed,
+                users = index.user_count(),
+                events = index.event_count(),
+                heap_mb = index.heap_bytes() / 1_000_000,
+                seconds = begun.elapsed().as_secs_f64(),
+                "loaded workspace"
+            );
+            if loaded.from_checkpoint {
+                progress.from_checkpoints.fetch_add(1, Ordering::Relaxed);
+                if loaded.replayed == 0 {
+                    // The checkpoint on disk is this very index.
+                    self.checkpointed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(ws, (index.version(), Instant::now()));
+                }
+            }
+            write(&self.indexes).insert(ws, Arc::new(RwLock::new(index)));
+            progress.loaded.fetch_add(1, Ordering::Relaxed);
+        }
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            facts_replayed = progress.facts.load(Ordering::Relaxed),
+            "ready"
+        );
+        progress.set(Phase::Ready);
+        Ok(())
     }
 
     /// The index of a workspace (created empty on first use).

@@ -12,6 +12,7 @@ use crate::purge::Purger;
 use crate::state::{SharedIndex, now, write};
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
 use headcount_store::{FactBatch, IdempotencyRecord, Receipts, Store, StoreError};
+use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Weak};
 use tokio::sync::oneshot;
@@ -181,8 +182,9 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>) {
     }
 }
 
-/// A group of jobs and the outcome of its commit.
-type Committed = (Vec<Job>, Result<(), String>);
+/// A group of jobs and the outcome of its commit: the fact-log position of its last
+/// chunk.
+type Committed = (Vec<Job>, Result<u64, String>);
 
 fn apply(committed: Receiver<Committed>) {
     for done in committed {
@@ -191,10 +193,18 @@ fn apply(committed: Receiver<Committed>) {
 }
 
 /// Applies a committed group to the indexes (only if the commit succeeded: an index
-/// never holds a fact the store could lose) and answers its requests.
+/// never holds a fact the store could lose) and answers its requests. With the last
+/// job of each workspace, under the same lock, its index records the group's
+/// fact-log position: from then on it holds every fact of the group, so that a
+/// checkpoint taken under that lock never claims a fact it lacks.
 fn apply_one((group, result): Committed) {
-    for job in group {
-        let answer = result.clone().map(|()| {
+    let last_of_workspace: HashMap<WorkspaceId, usize> = group
+        .iter()
+        .enumerate()
+        .map(|(i, job)| (job.workspace, i))
+        .collect();
+    for (i, job) in group.into_iter().enumerate() {
+        let answer = result.clone().map(|position| {
             let mut index = write(&job.index);
             let mut deleted = 0;
             for (user, fact) in &job.facts {
@@ -203,13 +213,19 @@ fn apply_one((group, result): Committed) {
                     _ => index.apply(user, fact),
                 }
             }
+            if last_of_workspace.get(&job.workspace) == Some(&i) {
+                let position = position.max(index.position());
+                index.set_position(position);
+            }
             deleted
         });
         let _ = job.done.send(answer);
     }
 }
 
-fn commit(store: &dyn Store, group: &[Job]) -> Result<(), String> {
+/// Commits a group and returns the fact-log position of its last chunk: this thread
+/// is the fact log's one writer, so the log ends with this group's chunks.
+fn commit(store: &dyn Store, group: &[Job]) -> Result<u64, String> {
     let batches: Vec<FactBatch<'_>> = group
         .iter()
         .map(|j| (j.workspace, j.facts.as_slice()))
@@ -225,5 +241,7 @@ fn commit(store: &dyn Store, group: &[Job]) -> Result<(), String> {
         };
         store.append_batches_with(&batches, receipts)
     };
-    appended.map_err(|e: StoreError| e.to_string())
+    appended
+        .and_then(|()| store.last_fact_position())
+        .map_err(|e: StoreError| e.to_string())
 }

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Resp, TestServer, Ws, config};
-use headcount_model::{UserKey, WorkspaceId};
+use headcount_model::{FactKind, UserKey, WorkspaceId};
 use headcount_store::{Permission, SqliteStore, Store};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -27,10 +27,15 @@ async fn post_with_key(
 }
 
 /// Every stored fact of a workspace, per user.
+/// The users of the facts the stored log holds, one per fact, as a replay of it in
+/// order sees them: a deletion entry removes the facts of its user before it.
 fn stored_facts(store: &SqliteStore, ws: WorkspaceId) -> Vec<UserKey> {
-    let mut users = Vec::new();
+    let mut users: Vec<UserKey> = Vec::new();
     store
-        .scan_facts(ws, &mut |user, _| users.push(user.clone()))
+        .scan_facts(ws, &mut |user, fact| match fact.kind {
+            FactKind::Deletion => users.retain(|u| u != user),
+            _ => users.push(user.clone()),
+        })
         .expect("scan");
     users.sort_by_key(|u| format!("{u:?}"));
     users

@@ -23,6 +23,7 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     idempotency_records_per_workspace_expire_and_purge(fresh().as_ref());
     receipts_commit_with_their_facts_or_not_at_all(fresh().as_ref());
     import_records_track_progress_and_finish(fresh().as_ref());
+    fact_positions_grow_and_a_replay_resumes_after_one(fresh().as_ref());
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -688,4 +689,43 @@ pub fn import_records_track_progress_and_finish(store: &dyn Store) {
     let elsewhere = store.imports(globex).expect("imports");
     assert_eq!(elsewhere.len(), 1);
     assert_eq!((elsewhere[0].lines, elsewhere[0].finished_at), (0, None));
+}
+
+/// Every append gets a later position than the ones before; a scan after a position
+/// reads exactly the facts appended after it, in append order, and says where it
+/// stopped.
+pub fn fact_positions_grow_and_a_replay_resumes_after_one(store: &dyn Store) {
+    let acme = workspace(store, "acme");
+    let globex = workspace(store, "globex");
+    let facts = sample_facts();
+    assert_eq!(store.last_fact_position().expect("position"), 0);
+    let after = |ws, position| {
+        let mut out = Vec::new();
+        let last = store
+            .scan_facts_after(ws, position, &mut |u, f| out.push((u.clone(), f)))
+            .expect("scan after");
+        (out, last)
+    };
+    assert_eq!(after(acme, 0), (vec![], 0));
+    store.append_facts(acme, &facts[..2]).expect("append");
+    let first = store.last_fact_position().expect("position");
+    assert!(first > 0);
+    store
+        .append_batches(&[(globex, &facts[..1]), (acme, &facts[2..4])])
+        .expect("append a group");
+    let second = store.last_fact_position().expect("position");
+    assert!(second > first);
+    store.append_facts(acme, &facts[4..]).expect("append");
+    let third = store.last_fact_position().expect("position");
+    assert!(third > second);
+    assert_eq!(after(acme, 0), (facts.clone(), third));
+    // Append order, not time order: the facts after `first` only.
+    assert_eq!(after(acme, first), (facts[2..].to_vec(), third));
+    assert_eq!(after(acme, second), (facts[4..].to_vec(), third));
+    assert_eq!(after(acme, third), (vec![], third));
+    // The other workspace's chunk sits between them: read once, then never again.
+    let (globex_facts, globex_last) = after(globex, first);
+    assert_eq!(globex_facts, facts[..1].to_vec());
+    assert!(first < globex_last && globex_last < second);
+    assert_eq!(after(globex, globex_last), (vec![], globex_last));
 }

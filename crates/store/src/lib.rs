@@ -107,6 +107,21 @@ pub trait Store: Send + Sync {
         workspace: WorkspaceId,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<()>;
+    /// Calls `visit` with every stored fact of a workspace appended after fact-log
+    /// position `after`, in append order, and returns the position of the last chunk
+    /// read (`after` when there is none). A chunk's position is its place in the fact
+    /// log of the whole store: positions only grow, so a reader that has applied every
+    /// fact up to a position resumes from it (0: from the start).
+    fn scan_facts_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<u64>;
+    /// The position of the last chunk appended to the fact log (any workspace), 0
+    /// while it is empty.
+    fn last_fact_position(&self) -> Result<u64>;
+
     /// One small step of the physical removal of deleted users' facts: the facts
     /// (deletion entries excepted) that a deletion entry appended in the log after
     /// them made unreachable. A step holds the store for a few milliseconds at most

@@ -630,6 +630,36 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    fn scan_facts_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<u64> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, data FROM fact_chunks WHERE workspace_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let after_id = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![workspace.0, after_id])?;
+        let mut last = after;
+        while let Some(row) = rows.next()? {
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            chunk::decode(data, visit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            last = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(last);
+        }
+        Ok(last)
+    }
+
+    fn last_fact_position(&self) -> Result<u64> {
+        let last: i64 =
+            self.conn()
+                .query_row("SELECT COALESCE(MAX(id), 0) FROM fact_chunks", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
     fn purge_step(&self) -> Result<bool> {
         self.purge_one_step()
     }

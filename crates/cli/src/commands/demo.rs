@@ -65,7 +65,11 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
     let segment = first_segment(&store, &ws)?;
     // The address bound (with `--listen HOST:0`, the port the system chose).
     print_walkthrough(listener.local_addr()?, &key, segment);
-    serve(Arc::new(store), Config::default(), listener)?;
+    let config = Config {
+        checkpoints: Some(headcount_server::checkpoints::dir_of(dir)),
+        ..Config::default()
+    };
+    serve(Arc::new(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -49,7 +49,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
         })
         .collect::<Result<_, _>>()?;
     let loading = Instant::now();
-    let index = load_index(&store, ws.id)?;
+    let index = load_index(dir, &store, &ws)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let evaluating = Instant::now();
     let ends: Vec<_> = days.iter().map(|day| day.end(&tz)).collect();

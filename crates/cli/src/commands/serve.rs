@@ -2,6 +2,7 @@
 
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
+use headcount_server::checkpoints;
 use headcount_server::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -11,6 +12,8 @@ use std::time::Duration;
 
 /// Runs the server until SIGINT or SIGTERM.
 pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
+    // The port first: a taken one fails before the data directory is touched.
+    let listener = bind(args.listen)?;
     let store = open(dir)?;
     let config = Config {
         backfill_days: args.backfill_days,
@@ -18,9 +21,9 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        checkpoints: Some(checkpoints::dir_of(dir)),
         ..Config::default()
     };
-    let listener = bind(args.listen)?;
     serve(Arc::new(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
@@ -43,7 +46,8 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener, Box<dyn std::error::Error
     Ok(listener)
 }
 
-/// Loads the store into memory and serves it on `listener` (from [`bind`]).
+/// Serves the store on `listener` (from [`bind`]) at once, its indexes loading in the
+/// background (the API answers 503 until they are ready).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
     mut config: Config,
@@ -66,10 +70,14 @@ pub fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let state = tokio::task::spawn_blocking(move || Shared::load(store, config)).await??;
-        release_load_memory();
+        let state = tokio::task::spawn_blocking(move || Shared::open(store, config)).await??;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tracing::info!(address = %listener.local_addr()?, "serving");
+        tracing::info!(address = %listener.local_addr()?, "listening; /readyz says when the indexes are loaded");
+        let loaded = state.clone();
+        tokio::spawn(async move {
+            loaded.loading.wait_ready().await;
+            release_load_memory();
+        });
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })

@@ -8,10 +8,12 @@ use crate::progress;
 use headcount_engine::Index;
 use headcount_model::{Day, SegmentId};
 use headcount_server::catalog::{Catalog, time_zone};
+use headcount_server::checkpoints::{self, Checkpoints};
 use headcount_server::sizes::Sizer;
 use headcount_store::Store;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::RwLock;
 
 /// Days computed between two progress updates.
 const CHUNK: usize = 10;
@@ -58,7 +60,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
             .map(|e| e.segment.id)
             .collect(),
     };
-    let index = load_index(&store, ws.id)?;
+    let index = load_index(dir, &store, &ws)?;
     let days: Vec<Day> = (0..=from.days_until(to))
         .map(|n| from.add_days(n))
         .collect();
@@ -91,23 +93,26 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads a workspace's facts into a fresh index, with a spinner.
+/// Loads a workspace's index from its checkpoint in `dir` and the facts after it (or
+/// from every fact), with a spinner; when facts had to be applied, writes a new
+/// checkpoint so that the next command starts from it.
 pub fn load_index(
+    dir: &Path,
     store: &dyn Store,
-    ws: headcount_model::WorkspaceId,
+    ws: &headcount_store::Workspace,
 ) -> Result<Index, Box<dyn std::error::Error>> {
     let spinner = progress::bar(0, "facts loaded");
-    let mut index = Index::new();
-    let mut n = 0u64;
-    store.scan_facts(ws, &mut |user, fact| {
-        index.apply(user, &fact);
-        n += 1;
-        if n.is_multiple_of(65_536) {
-            spinner.set_position(n);
-        }
+    let checkpoints = Checkpoints::in_data_dir(dir);
+    let loaded = checkpoints::load_index(store, Some(&checkpoints), ws.id, &ws.name, &mut |n| {
+        spinner.set_position(n)
     })?;
     spinner.finish_and_clear();
-    // As the server does: one sorted run per column, at its exact size.
-    index.compact();
-    Ok(index)
+    if loaded.replayed > 0 {
+        let index = RwLock::new(loaded.index);
+        if let Err(e) = checkpoints.write(ws.id, &index) {
+            tracing::warn!(error = %e, "cannot write the checkpoint");
+        }
+        return Ok(index.into_inner().unwrap_or_else(|p| p.into_inner()));
+    }
+    Ok(loaded.index)
 }

@@ -259,7 +259,8 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts `serve` on `data` and waits until `/healthz` answers.
+    /// Starts `serve` on `data` and waits until `/readyz` answers 200 (its indexes
+    /// loaded).
     pub fn start(data: &Path, log_dir: &Path) -> Server {
         // The port may be taken between the probe and the bind: then try another.
         for attempt in 0..5 {
@@ -300,7 +301,7 @@ impl Server {
 
     fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(30);
-        let url = format!("{}/healthz", self.base);
+        let url = format!("{}/readyz", self.base);
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 return Err(format!("exited with {status}: {}", self.log_text()));

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A test configuration: a short history window and a schedule that stays quiet.
+/// A test configuration: a short history window and a schedule that stays quiet
+/// (checkpoints go to the test server's data directory, see [`TestServer::new`]).
 pub fn config() -> Config {
     Config {
         backfill_days: 3,
@@ -104,8 +105,9 @@ pub struct TestServer {
 static NEXT: AtomicU64 = AtomicU64::new(0);
 
 impl TestServer {
-    /// A fresh data directory with an open store; nothing served yet.
-    pub fn new(config: Config) -> TestServer {
+    /// A fresh data directory with an open store; nothing served yet. Checkpoints go
+    /// to `<dir>/checkpoints` unless `config` says where.
+    pub fn new(mut config: Config) -> TestServer {
         let dir = std::env::temp_dir().join(format!(
             "headcount-api-test-{}-{}-{}",
             std::process::id(),
@@ -117,6 +119,9 @@ impl TestServer {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let store = SqliteStore::open(&dir).expect("open the store");
+        config
+            .checkpoints
+            .get_or_insert_with(|| headcount_server::checkpoints::dir_of(&dir));
         TestServer {
             dir,
             config,
@@ -174,11 +179,20 @@ impl TestServer {
         secret
     }
 
-    /// Loads the catalog and serves on a fresh port of 127.0.0.1.
+    /// Serves on a fresh port of 127.0.0.1, loads the indexes in the background, and
+    /// waits until `/readyz` says they are loaded.
     pub async fn serve(&mut self) {
+        self.serve_unloaded().await;
+        self.start_loading();
+        self.wait_ready().await;
+    }
+
+    /// Serves on a fresh port of 127.0.0.1 with the catalog loaded but not the
+    /// indexes: `/readyz` and the API answer 503 until [`TestServer::start_loading`].
+    pub async fn serve_unloaded(&mut self) {
         assert!(self.running.is_none(), "already serving");
         let store: Arc<dyn Store> = self.store.clone().expect("the store is open");
-        let state = Shared::load(store, self.config.clone()).expect("load the state");
+        let state = Shared::open(store, self.config.clone()).expect("open the state");
         let weak = Arc::downgrade(&state);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -193,6 +207,30 @@ impl TestServer {
             task,
             state: weak,
         });
+    }
+
+    /// Starts loading the indexes of the running server.
+    pub fn start_loading(&self) {
+        let running = self.running.as_ref().expect("serving");
+        let state = running.state.upgrade().expect("the server's state");
+        Shared::start_loading(&state);
+    }
+
+    /// Waits (up to 30 s) until `/readyz` answers 200.
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let r = self
+                .send(self.request(reqwest::Method::GET, "/readyz"), None)
+                .await;
+            if r.status == 200 {
+                assert_eq!(r.message(), "ready");
+                return;
+            }
+            assert_eq!(r.status, 503, "{r:?}");
+            assert!(Instant::now() < deadline, "not ready after 30 s: {r:?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     /// Stops serving, waits until the server and everything it spawned let go of the
@@ -223,9 +261,31 @@ impl TestServer {
     /// again on a new port.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let store = SqliteStore::open(&self.dir).expect("reopen the data directory");
-        self.store = Some(Arc::new(store));
+        self.reopen();
         self.serve().await;
+    }
+
+    /// Reopens the store of the data directory after [`TestServer::stop`]. A blocking
+    /// task of the old server (one that remembers an answer, say) may still hold the
+    /// store for a moment after the server itself is gone: it waits for it.
+    pub fn reopen(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let store = loop {
+            match SqliteStore::open(&self.dir) {
+                Err(headcount_store::StoreError::Locked { .. }) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                opened => break opened.expect("reopen the data directory"),
+            }
+        };
+        self.store = Some(Arc::new(store));
+    }
+
+    /// The running server's state.
+    #[allow(dead_code)] // not every test binary looks inside
+    pub fn state(&self) -> Arc<Shared> {
+        let running = self.running.as_ref().expect("serving");
+        running.state.upgrade().expect("the server's state")
     }
 
     fn url(&self, path_and_query: &str) -> String {
