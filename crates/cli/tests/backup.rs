@@ -260,7 +260,7 @@ fn verify_counts_a_healthy_directory_and_exits_0() {
     let run = hc(&data, &["verify"]).ok();
     assert!(
         run.stdout.contains(
-            "2 workspaces, 3 users, 5 facts (4 events and purchases) in 1 chunk, 0 segments; no problem found"
+            "2 workspaces, 3 users, 5 facts (4 events and purchases) in 1 chunk, 0 segments, 0 checkpoints checked; no problem found"
         ),
         "{run:?}"
     );
@@ -351,6 +351,94 @@ fn verify_reports_a_segment_that_does_not_parse_as_a_warning_not_damage() {
     );
     assert!(
         !run.stderr.lines().any(|l| l.starts_with("error:")),
+        "{run:?}"
+    );
+}
+
+/// Writes the checkpoint of workspace acme of `data` (a `snapshot` loads the index
+/// from the facts and checkpoints it); returns its path.
+fn checkpoint(data: &Path) -> std::path::PathBuf {
+    hc(
+        data,
+        &[
+            "snapshot",
+            "--workspace",
+            "acme",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-03-01",
+        ],
+    )
+    .ok();
+    let path = data.join("checkpoints").join("workspace-1.index");
+    assert!(path.is_file(), "snapshot wrote no checkpoint at {path:?}");
+    path
+}
+
+#[test]
+fn verify_checks_a_checkpoint_that_agrees_even_behind_the_log() {
+    let tmp = TempDir::new("verify-checkpoint-ok");
+    let data = imported(&tmp);
+    checkpoint(&data);
+    let run = hc(&data, &["verify"]).ok();
+    assert!(
+        run.stdout
+            .contains("3 users, 5 facts (4 events and purchases) in 1 chunk, 0 segments, 1 checkpoint checked; no problem found"),
+        "{run:?}"
+    );
+    // Facts appended after the checkpoint are replayed after it: it still agrees.
+    let more = r#"{"events":[{"external_id":"d","name":"e","time":"2024-03-02T00:00:00Z"}]}"#;
+    hc_stdin(&data, &["import", "--workspace", "acme", "-"], more).ok();
+    let run = hc(&data, &["verify"]).ok();
+    assert!(
+        run.stdout
+            .contains("4 users, 6 facts (5 events and purchases) in 2 chunks, 0 segments, 1 checkpoint checked; no problem found"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn verify_names_a_checkpoint_from_another_directory_and_how_it_disagrees() {
+    let tmp = TempDir::new("verify-checkpoint-other");
+    let data = imported(&tmp);
+    // Another directory, whose workspace 1 holds one user with one event.
+    let other = tmp.path().join("other");
+    create_workspace(&other, "acme", "UTC");
+    let one = r#"{"events":[{"external_id":"z","name":"e","time":"2024-03-01T00:00:00Z"}]}"#;
+    hc_stdin(&other, &["import", "--workspace", "acme", "-"], one).ok();
+    let foreign = checkpoint(&other);
+    let ours = data.join("checkpoints").join("workspace-1.index");
+    std::fs::create_dir_all(ours.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&foreign, &ours).expect("copy the checkpoint");
+
+    let run = hc(&data, &["verify"]);
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "error: workspace \"acme\": its checkpoint ({}) disagrees with the facts: \
+             users: 1 from the checkpoint and the facts after it, 3 from the facts alone; \
+             events and purchases: 1 from the checkpoint and the facts after it, 4 from the facts alone",
+            ours.display()
+        )),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("1 checkpoint checked; 1 problem (above)"),
+        "{run:?}"
+    );
+
+    // A damaged checkpoint is named with the reason it cannot be used.
+    let mut bytes = std::fs::read(&ours).expect("read the checkpoint");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xFF;
+    std::fs::write(&ours, bytes).expect("damage the checkpoint");
+    let run = hc(&data, &["verify"]);
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    assert!(
+        run.stderr
+            .contains("error: workspace \"acme\": its checkpoint cannot be used: "),
         "{run:?}"
     );
 }

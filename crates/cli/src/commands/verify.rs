@@ -1,11 +1,14 @@
 //! `headcount verify`: reads back everything a data directory stores and says whether
 //! it is sound — SQLite's integrity check, every chunk of every workspace's fact log
-//! decoded, every segment definition parsed — while a server may be running (it reads
-//! one snapshot per step and takes no writer lock).
+//! decoded, every segment definition parsed, each workspace's checkpoint compared with
+//! the facts — while a server may be running (it reads one snapshot per step and
+//! takes no writer lock).
 //!
 //! Exits 0 with a summary, or 2 with one line per problem naming what is wrong.
 //! Segments that cannot be computed are warnings: the server serves everything else
 //! and reports them itself.
+
+mod checkpoint;
 
 use super::{CmdResult, open_shared_existing};
 use crate::args::VerifyArgs;
@@ -13,6 +16,7 @@ use crate::output::count;
 use crate::progress;
 use headcount_engine::Index;
 use headcount_server::catalog::Catalog;
+use headcount_server::checkpoints::Checkpoints;
 use headcount_store::{SqliteStore, Store, Workspace};
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,6 +35,7 @@ struct Findings {
     facts: u64,
     chunks: u64,
     segments: u64,
+    checkpoints: u64,
 }
 
 /// Runs a verification.
@@ -43,11 +48,23 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
             .problems
             .push(format!("SQLite's integrity check of the database: {line}"));
     }
+    let catalog = match Catalog::load(&store) {
+        Ok(catalog) => Some(catalog),
+        Err(e) => {
+            found.problems.push(format!(
+                "the catalog (workspaces, keys, segments) does not load: {e}"
+            ));
+            None
+        }
+    };
+    let checkpoints = Checkpoints::in_data_dir(dir);
     let workspaces = store.workspaces()?;
     for ws in &workspaces {
-        check_facts(&store, ws, &mut found)?;
+        check_workspace(&store, catalog.as_ref(), &checkpoints, ws, &mut found)?;
     }
-    check_segments(&store, &workspaces, &mut found);
+    if let Some(catalog) = &catalog {
+        check_segments(&store, catalog, &workspaces, &mut found);
+    }
     for warning in &found.warnings {
         eprintln!("warning: {warning}");
     }
@@ -55,13 +72,14 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
         eprintln!("error: {problem}");
     }
     let summary = format!(
-        "{}, {}, {} ({}) in {}, {}",
+        "{}, {}, {} ({}) in {}, {}, {} checked",
         count(workspaces.len() as u64, "workspace", "workspaces"),
         count(found.users, "user", "users"),
         count(found.facts, "fact", "facts"),
         count(found.events, "event or purchase", "events and purchases"),
         count(found.chunks, "chunk", "chunks"),
         count(found.segments, "segment", "segments"),
+        count(found.checkpoints, "checkpoint", "checkpoints"),
     );
     let seconds = started.elapsed().as_secs_f64();
     if found.problems.is_empty() {
@@ -85,17 +103,24 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
 }
 
 /// Decodes every chunk of a workspace's fact log into a fresh index, counting users
-/// and facts, and records each chunk that does not decode.
-fn check_facts(
+/// and facts, recording each chunk that does not decode; then compares the
+/// workspace's checkpoint, if any, with that index. The checkpoint is read first and
+/// both indexes are bounded by the end of the log read after it, so that facts a
+/// running server appends meanwhile are in neither.
+fn check_workspace(
     store: &SqliteStore,
+    catalog: Option<&Catalog>,
+    checkpoints: &Checkpoints,
     ws: &Workspace,
     found: &mut Findings,
 ) -> Result<(), Box<dyn std::error::Error>> {
+    let checkpoint = checkpoints.read(ws.id);
+    let end = store.last_fact_position()?;
     let spinner = progress::bar(0, "facts read");
     spinner.set_message(ws.name.clone());
     let mut index = Index::new();
     let mut n = 0u64;
-    let check = store.check_chunks(ws.id, 0, u64::MAX, &mut |user, fact| {
+    let check = store.check_chunks(ws.id, 0, end, &mut |user, fact| {
         index.apply(user, &fact);
         n += 1;
         if n.is_multiple_of(65_536) {
@@ -113,20 +138,37 @@ fn check_facts(
     found.facts += check.facts;
     found.users += index.user_count() as u64;
     found.events += index.event_count() as u64;
+    match checkpoint {
+        Ok(None) => {}
+        Err(reason) => found.problems.push(format!(
+            "workspace \"{}\": its checkpoint cannot be used: {reason} (the next start \
+             rebuilds it from the facts; so does deleting it)",
+            ws.name
+        )),
+        Ok(Some(loaded)) => {
+            found.checkpoints += 1;
+            let differences = checkpoint::compare(store, catalog, ws, loaded, &index, end)?;
+            if !differences.is_empty() {
+                found.problems.push(format!(
+                    "workspace \"{}\": its checkpoint ({}) disagrees with the facts: {} \
+                     (delete it: the next start rebuilds it from the facts)",
+                    ws.name,
+                    checkpoints.path(ws.id).display(),
+                    differences.join("; ")
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
 /// Parses and plans every stored segment; one that cannot be computed is a warning.
-fn check_segments(store: &SqliteStore, workspaces: &[Workspace], found: &mut Findings) {
-    let catalog = match Catalog::load(store) {
-        Ok(catalog) => catalog,
-        Err(e) => {
-            found.problems.push(format!(
-                "the catalog (workspaces, keys, segments) does not load: {e}"
-            ));
-            return;
-        }
-    };
+fn check_segments(
+    store: &SqliteStore,
+    catalog: &Catalog,
+    workspaces: &[Workspace],
+    found: &mut Findings,
+) {
     for ws in workspaces {
         for entry in catalog.segments_of(ws.id) {
             found.segments += 1;
