@@ -116,6 +116,9 @@ fn a_backup_while_serve_ingests_holds_every_acknowledged_write_and_serves_it() {
     let before = acked_now(&acked);
     let run = hc(&data, &["backup", dest.to_str().expect("UTF-8 path")]).ok();
     let after = acked_now(&acked);
+    // verify runs next to the server too, while it ingests.
+    let verified = hc(&data, &["verify"]).ok();
+    assert!(verified.stdout.contains("no problem found"), "{verified:?}");
     // Ingestion went on while the backup ran (it takes no writer lock).
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, Ordering::Relaxed);
@@ -174,13 +177,41 @@ fn a_backup_without_a_server_serves_the_same_series_and_verifies_alike() {
     let dest = tmp.path().join("copy");
     hc(&data, &["demo", "--no-serve", "--users", "300"]).ok();
     let key = create_key(&data, "demo", "compare", &[]);
+    // A checkpoint to copy (snapshot loads the index from the facts and writes one).
+    hc(
+        &data,
+        &[
+            "snapshot",
+            "--workspace",
+            "demo",
+            "--from",
+            "2024-03-01",
+            "--to",
+            "2024-03-01",
+        ],
+    )
+    .ok();
     let run = hc(&data, &["backup", dest.to_str().expect("UTF-8 path")]).ok();
     assert!(run.stderr.contains("1 workspace"), "{run:?}");
+    assert!(run.stderr.contains("1 checkpoint ("), "{run:?}");
+    let copied_checkpoint = dest.join("checkpoints").join("workspace-1.index");
+    assert_eq!(
+        std::fs::read(&copied_checkpoint).expect("the copied checkpoint"),
+        std::fs::read(data.join("checkpoints").join("workspace-1.index")).expect("the checkpoint")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        assert_eq!(mode(&dest.join("checkpoints")), 0o700);
+        assert_eq!(mode(&copied_checkpoint), 0o600);
+    }
 
     let original = hc(&data, &["verify"]).ok();
     let copied = hc(&dest, &["verify"]).ok();
     let counts = |out: &str| out.split(" s: ").nth(1).unwrap_or_default().to_string();
     assert!(original.stdout.contains("300 users"), "{original:?}");
+    assert!(copied.stdout.contains("1 checkpoint checked"), "{copied:?}");
     assert_eq!(counts(&original.stdout), counts(&copied.stdout));
 
     let answers = |dir: &Path| {
