@@ -17,12 +17,13 @@ use jiff::tz::TimeZone;
 pub type Check = fn(&[u8]);
 
 /// The targets, by name: the name of a fuzz target and of its folder of kept inputs.
-pub const TARGETS: [(&str, Check); 5] = [
+pub const TARGETS: [(&str, Check); 6] = [
     ("ending_at", ending_at),
     ("filter", filter),
     ("track_body", track_body),
     ("import_line", import_line),
     ("chunk_decode", chunk_decode),
+    ("checkpoint_decode", checkpoint_decode),
 ];
 
 /// A fixed "now" so that a failure replays the same way.
@@ -163,4 +164,26 @@ pub fn chunk_decode(data: &[u8]) {
     if chunk::decode(data, &mut |user, fact| facts.push((user.clone(), fact))).is_ok() {
         round_trip(&facts);
     }
+}
+
+/// Any bytes are an index checkpoint or a `CheckpointError`, never a panic nor an
+/// allocation the bytes cannot back; a checkpoint that loads writes back to the same
+/// bytes.
+pub fn checkpoint_decode(data: &[u8]) {
+    let Ok((header, index)) = Index::read_checkpoint(data, data.len() as u64) else {
+        return;
+    };
+    let written = index.write_checkpoint(header.workspace, Vec::new());
+    assert_eq!(
+        written.ok().as_deref(),
+        Some(data),
+        "a loaded checkpoint writes back differently"
+    );
+}
+
+/// A checkpoint of the small index, for seeds.
+pub fn small_checkpoint() -> Vec<u8> {
+    small_index()
+        .write_checkpoint(headcount_model::WorkspaceId(1), Vec::new())
+        .unwrap_or_default()
 }

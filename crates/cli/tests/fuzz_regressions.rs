@@ -31,3 +31,14 @@ fn every_kept_fuzz_input_passes_its_target_check() {
         }
     }
 }
+
+#[test]
+fn a_real_checkpoint_passes_the_checkpoint_check() {
+    let bytes = checks::small_checkpoint();
+    assert!(bytes.len() > 100, "the small index writes a checkpoint");
+    checks::checkpoint_decode(&bytes);
+    // Every truncation of it is refused without a panic.
+    for len in (0..bytes.len()).step_by(7) {
+        checks::checkpoint_decode(&bytes[..len]);
+    }
+}

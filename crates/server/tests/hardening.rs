@@ -189,13 +189,16 @@ async fn idle_connections_and_half_sent_heads_are_closed_after_the_timeouts() {
 
 #[tokio::test]
 async fn at_the_connection_cap_new_connections_wait_until_one_closes() {
-    let (server, _key) = serve(Config {
+    let (mut server, _key) = serve(Config {
         max_connections: 2,
         idle_timeout: Duration::from_secs(60),
         header_read_timeout: Duration::from_secs(60),
         ..config()
     })
     .await;
+    // The connection left open by waiting for readiness would take a place.
+    server.drop_idle_connections();
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let addr = address(&server);
     let first = TcpStream::connect(&addr).await.expect("connect");
     let _second = TcpStream::connect(&addr).await.expect("connect");

@@ -316,7 +316,14 @@ fn read_value(r: &mut Reader<'_>) -> Result<Option<Value>, ChunkError> {
     Ok(Some(match r.byte()? {
         0 => return Ok(None),
         1 => Value::String(r.string()?),
-        2 => Value::Number(f64::from_le_bytes(r.eight()?)),
+        2 => {
+            // Ingestion reads numbers from JSON, which has no NaN nor infinity.
+            let number = f64::from_le_bytes(r.eight()?);
+            if !number.is_finite() {
+                return Err(ChunkError("a number value that is not finite"));
+            }
+            Value::Number(number)
+        }
         3 => Value::Bool(false),
         4 => Value::Bool(true),
         5 => {

@@ -265,6 +265,13 @@ impl TestServer {
         self.serve().await;
     }
 
+    /// Closes the client's idle keep-alive connections (a test of the connection cap
+    /// must not count the one left by waiting for `/readyz`).
+    #[allow(dead_code)] // not every test binary counts connections
+    pub fn drop_idle_connections(&mut self) {
+        self.client = reqwest::Client::new();
+    }
+
     /// Reopens the store of the data directory after [`TestServer::stop`]. A blocking
     /// task of the old server (one that remembers an answer, say) may still hold the
     /// store for a moment after the server itself is gone: it waits for it.
