@@ -83,7 +83,8 @@ fn a_backup_holds_the_same_facts_in_an_owner_only_directory() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = |p: PathBuf| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
+        let mode =
+            |p: PathBuf| std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777;
         assert_eq!(mode(dest.clone()), 0o700);
         assert_eq!(mode(dest.join("headcount.db")), 0o600);
     }
@@ -105,7 +106,10 @@ fn a_backup_holds_the_same_facts_in_an_owner_only_directory() {
     let copy = SqliteStore::open(&dest).expect("the copy opens as a data directory");
     let copied = copy.workspaces().expect("workspaces");
     assert_eq!(copied.len(), 1);
-    assert_eq!(users(&copy, &copied[0], 0, u64::MAX), ["u0", "u1", "u2", "u3"]);
+    assert_eq!(
+        users(&copy, &copied[0], 0, u64::MAX),
+        ["u0", "u1", "u2", "u3"]
+    );
     assert_eq!(users(&store, &ws, 0, u64::MAX), ["u0", "u1", "u2", "u3"]);
     drop((store, copy));
     let _ = std::fs::remove_dir_all(root);
