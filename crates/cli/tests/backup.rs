@@ -473,3 +473,59 @@ fn verify_names_a_checkpoint_from_another_directory_and_how_it_disagrees() {
         "{run:?}"
     );
 }
+
+#[test]
+fn verify_names_the_segment_sizes_a_checkpoint_gets_wrong() {
+    let tmp = TempDir::new("verify-checkpoint-sizes");
+    // User a is French since 2024-03-01, so on every day since.
+    let dated = TRACKS.replace(
+        r#""country":"FR"}"#,
+        r#""country":"FR","_time":"2024-03-01T00:00:00Z"}"#,
+    );
+    assert_ne!(dated, TRACKS);
+    let data = tmp.data();
+    create_workspace(&data, "acme", "UTC");
+    hc_stdin(&data, &["import", "--workspace", "acme", "-"], &dated).ok();
+    let key = create_key(&data, "acme", "segments", &[]);
+    let server = Server::start(&data, tmp.path());
+    create_segment(
+        &server,
+        &key,
+        "French",
+        json!({"attribute": "country", "op": "eq", "value": "FR"}),
+    );
+    assert_eq!(server.terminate().code(), Some(0));
+    // Another directory with the same users and events, but user a in Germany: the
+    // counts agree, the sizes of "French" do not.
+    let other = tmp.path().join("other");
+    create_workspace(&other, "acme", "UTC");
+    hc_stdin(
+        &other,
+        &["import", "--workspace", "acme", "-"],
+        &dated.replace("\"FR\"", "\"DE\""),
+    )
+    .ok();
+    let foreign = checkpoint(&other);
+    let ours = data.join("checkpoints").join("workspace-1.index");
+    std::fs::create_dir_all(ours.parent().expect("parent")).expect("mkdir");
+    std::fs::copy(&foreign, &ours).expect("copy the checkpoint");
+
+    let run = hc(&data, &["verify"]);
+    assert_eq!(run.code(), Some(2), "{run:?}");
+    let error = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {run:?}"));
+    assert!(
+        error.contains(
+            "disagrees with the facts: the size of segment \"French\" now: \
+             0 from the checkpoint and the facts after it, 1 from the facts alone; \
+             the size of segment \"French\" on "
+        ),
+        "{error}"
+    );
+    // Now and 7 days differ: five are listed, the rest counted.
+    assert!(error.contains("; and 3 more (delete it"), "{error}");
+    assert!(!error.contains("users:"), "{error}");
+}
