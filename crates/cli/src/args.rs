@@ -9,7 +9,7 @@ use std::path::PathBuf;
 #[command(name = "headcount", version, about)]
 pub struct Cli {
     /// The data directory (the embedded store). One writer at a time (serve, import,
-    /// snapshot, demo); workspaces, keys and eval work next to it.
+    /// snapshot, demo); workspaces, keys, eval, backup and verify work next to it.
     #[arg(
         long,
         global = true,
@@ -43,6 +43,10 @@ pub enum Command {
     Gen(GenArgs),
     /// Size ad-hoc filters on completed days, offline, without storing anything.
     Eval(EvalArgs),
+    /// Copy the data directory, consistently, to a new directory (while serving or not).
+    Backup(BackupArgs),
+    /// Read back every stored fact and check the data directory; exit 2 if damaged.
+    Verify(VerifyArgs),
 }
 
 /// `headcount workspaces …`
@@ -225,6 +229,18 @@ pub struct EvalArgs {
     #[arg(long, requires = "from")]
     pub to: Option<String>,
 }
+
+/// `headcount backup`
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The directory to write the copy to: new, or empty. Serve it with
+    /// `--data-dir DEST`.
+    pub dest: PathBuf,
+}
+
+/// `headcount verify`
+#[derive(Debug, Args)]
+pub struct VerifyArgs {}
 
 /// Reads `--listen`: a socket address `HOST:PORT`; a bare port or a host name is
 /// refused with the form to use.

@@ -23,6 +23,8 @@ fn main() -> ExitCode {
         Command::Demo(cmd) => commands::demo::run(&cli.data_dir, cmd),
         Command::Gen(cmd) => commands::generate::run(cmd),
         Command::Eval(cmd) => commands::eval::run(&cli.data_dir, cmd),
+        Command::Backup(cmd) => commands::backup::run(&cli.data_dir, cmd),
+        Command::Verify(cmd) => commands::verify::run(&cli.data_dir, cmd),
     };
     match result {
         Ok(code) => code,

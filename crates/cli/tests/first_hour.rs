@@ -221,6 +221,8 @@ fn the_top_level_help_lists_every_command() {
             "demo",
             "gen",
             "eval",
+            "backup",
+            "verify",
             "help"
         ],
         "{help:#?}"

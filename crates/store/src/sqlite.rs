@@ -3,7 +3,10 @@
 //! administrative and read-only processes open the directory without it, SQLite's own
 //! locking (WAL, a busy timeout) keeping their short transactions apart.
 
+mod maintenance;
 mod purge;
+
+pub use maintenance::{BackupSummary, ChunkCheck, ChunkFault, copy_private, create_backup_dir};
 
 use crate::chunk;
 use crate::migrations::MIGRATIONS;
@@ -179,6 +182,15 @@ mod private {
     pub fn open_file(path: &Path) -> std::io::Result<File> {
         let mut options = File::options();
         options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path)
+    }
+
+    /// Creates `path`, which must not exist, owner-only (0600).
+    pub fn create_new_file(path: &Path) -> std::io::Result<File> {
+        let mut options = File::options();
+        options.create_new(true).write(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         options.open(path)

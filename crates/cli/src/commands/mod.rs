@@ -1,5 +1,6 @@
 //! One module per command.
 
+pub mod backup;
 pub mod demo;
 pub mod eval;
 pub mod generate;
@@ -7,6 +8,7 @@ pub mod import;
 pub mod keys;
 pub mod serve;
 pub mod snapshot;
+pub mod verify;
 pub mod workspaces;
 
 use headcount_store::{SqliteStore, Store, Workspace};

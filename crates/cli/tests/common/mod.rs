@@ -402,3 +402,38 @@ impl Drop for Server {
         }
     }
 }
+
+/// The points of `/segments/data_series` for segment `id`: (day, size), oldest first.
+#[allow(dead_code)] // used by backup.rs only
+pub fn series(server: &Server, key: &str, id: &str, length: u32) -> Vec<(String, u64)> {
+    let answer = server.call(
+        &format!("/segments/data_series?segment_id={id}&length={length}"),
+        key,
+        None,
+    );
+    assert_eq!(answer.status, 200, "{answer:?}");
+    answer.body["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(|p| {
+            (
+                p["time"].as_str().expect("time").to_string(),
+                p["size"].as_u64().expect("size"),
+            )
+        })
+        .collect()
+}
+
+/// The ids of the live segments of `/segments/list` (its first page), in its order.
+#[allow(dead_code)] // used by backup.rs only
+pub fn segment_ids(server: &Server, key: &str) -> Vec<String> {
+    let listed = server.call("/segments/list", key, None);
+    assert_eq!(listed.status, 200, "{listed:?}");
+    listed.body["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|s| s["id"].as_str().expect("id").to_string())
+        .collect()
+}
