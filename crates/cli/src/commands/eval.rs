@@ -4,7 +4,7 @@
 
 use super::{CmdResult, open_shared_existing, workspace};
 use crate::args::EvalArgs;
-use crate::commands::snapshot::load_index;
+use crate::commands::snapshot::{Checkpoint, load_index};
 use headcount_engine::{Plan, PlanError};
 use headcount_model::{Day, Filter, SegmentId};
 use headcount_server::catalog::time_zone;
@@ -49,7 +49,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
         })
         .collect::<Result<_, _>>()?;
     let loading = Instant::now();
-    let index = load_index(dir, &store, &ws)?;
+    let index = load_index(dir, &store, &ws, Checkpoint::ReadOnly)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let evaluating = Instant::now();
     let ends: Vec<_> = days.iter().map(|day| day.end(&tz)).collect();

@@ -60,7 +60,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
             .map(|e| e.segment.id)
             .collect(),
     };
-    let index = load_index(dir, &store, &ws)?;
+    let index = load_index(dir, &store, &ws, Checkpoint::Write)?;
     let days: Vec<Day> = (0..=from.days_until(to))
         .map(|n| from.add_days(n))
         .collect();
@@ -94,12 +94,13 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
 }
 
 /// Loads a workspace's index from its checkpoint in `dir` and the facts after it (or
-/// from every fact), with a spinner; when facts had to be applied, writes a new
-/// checkpoint so that the next command starts from it.
+/// from every fact), with a spinner; when facts had to be applied and `checkpoint`
+/// allows it, writes a new checkpoint so that the next command starts from it.
 pub fn load_index(
     dir: &Path,
     store: &dyn Store,
     ws: &headcount_store::Workspace,
+    checkpoint: Checkpoint,
 ) -> Result<Index, Box<dyn std::error::Error>> {
     let spinner = progress::bar(0, "facts loaded");
     let checkpoints = Checkpoints::in_data_dir(dir);
@@ -107,7 +108,7 @@ pub fn load_index(
         spinner.set_position(n)
     })?;
     spinner.finish_and_clear();
-    if loaded.replayed > 0 {
+    if loaded.replayed > 0 && checkpoint == Checkpoint::Write {
         let index = RwLock::new(loaded.index);
         if let Err(e) = checkpoints.write(ws.id, &index) {
             tracing::warn!(error = %e, "cannot write the checkpoint");
@@ -115,4 +116,15 @@ pub fn load_index(
         return Ok(index.into_inner().unwrap_or_else(|p| p.into_inner()));
     }
     Ok(loaded.index)
+}
+
+/// Whether [`load_index`] may write a fresh checkpoint after replaying facts: only a
+/// writer of the data directory (`snapshot`) does; a reader next to a running server
+/// (`eval`) must not replace the server's checkpoints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// Write one when facts were replayed.
+    Write,
+    /// Only read.
+    ReadOnly,
 }
