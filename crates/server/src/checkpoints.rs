@@ -12,6 +12,7 @@
 use crate::state::{AppState, Shared, SharedIndex, read, write};
 use headcount_engine::Index;
 use headcount_model::WorkspaceId;
+use headcount_store::sqlite::private;
 use headcount_store::{Store, StoreError};
 use std::fs::File;
 use std::io::{self, BufReader};
@@ -88,9 +89,11 @@ impl Checkpoints {
     pub fn write(&self, ws: WorkspaceId, index: &RwLock<Index>) -> io::Result<Written> {
         let _one_at_a_time = self.writing.lock().unwrap_or_else(|p| p.into_inner());
         let started = Instant::now();
-        std::fs::create_dir_all(&self.dir)?;
+        // Owner-only, as the rest of the data directory.
+        private::create_dir(&self.dir)?;
         let temporary = self.temporary(ws);
-        let file = File::create(&temporary)?;
+        let file = private::open_file(&temporary)?;
+        file.set_len(0)?;
         let (file, position, version, locked) = {
             let index = read(index);
             let serializing = Instant::now();

@@ -154,10 +154,26 @@ async fn a_restart_after_a_clean_stop_loads_the_checkpoint_and_replays_what_foll
     server.reopen();
     server.serve().await;
     assert_eq!(from_checkpoints(&server), 1);
-    // More facts, then a restart that cannot write a checkpoint (as after a crash):
-    // the old checkpoint and the facts after it. (No delete: deletes rewrite stored
-    // chunks before the checkpoint's position until they become facts of the log.)
-    ingest(&server, &key, 5, false).await;
+    // Owner-only, as the rest of the data directory.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &std::path::Path| {
+            std::fs::metadata(path)
+                .expect("metadata")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode(&checkpoint_file(&server, ws)), 0o600);
+        assert_eq!(
+            mode(&headcount_server::checkpoints::dir_of(&server.dir)),
+            0o700
+        );
+    }
+    // More facts and deletes, then a restart that cannot write a checkpoint (as after a
+    // crash): the old checkpoint and the log after it, deletion entries included.
+    ingest(&server, &key, 5, true).await;
     let after = answers(&server, ws);
     let checkpoint = std::fs::read(checkpoint_file(&server, ws)).expect("the checkpoint");
     server.stop().await;

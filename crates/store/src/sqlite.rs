@@ -142,8 +142,9 @@ impl SqliteStore {
     }
 }
 
-/// Owner-only creation of the data directory and its files.
-mod private {
+/// Owner-only creation of the data directory and its files (the store's, and the
+/// checkpoints the server writes beside them).
+pub mod private {
     use crate::StoreError;
     use std::fs::File;
     use std::path::Path;
