@@ -284,3 +284,39 @@ async fn the_segments_page_with_1000_segments_and_the_100_day_chart_render_quick
         chart.as_secs_f64() * 1000.0
     );
 }
+
+#[tokio::test]
+async fn the_editor_shows_a_did_you_mean_warning_with_the_preview() {
+    let (server, key) = TestServer::simple().await;
+    server
+        .post(
+            &key,
+            "/users/track",
+            &json!({"attributes": [{"external_id": "a", "country": "FR"}]}),
+        )
+        .await
+        .expect(201);
+    let browser = Browser::new(&server);
+    assert_eq!(browser.sign_in(&key).await.status(), 303);
+    let (status, page) = browser.get("/console/segments/new").await;
+    assert_eq!(status, 200);
+    let filter = r#"{"attribute": "countyr", "op": "eq", "value": "FR"}"#;
+    let answer = browser
+        .post(
+            "/console/segments/new",
+            &[
+                ("csrf", csrf(&page).as_str()),
+                ("name", "French users"),
+                ("filter", filter),
+                ("intent", "preview"),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status().as_u16(), 200);
+    let page = answer.text().await.expect("text");
+    assert!(
+        page.contains("id=\"preview-warnings\"")
+            && page.contains("no user has an attribute &quot;countyr&quot; yet; did you mean &quot;country&quot;?"),
+        "{page}"
+    );
+}

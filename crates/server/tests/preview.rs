@@ -54,6 +54,7 @@ async fn preview_sizes_a_filter_today_and_over_30_days_like_data_series() {
     r.expect(200);
     assert_eq!(r.message(), "success");
     assert_eq!(r.body["live_size"], 3, "{r:?}");
+    assert_eq!(r.body["warnings"], json!([]), "login is a known event");
     let preview = points(&r.body);
     assert_eq!(preview.len(), 30);
     let yesterday = jiff::Timestamp::now()
@@ -125,5 +126,31 @@ async fn preview_needs_the_segments_create_permission() {
     );
     let r = server.post(&creator, "/segments/preview", &body).await;
     r.expect(200);
+    assert_eq!(r.body["live_size"], 0);
+}
+
+#[tokio::test]
+async fn preview_warns_of_names_no_fact_carries_as_create_does() {
+    let (server, key) = TestServer::simple().await;
+    server
+        .post(
+            &key,
+            "/users/track",
+            &json!({"events": [{"external_id": "a", "name": "session_start", "time": days_ago_noon(1)}]}),
+        )
+        .await
+        .expect(201);
+    let filter = json!({"event": "sesion_start", "op": "gte", "value": 1});
+    let r = server
+        .post(&key, "/segments/preview", &json!({ "filter": filter }))
+        .await;
+    r.expect(200);
+    assert_eq!(
+        r.body["warnings"],
+        json!([
+            "filter.event: no event named \"sesion_start\" yet; did you mean \"session_start\"?"
+        ]),
+        "{r:?}"
+    );
     assert_eq!(r.body["live_size"], 0);
 }

@@ -237,6 +237,11 @@ fn render(shown: &Shown<'_>) -> Markup {
             section #preview aria-labelledby="preview-heading" {
                 h2 #preview-heading tabindex="-1" { "Preview" }
                 p.lead { (sentence) }
+                @if !p.warnings.is_empty() {
+                    ul.warnings #preview-warnings aria-label="Warnings" {
+                        @for warning in &p.warnings { li role="status" { (warning) } }
+                    }
+                }
                 p.big { "Today, so far: " strong #preview-live { (p.live_size) } " users"
                     span.meta { " (as of " (when(p.as_of, &shown.visitor.caller.tz)) ")" } }
                 (chart::chart(&series, today, "Size over the last 30 completed days and today"))

@@ -24,6 +24,9 @@ pub struct Preview {
     pub live_size: u64,
     /// The size at the end of each of the last [`PREVIEW_DAYS`] completed days, oldest first.
     pub days: Vec<(Day, u64)>,
+    /// The attribute, event and product names of the filter that no fact carries yet,
+    /// as create and update warn about them.
+    pub warnings: Vec<String>,
 }
 
 /// Validates `body` as a create body would be (`filter` required, the other fields of
@@ -54,6 +57,7 @@ pub async fn compute(
             as_of,
             live_size: index.size(&plan, as_of, &tz),
             days: days.into_iter().zip(sizes).collect(),
+            warnings: crate::warnings::unknown_names(&filter, &index),
         }
     })
     .await
@@ -77,5 +81,6 @@ pub async fn preview(
         "live_size": p.live_size,
         "as_of": p.as_of.to_string(),
         "data": data,
+        "warnings": p.warnings,
     })))
 }
