@@ -23,6 +23,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::BodyBytes;
 use crate::state::{AppState, now};
+use headcount_service::idempotency::InFlight;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -30,9 +31,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use headcount_model::{Timestamp, WorkspaceId};
 use headcount_store::{IDEMPOTENCY_WINDOW_MICROS, IdempotencyRecord, digest};
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -40,59 +40,6 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// The longest key accepted, in characters.
 pub const MAX_KEY_LEN: usize = 255;
-/// How often expired keys are purged from the store, at most (microseconds).
-const PURGE_EVERY_MICROS: i64 = 10 * 60 * 1_000_000;
-
-/// The keys whose first request is being processed, and when expired keys were last
-/// purged.
-#[derive(Debug, Default)]
-pub struct InFlight {
-    keys: Mutex<HashSet<(WorkspaceId, String)>>,
-    last_purge: AtomicI64,
-}
-
-/// A key claimed by the request processing it; released when dropped.
-struct Claim {
-    state: AppState,
-    id: (WorkspaceId, String),
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        self.state
-            .idempotency
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-    }
-}
-
-impl InFlight {
-    fn claim(state: &AppState, workspace: WorkspaceId, key: &str) -> Option<Claim> {
-        let id = (workspace, key.to_string());
-        let mut keys = state
-            .idempotency
-            .keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        keys.insert(id.clone()).then(|| Claim {
-            state: state.clone(),
-            id,
-        })
-    }
-
-    /// Whether a purge is due at `now` (and, if so, claims it).
-    fn purge_due(&self, now: Timestamp) -> bool {
-        let now = now.as_microsecond();
-        let last = self.last_purge.load(Ordering::Relaxed);
-        now - last >= PURGE_EVERY_MICROS
-            && self
-                .last_purge
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-    }
-}
 
 /// Put in a request's extensions when it carries a new `Idempotency-Key`: a handler
 /// that commits facts can commit its answer in the same transaction

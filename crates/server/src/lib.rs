@@ -8,28 +8,21 @@
 
 pub mod activity;
 pub mod auth;
-pub mod catalog;
-pub mod checkpoints;
 pub mod connections;
 pub mod console;
 pub mod error;
 pub mod extract;
 pub mod http_errors;
 pub mod idempotency;
-pub mod ingest;
-pub mod jobs;
-pub mod json;
-pub mod loading;
-pub mod purge;
-pub mod ratelimit;
 pub mod routes;
-pub mod sizes;
-pub mod state;
-pub mod upkeep;
-pub mod warnings;
-pub mod writer;
 
-pub use state::{AppState, Config, Shared};
+// The service's modules, under their old paths: the HTTP code and its tests name them
+// as `crate::catalog`, `headcount_server::state` and so on.
+pub use headcount_service::{
+    catalog, checkpoints, ingest, jobs, json, loading, purge, ratelimit, sizes, state, upkeep,
+    warnings, writer,
+};
+pub use headcount_service::{AppState, Config, Shared};
 
 use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};

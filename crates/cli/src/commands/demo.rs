@@ -13,11 +13,11 @@ use crate::progress;
 use crate::synth::{self, Params};
 use headcount_engine::Index;
 use headcount_model::{Filter, SegmentId};
-use headcount_server::Config;
-use headcount_server::catalog::Catalog;
-use headcount_server::ingest::{TrackOptions, read_track};
-use headcount_server::sizes::{Sizer, last_completed_days};
-use headcount_server::state::now;
+use headcount_service::Config;
+use headcount_service::catalog::Catalog;
+use headcount_service::ingest::{TrackOptions, read_track};
+use headcount_service::sizes::{Sizer, last_completed_days};
+use headcount_service::state::now;
 use headcount_store::{NewWorkspace, Permission, Segment, SqliteStore, Store, Workspace};
 use serde_json::json;
 use std::path::Path;
@@ -66,7 +66,7 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
     // The address bound (with `--listen HOST:0`, the port the system chose).
     print_walkthrough(listener.local_addr()?, &key, segment);
     let config = Config {
-        checkpoints: Some(headcount_server::checkpoints::dir_of(dir)),
+        checkpoints: Some(headcount_service::checkpoints::dir_of(dir)),
         ..Config::default()
     };
     serve(Arc::new(store), config, listener)?;
@@ -187,7 +187,7 @@ fn compute_history(
     index: &Index,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let catalog = Catalog::load(store)?;
-    let tz = headcount_server::catalog::time_zone(&ws.time_zone)?;
+    let tz = headcount_service::catalog::time_zone(&ws.time_zone)?;
     let at = now();
     let days = last_completed_days(at, HISTORY, &tz);
     let segments: Vec<_> = catalog.segments_of(ws.id).collect();

@@ -7,7 +7,7 @@ use crate::args::EvalArgs;
 use crate::commands::snapshot::{Checkpoint, load_index};
 use headcount_engine::{Plan, PlanError};
 use headcount_model::{Day, Filter, SegmentId};
-use headcount_server::catalog::time_zone;
+use headcount_service::catalog::time_zone;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::path::Path;
@@ -22,7 +22,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
     let store = open_shared_existing(dir)?;
     let ws = workspace(&store, dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
-    let now = headcount_server::state::now();
+    let now = headcount_service::state::now();
     if let Some(day) = days.iter().find(|d| d.end(&tz) > now) {
         return Err(format!(
             "{day} has not ended yet in {}: eval sizes completed days",

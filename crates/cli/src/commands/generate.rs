@@ -10,7 +10,7 @@ use std::process::ExitCode;
 /// Writes the dataset.
 pub fn run(args: GenArgs) -> CmdResult {
     let end = match &args.end {
-        None => headcount_server::state::now(),
+        None => headcount_service::state::now(),
         Some(text) => text.parse::<Timestamp>().map_err(|e| {
             format!("--end must be an RFC 3339 instant such as 2026-01-01T00:00:00Z: {e}")
         })?,

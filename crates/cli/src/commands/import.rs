@@ -18,7 +18,7 @@ use crate::args::ImportArgs;
 use crate::output::count;
 use crate::progress;
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_server::ingest::{TrackOptions, read_track_text};
+use headcount_service::ingest::{TrackOptions, read_track_text};
 use headcount_store::digest::{self, Hasher};
 use headcount_store::{EncodedFacts, ImportProgress, ImportRecord, Receipts, Store, StoreError};
 use indicatif::ProgressBar;
@@ -124,7 +124,7 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
     let options = TrackOptions {
         max_objects: None,
         allow_attribute_time: true,
-        now: headcount_server::state::now(),
+        now: headcount_service::state::now(),
     };
     // Every file is opened before anything is imported: a missing one is an error that
     // leaves the store untouched, rather than one met after earlier files were partly
@@ -220,7 +220,7 @@ fn plan(
     allow_duplicate: bool,
 ) -> Result<(Vec<Input>, Plan), Box<dyn std::error::Error>> {
     let records = store.imports(ws.id)?;
-    let now = headcount_server::state::now();
+    let now = headcount_service::state::now();
     let mut plan = Plan {
         total: Some(0),
         refused: 0,
@@ -584,7 +584,7 @@ impl Sink<'_> {
                             sha256: block.sha256,
                             lines: block.reached.lines,
                             bytes: block.reached.bytes,
-                            at: headcount_server::state::now(),
+                            at: headcount_service::state::now(),
                             finished: block.last,
                         },
                     );
@@ -718,7 +718,7 @@ mod tests {
         let options = TrackOptions {
             max_objects: None,
             allow_attribute_time: true,
-            now: headcount_server::state::now(),
+            now: headcount_service::state::now(),
         };
         let record = store
             .begin_import(ws.id, None, "in", options.now)

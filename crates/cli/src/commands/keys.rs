@@ -91,7 +91,7 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
         KeysCmd::Revoke { id } => {
             let store = open_shared_existing(dir)?;
             let id = keys::public_id(id.trim()).to_string();
-            if !store.revoke_key(&id, headcount_server::state::now())? {
+            if !store.revoke_key(&id, headcount_service::state::now())? {
                 return Err(format!("no active key with id {id} (see headcount keys list)").into());
             }
             eprintln!("revoked key {id}");
@@ -118,7 +118,7 @@ pub fn create(
             hash: keys::hash_secret(&secret),
             permissions: permissions.clone(),
             allow_ips: allow_ips.clone(),
-            created_at: headcount_server::state::now(),
+            created_at: headcount_service::state::now(),
             revoked_at: None,
         };
         match store.insert_key(&key) {

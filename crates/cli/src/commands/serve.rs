@@ -2,8 +2,8 @@
 
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
-use headcount_server::checkpoints;
-use headcount_server::{Config, Shared};
+use headcount_service::checkpoints;
+use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::ExitCode;

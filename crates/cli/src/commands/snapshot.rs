@@ -7,9 +7,9 @@ use crate::output::count;
 use crate::progress;
 use headcount_engine::Index;
 use headcount_model::{Day, SegmentId};
-use headcount_server::catalog::{Catalog, time_zone};
-use headcount_server::checkpoints::{self, Checkpoints};
-use headcount_server::sizes::Sizer;
+use headcount_service::catalog::{Catalog, time_zone};
+use headcount_service::checkpoints::{self, Checkpoints};
+use headcount_service::sizes::Sizer;
 use headcount_store::Store;
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,7 +34,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     let store = open_existing(dir)?;
     let ws = workspace(&store, dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
-    let now = headcount_server::state::now();
+    let now = headcount_service::state::now();
     if to.end(&tz) > now {
         return Err(format!(
             "--to {to} has not ended yet in {}; the last completed day is {}",

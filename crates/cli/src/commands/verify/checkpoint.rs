@@ -4,8 +4,8 @@
 //! end of each of the last days.
 
 use headcount_engine::Index;
-use headcount_server::catalog::{Catalog, time_zone};
-use headcount_server::sizes::last_completed_days;
+use headcount_service::catalog::{Catalog, time_zone};
+use headcount_service::sizes::last_completed_days;
 use headcount_store::{SqliteStore, Workspace};
 
 /// Completed days compared, besides now.
@@ -57,7 +57,7 @@ pub fn compare(
         rebuilt.event_count() as u64,
     );
     if let (Some(catalog), Ok(tz)) = (catalog, time_zone(&ws.time_zone)) {
-        let now = headcount_server::state::now();
+        let now = headcount_service::state::now();
         let days = last_completed_days(now, DAYS, &tz);
         let live = catalog
             .segments_of(ws.id)

@@ -1,7 +1,7 @@
 //! Background work on daily sizes: backfilling history when a segment is created or
 //! its filter changes, and storing each completed day shortly after local midnight.
 
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ServiceError, ServiceResult};
 use crate::sizes::{Sizer, last_completed_days};
 use crate::state::{AppState, now, read, write};
 use headcount_model::SegmentId;
@@ -23,7 +23,7 @@ pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
 }
 
 /// Forgets the stored history of segments whose meaning changed, then backfills it.
-pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<()> {
+pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ServiceResult<()> {
     let store = state.store.clone();
     let ids = segments.clone();
     let shared = state.clone();
@@ -37,7 +37,7 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ApiResult<
         })
     })
     .await
-    .map_err(|e| ApiError::Internal(e.to_string()))??;
+    .map_err(|e| ServiceError::Task(e.to_string()))??;
     backfill(state, segments);
     Ok(())
 }
