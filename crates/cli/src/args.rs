@@ -123,6 +123,14 @@ pub struct ServeArgs {
     /// Most connections open at once; beyond, new ones wait to be accepted.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// This node's name, in the logs and `/readyz` (default: the host name and the
+    /// port, HOST:PORT).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+    /// Count rate-limit windows in this Redis (redis://HOST:PORT[/DB]), exactly across
+    /// every node sharing it; without it, in this process (saved to the store).
+    #[arg(long, value_name = "URL", env = "HEADCOUNT_REDIS_URL")]
+    pub redis_url: Option<String>,
 }
 
 /// `headcount import`

@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use headcount_model::WorkspaceId;
+use headcount_service::limits::UNAVAILABLE_RETRY_AFTER;
 use headcount_store::{Permission, TRACK_WINDOW_SECS};
 use jiff::tz::TimeZone;
 use std::net::SocketAddr;
@@ -119,13 +120,30 @@ pub async fn guard(
     };
     if let Some(refusal) = refusal {
         let mut response = refusal.into_response();
-        set_window_headers(
-            &mut response,
-            Some(state.limiter.peek(key, limit, window_secs, now)),
-        );
+        // Unreachable counters: the refusal stands, without the window.
+        let window = state
+            .counter
+            .count(key, limit, window_secs, now, false)
+            .await;
+        set_window_headers(&mut response, window.ok());
         return response;
     }
-    let window = state.limiter.hit(key, limit, window_secs, now);
+    let window = match state
+        .counter
+        .count(key, limit, window_secs, now, true)
+        .await
+    {
+        Ok(window) => window,
+        Err(e) => {
+            tracing::warn!(error = %e, "refusing a request: the rate-limit counters are unreachable");
+            let mut response = ApiError::CountersUnavailable {
+                retry_after: UNAVAILABLE_RETRY_AFTER,
+            }
+            .into_response();
+            set_window_headers(&mut response, None);
+            return response;
+        }
+    };
     let mut response = if window.exceeded {
         ApiError::RateLimited {
             retry_after: window.reset.saturating_sub(now).max(1),

@@ -50,6 +50,13 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// 503: the shared rate-limit counters (Redis) cannot be reached; retry after
+    /// this many seconds.
+    #[error("rate-limit counters unavailable")]
+    CountersUnavailable {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
     /// 500: a failure of ours, logged with its cause.
     #[error("internal error: {0}")]
     Internal(String),
@@ -108,6 +115,10 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "message": "Service Unavailable: the server is loading its data, retry shortly" }),
             ),
+            ApiError::CountersUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": "Service Unavailable: the rate-limit counters cannot be reached, retry shortly" }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message": "Internal Server Error" }),
@@ -124,7 +135,9 @@ impl IntoResponse for ApiError {
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         match self {
-            ApiError::RateLimited { retry_after } | ApiError::Loading { retry_after } => {
+            ApiError::RateLimited { retry_after }
+            | ApiError::Loading { retry_after }
+            | ApiError::CountersUnavailable { retry_after } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -23,16 +23,16 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::BodyBytes;
 use crate::state::{AppState, now};
-use headcount_service::idempotency::InFlight;
 use axum::body::Body;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use headcount_model::{Timestamp, WorkspaceId};
+use headcount_service::idempotency::InFlight;
 use headcount_store::{IDEMPOTENCY_WINDOW_MICROS, IdempotencyRecord, digest};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";

@@ -18,11 +18,11 @@ pub mod routes;
 
 // The service's modules, under their old paths: the HTTP code and its tests name them
 // as `crate::catalog`, `headcount_server::state` and so on.
+pub use headcount_service::{AppState, Config, Shared};
 pub use headcount_service::{
     catalog, checkpoints, ingest, jobs, json, loading, purge, ratelimit, sizes, state, upkeep,
     warnings, writer,
 };
-pub use headcount_service::{AppState, Config, Shared};
 
 use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -77,12 +77,16 @@ async fn healthz() -> Json<Value> {
 /// 200 once every index is loaded; 503 with the progress until then.
 async fn readyz(State(state): State<AppState>) -> Response {
     let (message, mut body) = match state.loading.phase() {
-        loading::Phase::Ready => return Json(json!({ "message": "ready" })).into_response(),
+        loading::Phase::Ready => {
+            return Json(json!({ "message": "ready", "node": state.config.node_name }))
+                .into_response();
+        }
         loading::Phase::Loading => ("loading", state.loading.progress()),
         loading::Phase::Failed(_) => ("loading failed: see the server's log", json!({})),
     };
     if let Some(fields) = body.as_object_mut() {
         fields.insert("message".into(), json!(message));
+        fields.insert("node".into(), json!(state.config.node_name));
     }
     let mut response = (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();
     response

@@ -2,6 +2,7 @@
 //! its filter changes, and storing each completed day shortly after local midnight.
 
 use crate::error::{ServiceError, ServiceResult};
+use crate::leases::{Lease, sizes_lease};
 use crate::sizes::{Sizer, last_completed_days};
 use crate::state::{AppState, now, read, write};
 use headcount_model::SegmentId;
@@ -43,8 +44,13 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ServiceRes
 }
 
 /// Stores the sizes of the last `days` completed days of one segment that are not
-/// stored yet; returns how many it computed.
+/// stored yet; returns how many it computed. Under the segment's lease (see
+/// `leases.rs`): nothing while another process computes them.
 pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, StoreError> {
+    let Some(_lease) = Lease::take(state, sizes_lease(id))? else {
+        tracing::debug!(segment = %id, "daily sizes skipped: another node computes them");
+        return Ok(0);
+    };
     // Held from reading the plan to storing the sizes (see `Shared::size_lock`).
     let lock = state.size_lock(id);
     let _held = read(&lock);

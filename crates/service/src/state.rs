@@ -2,6 +2,7 @@
 
 use crate::catalog::Catalog;
 use crate::checkpoints::{self, Checkpoints};
+use crate::limits::WindowCounter;
 use crate::loading::{Loading, Phase};
 use crate::ratelimit::RateLimiter;
 use headcount_engine::Index;
@@ -38,6 +39,12 @@ pub struct Config {
     pub checkpoint_changes: u64,
     /// …or once this long has passed since it, if anything changed.
     pub checkpoint_every: Duration,
+    /// This node's name, in the logs and `/readyz` (`serve --node-name`; by default
+    /// the host name and port).
+    pub node_name: String,
+    /// Where rate-limit windows are counted (`serve --redis-url`: a
+    /// [`crate::limits::RedisCounter`]); `None`: in this process, saved to the store.
+    pub counter: Option<Arc<dyn WindowCounter>>,
 }
 
 impl Default for Config {
@@ -52,6 +59,8 @@ impl Default for Config {
             checkpoints: None,
             checkpoint_changes: 1_000_000,
             checkpoint_every: Duration::from_secs(600),
+            node_name: String::new(),
+            counter: None,
         }
     }
 }
@@ -67,12 +76,17 @@ pub struct Shared {
     pub catalog: RwLock<Catalog>,
     /// User facts of each workspace.
     pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
-    /// Rate-limit counters (saved by `upkeep.rs`).
-    pub limiter: RateLimiter,
+    /// This process's rate-limit counters (saved by `upkeep.rs`).
+    pub limiter: Arc<RateLimiter>,
+    /// Where requests are counted: `limiter`, or the shared counter of
+    /// [`Config::counter`].
+    pub counter: Arc<dyn WindowCounter>,
     /// `Idempotency-Key`s being processed.
     pub idempotency: crate::idempotency::InFlight,
     /// Settings.
     pub config: Config,
+    /// Who holds this state's leases (see `leases.rs`).
+    pub lease_holder: String,
     /// The group-commit writer of ingested facts.
     pub writer: crate::writer::Writer,
     /// Held by every change to segments (create, update, archive) from the check of its
@@ -129,6 +143,11 @@ impl Shared {
         let catalog = Catalog::load(store.as_ref())?;
         let checkpoints = config.checkpoints.clone().map(Checkpoints::at);
         let loading = Loading::default();
+        let limiter = Arc::new(RateLimiter::default());
+        let counter: Arc<dyn WindowCounter> = match &config.counter {
+            Some(shared) => shared.clone(),
+            None => limiter.clone(),
+        };
         loading
             .workspaces
             .store(catalog.workspaces().count(), Ordering::Relaxed);
@@ -137,8 +156,10 @@ impl Shared {
             store,
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(HashMap::new()),
-            limiter: RateLimiter::default(),
+            limiter,
+            counter,
             idempotency: Default::default(),
+            lease_holder: crate::leases::holder_name(&config.node_name),
             config,
             segment_writes: tokio::sync::Mutex::new(()),
             size_locks: Mutex::new(HashMap::new()),
@@ -234,6 +255,7 @@ impl Shared {
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
             facts_replayed = progress.facts.load(Ordering::Relaxed),
+            node = %self.config.node_name,
             "ready"
         );
         progress.set(Phase::Ready);

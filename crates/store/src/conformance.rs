@@ -24,6 +24,7 @@ pub fn run_all(fresh: &dyn Fn() -> Box<dyn Store>) {
     receipts_commit_with_their_facts_or_not_at_all(fresh().as_ref());
     import_records_track_progress_and_finish(fresh().as_ref());
     fact_positions_grow_and_a_replay_resumes_after_one(fresh().as_ref());
+    leases_have_one_holder_until_released_or_expired(fresh().as_ref());
 }
 
 fn ts(s: &str) -> Timestamp {
@@ -728,4 +729,42 @@ pub fn fact_positions_grow_and_a_replay_resumes_after_one(store: &dyn Store) {
     assert_eq!(globex_facts, facts[..1].to_vec());
     assert!(first < globex_last && globex_last < second);
     assert_eq!(after(globex, globex_last), (vec![], globex_last));
+}
+
+/// A lease has one holder at a time: taken when free, renewed by its holder, refused
+/// to others until it expires (then taken over) or is released; leases are
+/// independent by name, and a release by another holder changes nothing.
+pub fn leases_have_one_holder_until_released_or_expired(store: &dyn Store) {
+    use std::time::Duration;
+    let t0 = ts("2026-01-01T00:00:00Z");
+    let at = |secs: i64| Timestamp::from_second(t0.as_second() + secs).expect("a test instant");
+    let ttl = Duration::from_secs(60);
+    let lease = |name: &str, holder: &str, now: Timestamp| {
+        store.try_lease(name, holder, now, ttl).expect("try_lease")
+    };
+    assert!(lease("sizes/1", "a", at(0)), "a free lease is taken");
+    assert!(!lease("sizes/1", "b", at(1)), "held by a: refused to b");
+    assert!(
+        lease("sizes/2", "b", at(1)),
+        "another name is another lease"
+    );
+    assert!(lease("sizes/1", "a", at(30)), "its holder renews it");
+    assert!(
+        !lease("sizes/1", "b", at(89)),
+        "renewed at 30: runs until 90"
+    );
+    assert!(lease("sizes/1", "b", at(90)), "expired: taken over");
+    assert!(!lease("sizes/1", "a", at(91)), "a lost it");
+    store
+        .release_lease("sizes/1", "a")
+        .expect("release by a non-holder");
+    assert!(
+        !lease("sizes/1", "a", at(92)),
+        "a release by a non-holder changes nothing"
+    );
+    store.release_lease("sizes/1", "b").expect("release");
+    assert!(lease("sizes/1", "a", at(93)), "released: free again");
+    store
+        .release_lease("nothing", "a")
+        .expect("releasing an unknown lease");
 }

@@ -182,4 +182,18 @@ pub trait Store: Send + Sync {
     ) -> Result<ImportRecord>;
     /// Every import record of a workspace, oldest first.
     fn imports(&self, workspace: WorkspaceId) -> Result<Vec<ImportRecord>>;
+
+    /// Takes the lease `name` for `holder` until `now + ttl`, or renews it: true when
+    /// `holder` holds it now (it was free, had expired by `now`, or was already
+    /// `holder`'s), false while another holder's lease runs. Atomic across every
+    /// process sharing the store: of concurrent callers, one gets it.
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<bool>;
+    /// Gives up `holder`'s lease `name` (nothing when another holds it, or nobody).
+    fn release_lease(&self, name: &str, holder: &str) -> Result<()>;
 }

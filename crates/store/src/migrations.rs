@@ -132,4 +132,13 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX imports_by_content ON imports (workspace_id, sha256);
     "#,
+    // 5: leases, so that one process of several sharing a store does a job (the daily
+    // sizes of a segment); `expires_at` in microseconds, taken over once past.
+    r#"
+    CREATE TABLE leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    "#,
 ];

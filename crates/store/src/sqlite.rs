@@ -3,6 +3,7 @@
 //! administrative and read-only processes open the directory without it, SQLite's own
 //! locking (WAL, a busy timeout) keeping their short transactions apart.
 
+mod leases;
 mod maintenance;
 mod purge;
 
@@ -864,6 +865,20 @@ impl Store for SqliteStore {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        leases::try_lease(self, name, holder, now, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        leases::release_lease(self, name, holder)
     }
 }
 

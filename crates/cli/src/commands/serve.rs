@@ -3,6 +3,7 @@
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
 use headcount_service::checkpoints;
+use headcount_service::limits::{RedisCounter, WindowCounter};
 use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -14,6 +15,17 @@ use std::time::Duration;
 pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     // The port first: a taken one fails before the data directory is touched.
     let listener = bind(args.listen)?;
+    let counter: Option<Arc<dyn WindowCounter>> = match &args.redis_url {
+        Some(url) => Some(Arc::new(
+            RedisCounter::new(url).map_err(|e| format!("--redis-url: {e}"))?,
+        )),
+        None => None,
+    };
+    let node_name = match args.node_name {
+        Some(name) if !name.trim().is_empty() => name,
+        Some(_) => return Err("--node-name must not be empty".into()),
+        None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
+    };
     let store = open(dir)?;
     let config = Config {
         backfill_days: args.backfill_days,
@@ -22,6 +34,8 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         checkpoints: Some(checkpoints::dir_of(dir)),
+        node_name,
+        counter,
         ..Config::default()
     };
     serve(Arc::new(store), config, listener)?;
@@ -72,7 +86,11 @@ pub fn serve(
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || Shared::open(store, config)).await??;
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        tracing::info!(address = %listener.local_addr()?, "listening; /readyz says when the indexes are loaded");
+        tracing::info!(
+            address = %listener.local_addr()?,
+            node = %state.config.node_name,
+            "listening; /readyz says when the indexes are loaded"
+        );
         let loaded = state.clone();
         tokio::spawn(async move {
             loaded.loading.wait_ready().await;
@@ -81,6 +99,18 @@ pub fn serve(
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
     })
+}
+
+/// The machine's host name (`localhost` if it cannot be read).
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into the buffer passed.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    match std::str::from_utf8(&buf[..end]) {
+        Ok(name) if ok && !name.is_empty() => name.to_string(),
+        _ => "localhost".to_string(),
+    }
 }
 
 /// Files kept free of connections under the open-file limit: the store, its WAL, the

@@ -21,7 +21,7 @@ use maud::{Markup, html};
 
 /// `GET /console`: the sign-in form, or the segments page once signed in.
 pub async fn home(State(state): State<AppState>, parts: Parts) -> Response {
-    match session::visitor(&state, &parts) {
+    match session::visitor(&state, &parts).await {
         Ok(visitor) => segments_page(&state, &visitor, &FormData::query(parts.uri.query())).await,
         Err(Refusal::SignedOut) => signin::sign_in_form(&parts.headers, StatusCode::OK, None),
         Err(Refusal::Page(page)) => page,

@@ -214,7 +214,7 @@ pub fn sessions(parts: &Parts) -> Arc<Sessions> {
 
 /// The visitor of a request: its session's key, still live, from an allowed address,
 /// within the workspace's export rate limit (each console request counts as one).
-pub fn visitor(state: &AppState, parts: &Parts) -> Result<Visitor, Refusal> {
+pub async fn visitor(state: &AppState, parts: &Parts) -> Result<Visitor, Refusal> {
     let sessions = sessions(parts);
     let id = cookie(&parts.headers, SESSION_COOKIE).ok_or(Refusal::SignedOut)?;
     let session = sessions.get(id).ok_or(Refusal::SignedOut)?;
@@ -258,9 +258,24 @@ pub fn visitor(state: &AppState, parts: &Parts) -> Result<Visitor, Refusal> {
         )));
     }
     let now = crate::state::now().as_second().max(0) as u64;
-    let window = state
-        .limiter
-        .hit((visitor.caller.workspace, Bucket::Export), limit, 3600, now);
+    let key = (visitor.caller.workspace, Bucket::Export);
+    let window = match state.counter.count(key, limit, 3600, now, true).await {
+        Ok(window) => window,
+        Err(e) => {
+            tracing::warn!(error = %e, "refusing a console page: the rate-limit counters are unreachable");
+            let mut page = page::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Service unavailable",
+                "The rate-limit counters cannot be reached. Try again shortly.",
+                Some(&visitor),
+            );
+            page.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(headcount_service::limits::UNAVAILABLE_RETRY_AFTER),
+            );
+            return Err(Refusal::Page(page));
+        }
+    };
     if window.exceeded {
         let mut page = page::error(
             StatusCode::TOO_MANY_REQUESTS,
@@ -280,6 +295,6 @@ impl FromRequestParts<AppState> for Visitor {
     type Rejection = Refusal;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Refusal> {
-        visitor(state, parts)
+        visitor(state, parts).await
     }
 }

@@ -113,7 +113,7 @@ pub async fn sign_out(
     parts: Parts,
     BodyBytes(body): BodyBytes,
 ) -> Response {
-    let visitor = match session::visitor(&state, &parts) {
+    let visitor = match session::visitor(&state, &parts).await {
         Ok(v) => v,
         Err(Refusal::SignedOut) => return Redirect::to("/console").into_response(),
         Err(Refusal::Page(page)) => return page,
