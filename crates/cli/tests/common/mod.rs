@@ -3,7 +3,7 @@
 //! with the store once every process is done with it.
 
 use headcount_model::{Fact, FactKind, UserKey};
-use headcount_store::{SqliteStore, Store, StoreError};
+use headcount_store::{SqliteStore, Store};
 use serde_json::Value;
 use std::io::Write;
 use std::net::TcpListener;
@@ -160,20 +160,14 @@ pub fn create_key(data: &Path, workspace: &str, name: &str, extra: &[&str]) -> S
     run.stdout.trim_end().to_string()
 }
 
-/// Opens the data directory in this process (no `hc` may be using it). A child that
-/// another test thread is starting holds a copy of the lock's file descriptor for an
-/// instant (between its fork and its exec, which closes it), so the lock is retried
-/// briefly rather than failing the test.
+/// Opens the data directory in this process without its writer lock (what
+/// `headcount keys` does), to read it or change its catalog and sizes. Never the
+/// writer's lock: a child that another test thread is starting holds a copy of this
+/// process's descriptors between its fork and its exec, so a lock taken here could
+/// outlive the store for an instant and make the next `hc` of this test find the
+/// directory "in use by" the test binary.
 pub fn open_store(data: &Path) -> SqliteStore {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match SqliteStore::open(data) {
-            Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            opened => return opened.expect("open the data directory"),
-        }
-    }
+    SqliteStore::open_shared(data).expect("open the data directory")
 }
 
 /// Every stored fact of the workspace named `name`, read with the store itself (the
