@@ -31,6 +31,107 @@ pub struct AccessDenied {
     pub reason: String,
 }
 
+/// A node of the filter language (docs/segments.md), for the document: its schema,
+/// recursive, is [`filter_schema`] (the parser is `headcount_model::Filter::parse`).
+pub struct FilterNode;
+
+impl utoipa::PartialSchema for FilterNode {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        // Replaced by `filter_schema` in `document`.
+        utoipa::openapi::ObjectBuilder::new().build().into()
+    }
+}
+
+impl ToSchema for FilterNode {}
+
+/// The schema of a [`FilterNode`]: one of the kinds of node, each an object with its
+/// own keys (an unknown key is refused). The nodes inside `all`, `any` and `not` are
+/// described one level deep (a leaf, or any object): a recursive schema is beyond what
+/// schema-driven test generators handle reliably, and the document must not refuse
+/// what the server accepts.
+fn filter_schema() -> Value {
+    let cmp = json!({ "type": "string", "enum": ["eq", "ne", "gt", "gte", "lt", "lte"] });
+    let days = json!({ "type": "integer", "minimum": 1, "maximum": 3650 });
+    let name = json!({ "type": "string", "minLength": 1 });
+    let one = |key: &str, properties: Value, required: &[&str]| {
+        let mut required: Vec<&str> = required.to_vec();
+        required.insert(0, key);
+        json!({
+            "type": "object",
+            "properties": properties,
+            "required": required,
+            "additionalProperties": false,
+        })
+    };
+    let leaves = [
+        one(
+            "attribute",
+            json!({
+                "attribute": name,
+                "op": { "type": "string", "enum": [
+                    "exists", "not_exists", "eq", "ne", "gt", "gte", "lt", "lte", "in",
+                    "not_in", "contains", "starts_with", "matches", "within_last_days",
+                    "more_than_days_ago"] },
+                "value": {},
+            }),
+            &["op"],
+        ),
+        one(
+            "event",
+            json!({
+                "event": name, "op": cmp, "value": { "type": "integer" }, "within_days": days,
+            }),
+            &["op", "value"],
+        ),
+        one(
+            "purchase",
+            json!({
+                "purchase": name, "op": cmp, "value": { "type": "integer" }, "within_days": days,
+            }),
+            &["op", "value"],
+        ),
+        one(
+            "in_segment",
+            json!({ "in_segment": { "type": "string" } }),
+            &[],
+        ),
+        one(
+            "random_bucket",
+            json!({ "random_bucket": {
+                "type": "object",
+                "properties": { "op": cmp, "value": { "type": "integer" } },
+                "required": ["op", "value"],
+                "additionalProperties": false,
+            } }),
+            &[],
+        ),
+    ];
+    let mut inner: Vec<Value> = leaves.to_vec();
+    inner.push(json!({
+        "type": "object",
+        "description": "Any other filter node, `all`, `any` and `not` included.",
+    }));
+    let node = json!({ "anyOf": inner });
+    let mut kinds = vec![
+        one(
+            "all",
+            json!({ "all": { "type": "array", "items": node } }),
+            &[],
+        ),
+        one(
+            "any",
+            json!({ "any": { "type": "array", "items": node } }),
+            &[],
+        ),
+        one("not", json!({ "not": node }), &[]),
+    ];
+    kinds.extend(leaves);
+    json!({
+        "description": "A filter node (docs/segments.md); a bad one is a 400 naming its path.",
+        "oneOf": kinds,
+    })
+}
+
 /// The generated part of the document: every path of the API, its parameters, bodies
 /// and own answers.
 #[derive(OpenApi)]
@@ -55,7 +156,7 @@ pub struct AccessDenied {
         routes::users::track,
         routes::users::delete,
     ),
-    components(schemas(Message, AccessDenied))
+    components(schemas(Message, AccessDenied, FilterNode))
 )]
 pub struct ApiDoc;
 
@@ -150,6 +251,35 @@ fn add_common(op: &mut Value, bucket: Bucket, has_body: bool) {
     responses["503"] = loading;
 }
 
+/// Links from the answers that name a segment to the operations that take one, so
+/// that a client (or a schema-driven test) can follow a create to its details, series,
+/// update and archive.
+fn add_links(doc: &mut Value) {
+    let from = "$response.body#/segment_id";
+    let links = json!({
+            "details": {
+                "operationId": "details",
+                "parameters": { "segment_id": from },
+            },
+            "data_series": {
+                "operationId": "data_series",
+                "parameters": { "segment_id": from, "length": 7 },
+            },
+            "update": {
+                "operationId": "update",
+                "requestBody": { "segment_id": from, "name": "renamed" },
+            },
+            "archive": {
+                "operationId": "archive",
+                "requestBody": { "segment_id": from },
+            },
+    });
+    let created = &mut doc["paths"]["/segments/create"]["post"]["responses"]["201"];
+    if created.is_object() {
+        created["links"] = links;
+    }
+}
+
 /// The whole document, as JSON.
 pub fn document() -> Value {
     let mut doc = serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|_| json!({}));
@@ -160,6 +290,8 @@ pub fn document() -> Value {
             "description": "An API key made with `headcount keys create`, as `Authorization: Bearer <key>`.",
         }
     });
+    doc["components"]["schemas"]["FilterNode"] = filter_schema();
+    add_links(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {
             let Some((_, bucket)) = auth::requirement(path) else {

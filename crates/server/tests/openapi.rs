@@ -164,4 +164,31 @@ async fn the_public_endpoints_need_no_key_and_bodies_refuse_unknown_fields() {
     assert_eq!(body["additionalProperties"], false);
     assert_eq!(body["required"], serde_json::json!(["name", "filter"]));
     assert!(create["responses"]["413"].is_object());
+    // The filter is the filter language, recursively, and create's 201 links to the
+    // operations that take the new segment's id.
+    let filter = resolve(&doc, &body["properties"]["filter"]);
+    let kinds: Vec<&str> = filter["oneOf"]
+        .as_array()
+        .expect("the kinds of node")
+        .iter()
+        .filter_map(|k| k["required"][0].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "all",
+            "any",
+            "not",
+            "attribute",
+            "event",
+            "purchase",
+            "in_segment",
+            "random_bucket"
+        ]
+    );
+    let links = &create["responses"]["201"]["links"];
+    assert_eq!(
+        links["data_series"]["parameters"]["segment_id"],
+        "$response.body#/segment_id"
+    );
 }

@@ -75,7 +75,7 @@ pub async fn compute(
 #[allow(dead_code)] // a schema only
 pub struct PreviewBody {
     /// The filter node to size.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::FilterNode)]
     filter: Value,
     /// Checked as on create, unused.
     #[schema(min_length = 1)]

@@ -130,7 +130,7 @@ pub struct CreateBody {
     /// A filter node (docs/segments.md): `{"attribute": …, "op": …, "value": …}`,
     /// `{"event": …}`, `{"purchase": …}`, `{"all": […]}`, `{"any": […]}`,
     /// `{"not": …}`, `{"in_segment": "<id>"}`.
-    #[schema(value_type = Object)]
+    #[schema(value_type = crate::openapi::FilterNode)]
     filter: Value,
     /// Free text (`text_description` in details).
     description: Option<String>,
@@ -153,7 +153,7 @@ pub struct UpdateBody {
     #[schema(min_length = 1)]
     name: Option<String>,
     /// A new filter node.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<crate::openapi::FilterNode>)]
     filter: Option<Value>,
     /// A new description.
     description: Option<String>,
