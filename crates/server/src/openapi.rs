@@ -92,7 +92,7 @@ fn filter_schema() -> Value {
         ),
         one(
             "in_segment",
-            json!({ "in_segment": { "type": "string" } }),
+            json!({ "in_segment": { "type": "string", "format": "uuid" } }),
             &[],
         ),
         one(
@@ -291,6 +291,15 @@ pub fn document() -> Value {
         }
     });
     doc["components"]["schemas"]["FilterNode"] = filter_schema();
+    // What a derive cannot say: a track body sends at least one of its arrays.
+    let track = &mut doc["components"]["schemas"]["TrackBody"];
+    if track.is_object() {
+        track["anyOf"] = json!([
+            { "required": ["attributes"] },
+            { "required": ["events"] },
+            { "required": ["purchases"] },
+        ]);
+    }
     add_links(&mut doc);
     if let Some(paths) = doc["paths"].as_object_mut() {
         for (path, item) in paths.iter_mut() {

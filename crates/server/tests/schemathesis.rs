@@ -17,9 +17,22 @@ use std::time::{Duration, Instant};
 /// The version `./check` installs (tests/schemathesis/requirements.txt).
 const VERSION: &str = "4.32.5";
 
-/// Generated cases per operation and phase: bounded so that the run takes about a
-/// minute or two on 2 cores.
+/// Generated cases per operation and phase: bounded so that the run takes under a
+/// minute on 2 cores. `HEADCOUNT_SCHEMATHESIS_EXAMPLES` and `…_SEED` change them for a
+/// longer hunt by hand.
 const MAX_EXAMPLES: &str = "100";
+
+/// What every answer is checked for (`HEADCOUNT_SCHEMATHESIS_CHECKS` adds others by
+/// hand, such as `negative_data_rejection`).
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_headers_conformance,response_schema_conformance";
+
+/// The seed of the run (the same cases every time unless `HEADCOUNT_SCHEMATHESIS_SEED`).
+const SEED: &str = "12";
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| default.to_string())
+}
 
 /// The schemathesis executable: `$HEADCOUNT_SCHEMATHESIS`, or the venv `./check` makes.
 fn schemathesis() -> PathBuf {
@@ -112,14 +125,16 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
         .args(["--header", &format!("Authorization: Bearer {key}")])
         .args([
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,\
-             response_headers_conformance,response_schema_conformance",
+            &setting("HEADCOUNT_SCHEMATHESIS_CHECKS", CHECKS),
         ])
         .args(["--phases", "examples,coverage,fuzzing,stateful"])
-        .args(["--max-examples", MAX_EXAMPLES])
+        .args([
+            "--max-examples",
+            &setting("HEADCOUNT_SCHEMATHESIS_EXAMPLES", MAX_EXAMPLES),
+        ])
         .args(["--workers", "1"])
         .args(["--request-timeout", "10"])
-        .args(["--seed", "12"])
+        .args(["--seed", &setting("HEADCOUNT_SCHEMATHESIS_SEED", SEED)])
         .args(["--generation-database", "none"])
         .args(["--no-color", "--output-truncate", "false"])
         .arg("--report-json-path")

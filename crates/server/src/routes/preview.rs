@@ -78,7 +78,7 @@ pub struct PreviewBody {
     #[schema(value_type = crate::openapi::FilterNode)]
     filter: Value,
     /// Checked as on create, unused.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, nullable = false)]
     name: Option<String>,
     /// Checked as on create, unused.
     description: Option<String>,

@@ -148,12 +148,13 @@ pub struct CreateBody {
 #[allow(dead_code)] // a schema only
 pub struct UpdateBody {
     /// The segment's API identifier.
+    #[schema(format = "uuid")]
     segment_id: String,
     /// A new name: a non-empty string.
-    #[schema(min_length = 1)]
+    #[schema(min_length = 1, nullable = false)]
     name: Option<String>,
     /// A new filter node.
-    #[schema(value_type = Option<crate::openapi::FilterNode>)]
+    #[schema(value_type = crate::openapi::FilterNode, required = false)]
     filter: Option<Value>,
     /// A new description.
     description: Option<String>,
@@ -171,6 +172,7 @@ pub struct UpdateBody {
 #[allow(dead_code)] // a schema only
 pub struct ArchiveBody {
     /// The segment's API identifier.
+    #[schema(format = "uuid")]
     segment_id: String,
 }
 
@@ -275,7 +277,7 @@ pub(crate) async fn list(
     tag = "segments",
     description = "A segment's details, archived or not. Permission `segments.details`.",
     params(
-        ("segment_id" = String, Query, description = "The segment's API identifier."),
+        ("segment_id" = String, Query, format = "uuid", description = "The segment's API identifier."),
     ),
     responses(
         (status = 200, description = "The segment (with `error` when it cannot be computed).", body = DetailsAnswer),
@@ -344,7 +346,7 @@ fn cannot_compute(why: String) -> ApiError {
     description = "A daily series of a segment's size, oldest first; exact sizes. \
         Permission `segments.data_series`.",
     params(
-        ("segment_id" = String, Query, description = "The segment's API identifier."),
+        ("segment_id" = String, Query, format = "uuid", description = "The segment's API identifier."),
         ("length" = u32, Query, minimum = 1, maximum = 100, description = "How many days to return: 1 to 100."),
         ("ending_at" = Option<String>, Query, example = "2022-12-15T10:00:00Z",
             description = "ISO-8601 date or datetime (lenient, see docs/api.md); the last point is the day \

@@ -119,7 +119,7 @@ pub struct DeleteAnswer {
     description = "Records attributes, events and purchases; a 201 is durable. Permission `users.track`, \
         the track bucket. At most 75 objects per array (`serve --max-track-objects`).",
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, pattern = "^[ -~]+$",
             description = "A Structured Field String (or a bare value) of 1 to 255 printable ASCII characters: \
                 a repeat within 24 hours gets the first answer and applies nothing."),
     ),
@@ -253,7 +253,7 @@ fn users_to_delete(body: &Map<String, Value>) -> ApiResult<Vec<UserKey>> {
     description = "Deletes users (at most 50 a request), durably when answered. Permission `users.delete`, \
         the export bucket.",
     params(
-        ("Idempotency-Key" = Option<String>, Header,
+        ("Idempotency-Key" = Option<String>, Header, min_length = 1, pattern = "^[ -~]+$",
             description = "As for `/users/track`."),
     ),
     request_body(content = DeleteBody, content_type = "application/json"),
