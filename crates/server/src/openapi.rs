@@ -31,8 +31,8 @@ pub struct AccessDenied {
     pub reason: String,
 }
 
-/// A node of the filter language (docs/segments.md), for the document: its schema,
-/// recursive, is [`filter_schema`] (the parser is `headcount_model::Filter::parse`).
+/// A node of the filter language (docs/segments.md), for the document: its schema is
+/// [`filter_schema`] (the parser is `headcount_model::Filter::parse`).
 pub struct FilterNode;
 
 impl utoipa::PartialSchema for FilterNode {
@@ -257,22 +257,22 @@ fn add_common(op: &mut Value, bucket: Bucket, has_body: bool) {
 fn add_links(doc: &mut Value) {
     let from = "$response.body#/segment_id";
     let links = json!({
-            "details": {
-                "operationId": "details",
-                "parameters": { "segment_id": from },
-            },
-            "data_series": {
-                "operationId": "data_series",
-                "parameters": { "segment_id": from, "length": 7 },
-            },
-            "update": {
-                "operationId": "update",
-                "requestBody": { "segment_id": from, "name": "renamed" },
-            },
-            "archive": {
-                "operationId": "archive",
-                "requestBody": { "segment_id": from },
-            },
+        "details": {
+            "operationId": "details",
+            "parameters": { "segment_id": from },
+        },
+        "data_series": {
+            "operationId": "data_series",
+            "parameters": { "segment_id": from, "length": 7 },
+        },
+        "update": {
+            "operationId": "update",
+            "requestBody": { "segment_id": from, "name": "renamed" },
+        },
+        "archive": {
+            "operationId": "archive",
+            "requestBody": { "segment_id": from },
+        },
     });
     let created = &mut doc["paths"]["/segments/create"]["post"]["responses"]["201"];
     if created.is_object() {
