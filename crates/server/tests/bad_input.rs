@@ -299,6 +299,22 @@ async fn json_nested_thousands_deep_is_a_400_not_a_crash() {
             "{path}: {r:?}"
         );
     }
+    // The documented bound: 127 levels of arrays and objects are read, 128 are not.
+    let at_the_limit = format!(
+        r#"{{"external_ids":{}}}"#,
+        nested_text(126, "[", "]", r#""a""#)
+    );
+    server
+        .post_raw(&key, "/users/delete", at_the_limit)
+        .await
+        .expect_bad("external_ids[0] must be a non-empty string");
+    let beyond = format!(
+        r#"{{"external_ids":{}}}"#,
+        nested_text(127, "[", "]", r#""a""#)
+    );
+    let r = server.post_raw(&key, "/users/delete", beyond).await;
+    r.expect(400);
+    assert!(r.message().contains("recursion limit exceeded"), "{r:?}");
     // Nothing was written.
     let r = server.get(&key, "/segments/list").await;
     assert_eq!(r.body["segments"], json!([]));
