@@ -114,10 +114,10 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
         )
         .await;
 
-    let report = std::env::temp_dir().join(format!(
-        "headcount-schemathesis-{}.json",
-        std::process::id()
-    ));
+    // Run from a directory of its own: schemathesis and hypothesis leave caches in it.
+    let work = std::env::temp_dir().join(format!("headcount-schemathesis-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("a directory for schemathesis");
+    let report = work.join("report.json");
     let started = Instant::now();
     let child = tokio::process::Command::new(&program)
         .arg("run")
@@ -141,6 +141,7 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
         .arg(&report)
         .args(["--report", "json"])
         .env("SCHEMATHESIS_TELEMETRY", "false")
+        .current_dir(&work)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -156,7 +157,7 @@ async fn schemathesis_finds_no_answer_outside_the_document() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     println!("{stdout}\n{stderr}");
     let report_text = std::fs::read_to_string(&report).unwrap_or_default();
-    let _ = std::fs::remove_file(&report);
+    let _ = std::fs::remove_dir_all(&work);
     assert!(
         output.status.success(),
         "schemathesis found answers outside the document (exit {:?}); see its output above",
