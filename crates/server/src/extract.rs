@@ -53,8 +53,8 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
     }
 }
 
-/// Query parameters in the order given (the last of a name wins); unknown names are
-/// simply ignored.
+/// Query parameters in the order given; unknown names are simply ignored, a known one
+/// given twice is a 400 ([`Params::get`]).
 pub struct Params(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
@@ -70,12 +70,16 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 }
 
 impl Params {
-    /// A parameter's value, if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+    /// A parameter's value, if present; a 400 naming it when it is given more than
+    /// once (which one was meant would be a guess).
+    pub fn get(&self, name: &str) -> Result<Option<&str>, ApiError> {
+        let mut values = self.0.iter().filter(|(n, _)| n == name).map(|(_, v)| v);
+        let first = values.next();
+        if values.next().is_some() {
+            return Err(ApiError::bad(format!(
+                "{name} is given more than once in the query; give it once"
+            )));
+        }
+        Ok(first.map(String::as_str))
     }
 }

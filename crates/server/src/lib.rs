@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod http_errors;
 pub mod idempotency;
+pub mod openapi;
 pub mod routes;
 
 // The service's modules, under their old paths: the HTTP code and its tests name them
@@ -26,13 +27,13 @@ pub use headcount_service::{
 
 use axum::extract::State;
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::Method;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use error::ApiError;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::net::TcpListener;
 
 /// Largest request body accepted (413 beyond).
@@ -43,19 +44,13 @@ pub const LOADING_RETRY_AFTER: u64 = 2;
 
 /// The whole API as a router.
 pub fn app(state: AppState) -> Router {
-    let api = Router::new()
-        .merge(routes::segments::router())
-        .merge(
-            routes::users::router().route_layer(middleware::from_fn_with_state(
-                state.clone(),
-                idempotency::layer,
-            )),
-        )
+    let api = routes::mount(routes::segments::endpoints())
+        .merge(routes::mount(routes::users::endpoints()).route_layer(
+            middleware::from_fn_with_state(state.clone(), idempotency::layer),
+        ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+    routes::mount(public_endpoints())
         .merge(api)
         .merge(
             console::router()
@@ -69,12 +64,81 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// The endpoints that need no key.
+fn public_endpoints() -> Vec<routes::Endpoint> {
+    vec![
+        routes::get("/healthz", healthz),
+        routes::get("/readyz", readyz),
+        routes::get("/openapi.json", openapi::openapi_json),
+    ]
+}
+
+/// Every endpoint of the API (the console's HTML pages aside), as mounted by [`app`]:
+/// what `/openapi.json` must describe.
+pub fn endpoints() -> Vec<(Method, &'static str)> {
+    [
+        public_endpoints(),
+        routes::segments::endpoints(),
+        routes::users::endpoints(),
+    ]
+    .iter()
+    .flat_map(|e| routes::listed(e))
+    .collect()
+}
+
+/// `{"message":"success","status":"up"}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// Always `"success"`.
+    pub message: String,
+    /// Always `"up"`.
+    pub status: String,
+}
+
+/// The progress of loading, in the 503 of `/readyz`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct LoadingProgress {
+    /// `"loading"`, or `"loading failed: see the server's log"`.
+    pub message: String,
+    /// Workspaces to load.
+    pub workspaces: Option<u64>,
+    /// Workspaces loaded so far.
+    pub workspaces_loaded: Option<u64>,
+    /// Workspaces loaded from a checkpoint.
+    pub from_checkpoints: Option<u64>,
+    /// Facts applied from the store so far.
+    pub facts_replayed: Option<u64>,
+    /// The node's name (`serve --node-name`), when it has one.
+    pub node: Option<String>,
+}
+
 /// 200 as soon as the process serves, loading or not.
-async fn healthz() -> Json<Value> {
-    Json(json!({ "message": "success", "status": "up" }))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "meta",
+    description = "A liveness check: 200 as soon as the process listens, loading or not. No key.",
+    responses((status = 200, description = "The process serves.", body = Health))
+)]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        message: "success".into(),
+        status: "up".into(),
+    })
 }
 
 /// 200 once every index is loaded; 503 with the progress until then.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "meta",
+    description = "A readiness check: 200 once every workspace's index is loaded. No key.",
+    responses(
+        (status = 200, description = "Every index is loaded: `{\"message\":\"ready\",\"node\":\"…\"}` (`node` when the node has a name).", body = openapi::Message),
+        (status = 503, description = "Still loading (or loading failed), with the progress.", body = LoadingProgress,
+            headers(("Retry-After" = String, description = "Seconds to wait before retrying."))),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Response {
     let (message, mut body) = match state.loading.phase() {
         loading::Phase::Ready => {

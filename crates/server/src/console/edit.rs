@@ -403,11 +403,7 @@ async fn submit(
     let saved = match target {
         Target::New => segments::create(State(state.clone()), caller, JsonObject(body))
             .await
-            .map(|(_, Json(answer))| {
-                answer["segment_id"]
-                    .as_str()
-                    .and_then(|id| id.parse::<SegmentId>().ok())
-            }),
+            .map(|(_, Json(answer))| answer.segment_id.parse::<SegmentId>().ok()),
         Target::Existing(id) => {
             let mut body = body;
             body.insert("segment_id".into(), json!(id.to_string()));

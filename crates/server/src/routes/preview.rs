@@ -1,16 +1,19 @@
 //! `POST /segments/preview`: the size a filter would have, today and over the last 30
 //! completed days, computed by the engine from the filter without storing anything.
 
-use super::segments::{check_refs, read_fields};
+use super::segments::{SeriesPoint, check_refs, read_fields};
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::JsonObject;
+use crate::openapi::Message;
 use crate::sizes::last_completed_days;
 use crate::state::{AppState, now, read};
 use axum::extract::State;
 use axum::{Extension, Json};
 use headcount_model::{Day, SegmentId, Timestamp};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 /// Completed days in a preview.
 pub const PREVIEW_DAYS: u32 = 30;
@@ -64,23 +67,75 @@ pub async fn compute(
     .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
+/// The body of `/segments/preview`: a create body whose `filter` alone is required
+/// (read by `read_fields`, as create's).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"filter": {"attribute": "country", "op": "eq", "value": "FR"}}))]
+#[allow(dead_code)] // a schema only
+pub struct PreviewBody {
+    /// The filter node to size.
+    #[schema(value_type = crate::openapi::FilterNode)]
+    filter: Value,
+    /// Checked as on create, unused.
+    #[schema(min_length = 1, nullable = false)]
+    name: Option<String>,
+    /// Checked as on create, unused.
+    description: Option<String>,
+    /// Checked as on create, unused.
+    tags: Option<Vec<String>>,
+    /// Checked as on create, unused.
+    teams: Option<Vec<String>>,
+    /// Checked as on create, unused.
+    analytics_tracking_enabled: Option<bool>,
+}
+
+/// The answer of `/segments/preview`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PreviewAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// The size as of `as_of`.
+    pub live_size: u64,
+    /// The instant of `live_size` (RFC 3339, UTC).
+    pub as_of: String,
+    /// The sizes of the last 30 completed days, oldest first.
+    pub data: Vec<SeriesPoint>,
+    /// The filter's names that no fact carries yet (`[]` when none).
+    pub warnings: Vec<String>,
+}
+
 /// `POST /segments/preview`.
+#[utoipa::path(
+    post,
+    path = "/segments/preview",
+    tag = "segments",
+    description = "The size a filter would have, today and over the last 30 completed days, stored nowhere. \
+        Permission `segments.create`.",
+    request_body(content = PreviewBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The sizes.", body = PreviewAnswer),
+        (status = 400, description = "A bad body, refused as create's.", body = Message),
+    )
+)]
 pub async fn preview(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PreviewAnswer>> {
     let p = compute(&state, &caller, &body).await?;
-    let data: Vec<Value> = p
-        .days
-        .iter()
-        .map(|(day, size)| json!({ "time": day.to_string(), "size": size }))
-        .collect();
-    Ok(Json(json!({
-        "message": "success",
-        "live_size": p.live_size,
-        "as_of": p.as_of.to_string(),
-        "data": data,
-        "warnings": p.warnings,
-    })))
+    Ok(Json(PreviewAnswer {
+        message: "success".into(),
+        live_size: p.live_size,
+        as_of: p.as_of.to_string(),
+        data: p
+            .days
+            .iter()
+            .map(|(day, size)| SeriesPoint {
+                time: day.to_string(),
+                size: *size,
+            })
+            .collect(),
+        warnings: p.warnings,
+    }))
 }

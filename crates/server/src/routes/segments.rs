@@ -6,38 +6,198 @@ use crate::catalog::{Definition, SegmentEntry};
 use crate::error::{ApiError, ApiResult, UNKNOWN_SEGMENT};
 use crate::extract::{JsonObject, Params};
 use crate::jobs;
+use crate::openapi::Message;
+use crate::routes::{Endpoint, get, post};
 use crate::sizes::{Sizer, series_in_memory};
 use crate::state::{AppState, now, read, write};
 use crate::warnings;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Extension, Json};
 use headcount_model::datetime;
 use headcount_model::day::{FIRST_DAY, series_days};
 use headcount_model::describe::describe;
 use headcount_model::limits::check_workspace_patterns;
 use headcount_model::{Day, Filter, SegmentId, Timestamp, WorkspaceId};
 use headcount_store::Segment;
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 use std::sync::Arc;
+use utoipa::ToSchema;
 
 /// Segments per page of `/segments/list`.
 pub const PAGE_SIZE: usize = 100;
 /// Most days a `data_series` request may ask for.
 pub const MAX_LENGTH: u32 = 100;
 
-/// The `/segments/*` routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/segments/list", get(list))
-        .route("/segments/details", get(details))
-        .route("/segments/data_series", get(data_series))
-        .route("/segments/create", post(create))
-        .route("/segments/update", post(update))
-        .route("/segments/archive", post(archive))
-        .route("/segments/preview", post(super::preview::preview))
+/// The `/segments/*` endpoints.
+pub fn endpoints() -> Vec<Endpoint> {
+    vec![
+        get("/segments/list", list),
+        get("/segments/details", details),
+        get("/segments/data_series", data_series),
+        post("/segments/create", create),
+        post("/segments/update", update),
+        post("/segments/archive", archive),
+        post("/segments/preview", super::preview::preview),
+    ]
+}
+
+/// The answer of `/segments/list`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// The page's live segments.
+    pub segments: Vec<ListedSegment>,
+}
+
+/// A segment as `/segments/list` lists it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ListedSegment {
+    /// The segment's API identifier.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// As set on create or update (`false` by default).
+    pub analytics_tracking_enabled: bool,
+    /// Its tags.
+    pub tags: Vec<String>,
+}
+
+/// The answer of `/segments/details`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DetailsAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// When it was created (RFC 3339, UTC).
+    pub created_at: String,
+    /// When it last changed (RFC 3339, UTC).
+    pub updated_at: String,
+    /// Its name.
+    pub name: String,
+    /// An English sentence generated from the filter (`""` for a failing segment whose
+    /// filter does not parse).
+    pub description: String,
+    /// The description a person wrote (`""` when none).
+    pub text_description: String,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Its teams.
+    pub teams: Vec<String>,
+    /// When its newest stored size was computed, or `null` before any.
+    pub last_computed_at: Option<String>,
+    /// The filter's names that no fact carries yet.
+    pub warnings: Vec<String>,
+    /// Present only for a segment that cannot be computed: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub error: Option<String>,
+}
+
+/// The answer of `/segments/data_series` (written by `render_series`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// One point per day, oldest first.
+    pub data: Vec<SeriesPoint>,
+}
+
+/// One day of a series.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// The day, `YYYY-MM-DD`, in the workspace's time zone.
+    #[schema(format = Date)]
+    pub time: String,
+    /// Members at the end of that day (or now, for today).
+    pub size: u64,
+}
+
+/// The body of `/segments/create` (read field by field by `read_fields`, for messages
+/// that name the field; unknown fields are a 400).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Active French users", "tags": ["geo"],
+    "filter": {"all": [{"attribute": "country", "op": "eq", "value": "FR"},
+                       {"event": "session_start", "op": "gte", "value": 1, "within_days": 7}]}}))]
+#[allow(dead_code)] // a schema only
+pub struct CreateBody {
+    /// The segment's name: a non-empty string.
+    #[schema(min_length = 1)]
+    name: String,
+    /// A filter node (docs/segments.md): `{"attribute": …, "op": …, "value": …}`,
+    /// `{"event": …}`, `{"purchase": …}`, `{"all": […]}`, `{"any": […]}`,
+    /// `{"not": …}`, `{"in_segment": "<id>"}`.
+    #[schema(value_type = crate::openapi::FilterNode)]
+    filter: Value,
+    /// Free text (`text_description` in details).
+    description: Option<String>,
+    /// Tags.
+    tags: Option<Vec<String>>,
+    /// Teams.
+    teams: Option<Vec<String>>,
+    /// Kept and returned as is (`false` by default).
+    analytics_tracking_enabled: Option<bool>,
+}
+
+/// The body of `/segments/update`: the segment and any fields of create.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only
+pub struct UpdateBody {
+    /// The segment's API identifier.
+    #[schema(format = "uuid")]
+    segment_id: String,
+    /// A new name: a non-empty string.
+    #[schema(min_length = 1, nullable = false)]
+    name: Option<String>,
+    /// A new filter node.
+    #[schema(value_type = crate::openapi::FilterNode, required = false)]
+    filter: Option<Value>,
+    /// A new description.
+    description: Option<String>,
+    /// New tags.
+    tags: Option<Vec<String>>,
+    /// New teams.
+    teams: Option<Vec<String>>,
+    /// A new value.
+    analytics_tracking_enabled: Option<bool>,
+}
+
+/// The body of `/segments/archive`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // a schema only
+pub struct ArchiveBody {
+    /// The segment's API identifier.
+    #[schema(format = "uuid")]
+    segment_id: String,
+}
+
+/// The answer of `/segments/create`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// The new segment's API identifier.
+    pub segment_id: String,
+    /// The filter's names that no fact carries yet; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub warnings: Option<Vec<String>>,
+}
+
+/// The answer of `/segments/update`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UpdatedAnswer {
+    /// `"success"`.
+    pub message: String,
+    /// The filter's names that no fact carries yet; absent when none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(required = false)]
+    pub warnings: Option<Vec<String>>,
 }
 
 fn segment_id(text: Option<&str>) -> ApiResult<SegmentId> {
@@ -52,18 +212,34 @@ fn find(state: &AppState, caller: &Caller, id: SegmentId) -> ApiResult<SegmentEn
         .ok_or_else(|| ApiError::bad(UNKNOWN_SEGMENT))
 }
 
-async fn list(
+/// `GET /segments/list`.
+#[utoipa::path(
+    get,
+    path = "/segments/list",
+    tag = "segments",
+    description = "The workspace's live segments, 100 a page. Permission `segments.list`.",
+    params(
+        ("page" = Option<u64>, Query, description = "0-based page of 100 segments; a page past the end is empty."),
+        ("sort_direction" = Option<String>, Query, pattern = "^(asc|desc)?$",
+            description = "`asc` (the default: oldest created first) or `desc`."),
+    ),
+    responses(
+        (status = 200, description = "A page of live segments.", body = ListAnswer),
+        (status = 400, description = "`page must be a non-negative integer`, `sort_direction must be asc or desc`, or a parameter given twice.", body = Message),
+    )
+)]
+pub(crate) async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
-) -> ApiResult<Json<Value>> {
-    let page = match params.get("page") {
+) -> ApiResult<Json<ListAnswer>> {
+    let page = match params.get("page")? {
         None | Some("") => 0,
         Some(p) => p
             .parse::<usize>()
             .map_err(|_| ApiError::bad("page must be a non-negative integer"))?,
     };
-    let descending = match params.get("sort_direction") {
+    let descending = match params.get("sort_direction")? {
         None | Some("") | Some("asc") => false,
         Some("desc") => true,
         Some(_) => return Err(ApiError::bad("sort_direction must be asc or desc")),
@@ -77,28 +253,43 @@ async fn list(
     } else {
         live.collect()
     };
-    let segments: Vec<Value> = ordered
+    let segments = ordered
         .into_iter()
         .skip(page.saturating_mul(PAGE_SIZE))
         .take(PAGE_SIZE)
-        .map(|e| {
-            json!({
-                "id": e.segment.id.to_string(),
-                "name": e.segment.name,
-                "analytics_tracking_enabled": e.segment.analytics_tracking_enabled,
-                "tags": e.segment.tags,
-            })
+        .map(|e| ListedSegment {
+            id: e.segment.id.to_string(),
+            name: e.segment.name.clone(),
+            analytics_tracking_enabled: e.segment.analytics_tracking_enabled,
+            tags: e.segment.tags.clone(),
         })
         .collect();
-    Ok(Json(json!({ "message": "success", "segments": segments })))
+    Ok(Json(ListAnswer {
+        message: "success".into(),
+        segments,
+    }))
 }
 
-async fn details(
+/// `GET /segments/details`.
+#[utoipa::path(
+    get,
+    path = "/segments/details",
+    tag = "segments",
+    description = "A segment's details, archived or not. Permission `segments.details`.",
+    params(
+        ("segment_id" = String, Query, format = "uuid", description = "The segment's API identifier."),
+    ),
+    responses(
+        (status = 200, description = "The segment (with `error` when it cannot be computed).", body = DetailsAnswer),
+        (status = 400, description = "`segment_id must be a string of the Segment api identifier` (missing, malformed, unknown or another workspace's), or a parameter given twice.", body = Message),
+    )
+)]
+pub(crate) async fn details(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
-) -> ApiResult<Json<Value>> {
-    let id = segment_id(params.get("segment_id"))?;
+) -> ApiResult<Json<DetailsAnswer>> {
+    let id = segment_id(params.get("segment_id")?)?;
     let entry = find(&state, &caller, id)?;
     let shared = state.clone();
     let ws = caller.workspace;
@@ -123,23 +314,20 @@ async fn details(
     })
     .await
     .map_err(|e| ApiError::Internal(e.to_string()))??;
-    let s = &entry.segment;
-    let mut body = json!({
-        "message": "success",
-        "created_at": s.created_at.to_string(),
-        "updated_at": s.updated_at.to_string(),
-        "name": s.name,
-        "description": description,
-        "text_description": s.text_description,
-        "tags": s.tags,
-        "teams": s.teams,
-        "last_computed_at": last.map(|t| t.to_string()),
-        "warnings": warnings,
-    });
-    if let (Some(error), Some(fields)) = (error, body.as_object_mut()) {
-        fields.insert("error".into(), Value::String(error));
-    }
-    Ok(Json(body))
+    let s = entry.segment;
+    Ok(Json(DetailsAnswer {
+        message: "success".into(),
+        created_at: s.created_at.to_string(),
+        updated_at: s.updated_at.to_string(),
+        name: s.name,
+        description,
+        text_description: s.text_description,
+        tags: s.tags,
+        teams: s.teams,
+        last_computed_at: last.map(|t| t.to_string()),
+        warnings,
+        error,
+    }))
 }
 
 /// The 400 of a `data_series` of a segment that cannot be computed.
@@ -150,13 +338,34 @@ fn cannot_compute(why: String) -> ApiError {
     ))
 }
 
-async fn data_series(
+/// `GET /segments/data_series`.
+#[utoipa::path(
+    get,
+    path = "/segments/data_series",
+    tag = "segments",
+    description = "A daily series of a segment's size, oldest first; exact sizes. \
+        Permission `segments.data_series`.",
+    params(
+        ("segment_id" = String, Query, format = "uuid", description = "The segment's API identifier."),
+        ("length" = u32, Query, minimum = 1, maximum = 100, description = "How many days to return: 1 to 100."),
+        ("ending_at" = Option<String>, Query, example = "2022-12-15T10:00:00Z",
+            description = "ISO-8601 date or datetime (lenient, see docs/api.md); the last point is the day \
+                that contains the instant just before it. Default and upper bound: the moment of the request."),
+    ),
+    responses(
+        (status = 200, description = "Exactly `length` points, oldest first.", body = SeriesAnswer),
+        (status = 400, description = "`segment_id must be …`, `length must be an integer from 1 to 100`, \
+            `ending_at \"…\" …` (unreadable, or out of the supported range), a segment that cannot be computed, \
+            or a parameter given twice.", body = Message),
+    )
+)]
+pub(crate) async fn data_series(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     params: Params,
 ) -> ApiResult<Response> {
-    let id = segment_id(params.get("segment_id"))?;
-    let length = match params.get("length").map(|l| l.trim().parse::<u32>()) {
+    let id = segment_id(params.get("segment_id")?)?;
+    let length = match params.get("length")?.map(|l| l.trim().parse::<u32>()) {
         Some(Ok(n)) if (1..=MAX_LENGTH).contains(&n) => n,
         _ => {
             return Err(ApiError::bad(format!(
@@ -165,7 +374,7 @@ async fn data_series(
         }
     };
     let now = now();
-    let ending_at = match params.get("ending_at") {
+    let ending_at = match params.get("ending_at")? {
         None | Some("") => now,
         Some(text) => match datetime::parse_checked(text) {
             Ok(written) => {
@@ -463,12 +672,9 @@ async fn name_warnings(
         .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
-/// Adds `"warnings"` to a create or update answer when there is any.
-fn with_warnings(mut answer: Value, warnings: Vec<String>) -> Value {
-    if let (false, Some(object)) = (warnings.is_empty(), answer.as_object_mut()) {
-        object.insert("warnings".into(), json!(warnings));
-    }
-    answer
+/// The `"warnings"` of a create or update answer: absent when there is none.
+fn some_warnings(warnings: Vec<String>) -> Option<Vec<String>> {
+    (!warnings.is_empty()).then_some(warnings)
 }
 
 async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<()> {
@@ -487,11 +693,24 @@ async fn save(state: &AppState, entry: SegmentEntry, is_new: bool) -> ApiResult<
     Ok(())
 }
 
+/// `POST /segments/create`.
+#[utoipa::path(
+    post,
+    path = "/segments/create",
+    tag = "segments",
+    description = "Creates a segment and computes its history in the background. Permission `segments.create`.",
+    request_body(content = CreateBody, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Created, with warnings about names no fact carries yet.", body = CreatedAnswer),
+        (status = 400, description = "A bad body: malformed JSON, a key twice, an unknown field, a missing or bad \
+            `name` or `filter` (naming the path of the bad node), a reference to no live segment, a limit exceeded.", body = Message),
+    )
+)]
 pub(crate) async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedAnswer>)> {
     let fields = read_fields(&body, &[])?;
     let name = fields
         .name
@@ -533,18 +752,33 @@ pub(crate) async fn create(
     jobs::backfill(&state, vec![id]);
     Ok((
         StatusCode::CREATED,
-        Json(with_warnings(
-            json!({ "message": "success", "segment_id": id.to_string() }),
-            warnings,
-        )),
+        Json(CreatedAnswer {
+            message: "success".into(),
+            segment_id: id.to_string(),
+            warnings: some_warnings(warnings),
+        }),
     ))
 }
 
+/// `POST /segments/update`.
+#[utoipa::path(
+    post,
+    path = "/segments/update",
+    tag = "segments",
+    description = "Changes the fields sent; a new filter recomputes the history of the segment and of \
+        those that refer to it. Permission `segments.update`.",
+    request_body(content = UpdateBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Updated, with warnings as for create.", body = UpdatedAnswer),
+        (status = 400, description = "A bad body as for create, an unknown or archived segment, a cycle of \
+            `in_segment`, a dependant pushed beyond a limit.", body = Message),
+    )
+)]
 pub(crate) async fn update(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UpdatedAnswer>> {
     let id = segment_id(body.get("segment_id").and_then(Value::as_str))?;
     let fields = read_fields(&body, &["segment_id"])?;
     // Held until the catalog holds the change (see `Shared::segment_writes`): the
@@ -585,17 +819,29 @@ pub(crate) async fn update(
         changed.extend(read(&state.catalog).dependants(id));
         jobs::recompute(&state, changed).await?;
     }
-    Ok(Json(with_warnings(
-        json!({ "message": "success" }),
-        warnings,
-    )))
+    Ok(Json(UpdatedAnswer {
+        message: "success".into(),
+        warnings: some_warnings(warnings),
+    }))
 }
 
+/// `POST /segments/archive`.
+#[utoipa::path(
+    post,
+    path = "/segments/archive",
+    tag = "segments",
+    description = "Archives a segment (twice succeeds). Permission `segments.archive`.",
+    request_body(content = ArchiveBody, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Archived: `{\"message\":\"success\"}`.", body = Message),
+        (status = 400, description = "A bad body, an unknown field, an unknown segment.", body = Message),
+    )
+)]
 pub(crate) async fn archive(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     JsonObject(body): JsonObject,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Message>> {
     if let Some(unknown) = body.keys().find(|k| k.as_str() != "segment_id") {
         return Err(ApiError::bad(format!(
             "unknown field \"{unknown}\"; expected: segment_id"
@@ -612,5 +858,34 @@ pub(crate) async fn archive(
         entry.segment.updated_at = at;
         save(&state, entry, false).await?;
     }
-    Ok(Json(json!({ "message": "success" })))
+    Ok(Json(Message {
+        message: "success".into(),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_written_series_is_the_documented_series_answer() {
+        let points = [(Day::ymd(2022, 12, 9), 123), (Day::ymd(2022, 12, 10), 0)];
+        let written = axum::body::to_bytes(render_series(&points).into_body(), usize::MAX)
+            .await
+            .expect("the body");
+        let documented = SeriesAnswer {
+            message: "success".into(),
+            data: points
+                .iter()
+                .map(|(day, size)| SeriesPoint {
+                    time: day.to_string(),
+                    size: *size,
+                })
+                .collect(),
+        };
+        assert_eq!(
+            std::str::from_utf8(&written).expect("UTF-8"),
+            serde_json::to_string(&documented).expect("JSON")
+        );
+    }
 }
