@@ -52,6 +52,12 @@ make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
     /// The embedded database failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed (or could not be reached).
+    #[error("PostgreSQL error: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    /// A database URL that does not parse.
+    #[error("invalid database URL: {0}")]
+    Url(String),
     /// The file system failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -60,4 +66,16 @@ make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
         /// The cause.
         source: std::io::Error,
     },
+}
+
+/// A PostgreSQL error with the server's message and detail when it sent one (the
+/// client's own text says only "db error").
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
 }
