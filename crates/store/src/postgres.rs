@@ -9,6 +9,7 @@
 //! `tokio::task::spawn_blocking`, never from an async task (the `postgres` client
 //! blocks on a runtime of its own, which tokio refuses inside another).
 
+mod maintenance;
 mod pool;
 mod purge;
 mod schema;

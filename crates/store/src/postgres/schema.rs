@@ -122,6 +122,12 @@ pub const MIGRATIONS: &[&str] = &[
         finished_at bigint
     );
     CREATE INDEX imports_by_content ON imports (workspace_id, sha256);
+    -- This database's id: local files derived from it (checkpoints) live under it.
+    CREATE TABLE headcount_instance (
+        id int PRIMARY KEY CHECK (id = 1),
+        instance text NOT NULL
+    );
+    INSERT INTO headcount_instance (id, instance) VALUES (1, gen_random_uuid()::text);
     "#,
 ];
 
