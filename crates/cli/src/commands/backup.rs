@@ -23,9 +23,11 @@ const CHECKPOINTS: &str = "checkpoints";
 pub fn run(dir: &Path, args: BackupArgs) -> CmdResult {
     let started = Instant::now();
     if crate::database::chosen().is_some() {
-        return Err("backup copies a data directory; a PostgreSQL database (--database) is \
+        return Err(
+            "backup copies a data directory; a PostgreSQL database (--database) is \
                     backed up with PostgreSQL's own tools (pg_dump, base backups)"
-            .into());
+                .into(),
+        );
     }
     require_data(dir)?;
     let store = headcount_store::SqliteStore::open_shared(dir)?;

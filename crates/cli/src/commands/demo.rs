@@ -48,16 +48,16 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
         .find(|w| w.name == WORKSPACE)
     {
         Some(ws) => {
-            eprintln!("reusing the demo data in {}", dir.display());
+            eprintln!("reusing the demo data in {}", super::describe(dir));
             ws
         }
         None => build(store.as_ref(), &args)?,
     };
     let Some(listener) = listener else {
         eprintln!(
-            "demo data ready in {}; serve it with: headcount --data-dir {} demo",
-            dir.display(),
-            dir.display()
+            "demo data ready in {}; serve it with: headcount {} demo",
+            super::describe(dir),
+            super::store_option(dir)
         );
         return Ok(ExitCode::SUCCESS);
     };

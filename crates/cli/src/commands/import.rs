@@ -732,7 +732,7 @@ mod tests {
             resumable: true,
         }];
         let (tally, stopped) = import(
-            store.as_ref(),
+            &store,
             ws.id,
             inputs,
             &options,

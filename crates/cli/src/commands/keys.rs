@@ -45,7 +45,9 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
         KeysCmd::List { workspace: only } => {
             let store = open_shared_existing(dir)?;
             let workspaces = store.workspaces()?;
-            let only = only.map(|name| workspace(store.as_ref(), dir, &name)).transpose()?;
+            let only = only
+                .map(|name| workspace(store.as_ref(), dir, &name))
+                .transpose()?;
             let rows: Vec<Vec<String>> = store
                 .keys()?
                 .into_iter()

@@ -70,7 +70,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from(output: Output) -> Run {
         Run {
             status: output.status,
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),

@@ -3,9 +3,9 @@
 //! its own pages), and every chunk of the fact log decoded.
 
 use super::PostgresStore;
+use crate::Result;
 use crate::chunk;
 use crate::sqlite::{ChunkCheck, ChunkFault};
-use crate::Result;
 use headcount_model::{Fact, UserKey, WorkspaceId};
 
 /// The tables the schema must hold.

@@ -3,10 +3,10 @@
 //! users, the same events, and the same size of every live segment now and at the
 //! end of each of the last days.
 
+use super::Verifiable;
 use headcount_engine::Index;
 use headcount_server::catalog::{Catalog, time_zone};
 use headcount_server::sizes::last_completed_days;
-use super::Verifiable;
 use headcount_store::Workspace;
 
 /// Completed days compared, besides now.
