@@ -19,6 +19,16 @@ pub enum StoreError {
         /// when known.
         owner: Option<String>,
     },
+    /// Another process holds the writer lock of the PostgreSQL database.
+    #[error(
+        "the database is in use by another headcount writer{}; stop it first \
+         (workspaces and keys commands work while it runs)",
+        .holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    DatabaseLocked {
+        /// Who holds it, as PostgreSQL shows it, when known.
+        holder: Option<String>,
+    },
     /// A store opened without the writer lock was asked to change the fact log.
     #[error("this process does not hold the writer lock of the data directory")]
     NotWriter,

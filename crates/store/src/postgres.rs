@@ -13,6 +13,7 @@ mod maintenance;
 mod pool;
 mod purge;
 mod schema;
+mod writer;
 
 pub use schema::MIGRATIONS;
 
@@ -33,6 +34,20 @@ pub struct PostgresStore {
     pool: Pool,
     /// The background purge's state; held through each of its steps.
     purge: Mutex<crate::purge_plan::Pending>,
+    /// The connection holding the writer lock, once taken (see
+    /// [`PostgresStore::lock_writer`]).
+    writer: Mutex<Option<postgres::Client>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let held = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        pool::drop_elsewhere(held.into_iter().collect());
+    }
 }
 
 impl PostgresStore {
@@ -56,6 +71,7 @@ impl PostgresStore {
         let store = PostgresStore {
             pool: Pool::new(config),
             purge: Mutex::new(crate::purge_plan::Pending::default()),
+            writer: Mutex::new(None),
         };
         schema::migrate(&mut *store.pool.get()?)?;
         Ok(store)

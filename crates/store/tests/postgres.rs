@@ -149,3 +149,28 @@ fn the_store_works_from_spawn_blocking_and_drops_in_async_code() {
         drop(store);
     });
 }
+
+#[test]
+fn a_second_writer_of_the_database_is_refused_until_the_first_is_gone() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let first = PostgresStore::open(&url).expect("open");
+    first.lock_writer().expect("the first writer");
+    let second = PostgresStore::open(&url).expect("open next to it");
+    match second.lock_writer() {
+        Err(headcount_store::StoreError::DatabaseLocked { holder }) => {
+            let holder = holder.expect("PostgreSQL shows the holder");
+            assert!(
+                holder.contains(&format!("(pid {})", std::process::id())),
+                "{holder}"
+            );
+        }
+        other => panic!("expected DatabaseLocked, got {other:?}"),
+    }
+    // Administration works next to the writer.
+    workspace(&second, "acme");
+    drop(first);
+    second
+        .lock_writer()
+        .expect("the lock is free once its holder is gone");
+}

@@ -22,12 +22,15 @@ pub type CmdResult = Result<std::process::ExitCode, Box<dyn std::error::Error>>;
 pub type StoreHandle = Box<dyn Store>;
 
 /// Opens the store as the writer of its fact log: for the commands that append facts
-/// or own the store's background work (`serve`, `import`, `demo`, `snapshot`). On a
-/// data directory this takes its lock (a second writer is refused at once); on
-/// PostgreSQL several writers are safe and nothing is locked.
+/// or own the store's background work (`serve`, `import`, `demo`, `snapshot`). It
+/// takes the writer lock (a second writer is refused at once): the data directory's
+/// `LOCK`, or the database's advisory lock (`PostgresStore::lock_writer`; appends of
+/// several processes are safe there, the lock only keeps a server's index whole).
 pub fn open(dir: &Path) -> Result<StoreHandle, Box<dyn std::error::Error>> {
     if let Some(db) = crate::database::chosen() {
-        return Ok(Box::new(crate::database::open(db)?));
+        let store = crate::database::open(db)?;
+        store.lock_writer()?;
+        return Ok(Box::new(store));
     }
     Ok(Box::new(SqliteStore::open(dir)?))
 }

@@ -34,6 +34,11 @@ impl Pool {
         }
     }
 
+    /// The configuration connections are opened with.
+    pub(super) fn config(&self) -> &postgres::Config {
+        &self.config
+    }
+
     /// An idle connection, or a new one.
     pub(super) fn get(&self) -> Result<Pooled<'_>> {
         let reused = {
@@ -68,7 +73,7 @@ impl Drop for Pool {
 
 /// Drops connections on a thread of their own (their runtimes may not be dropped
 /// inside an async context), waiting for it.
-fn drop_elsewhere(clients: Vec<postgres::Client>) {
+pub(super) fn drop_elsewhere(clients: Vec<postgres::Client>) {
     if clients.is_empty() {
         return;
     }
