@@ -107,31 +107,6 @@ impl PostgresStore {
         )?;
         Ok(row.get::<_, i64>(0) == 0)
     }
-
-    /// Calls `visit` with the position, workspace and bytes of every chunk of the
-    /// fact log in order (for verification and copies).
-    pub fn scan_chunks(
-        &self,
-        visit: &mut dyn FnMut(u64, WorkspaceId, &[u8]) -> Result<()>,
-    ) -> Result<()> {
-        let mut client = self.pool.get()?;
-        let mut last = 0i64;
-        loop {
-            let rows = client.query(
-                "SELECT position, workspace_id, data FROM fact_chunks WHERE position > $1 \
-                 ORDER BY position LIMIT 256",
-                &[&last],
-            )?;
-            if rows.is_empty() {
-                return Ok(());
-            }
-            for row in &rows {
-                last = row.get(0);
-                let data: &[u8] = row.get(2);
-                visit(last as u64, WorkspaceId(row.get(1)), data)?;
-            }
-        }
-    }
 }
 
 fn micros(t: Timestamp) -> i64 {

@@ -9,7 +9,7 @@
 use crate::{Result, StoreError};
 
 /// The advisory lock key taken around migrations ("hc-migr").
-const MIGRATION_LOCK: i64 = 0x6863_2d6d_6967_72;
+const MIGRATION_LOCK: i64 = 0x0068_632d_6d69_6772;
 
 /// Each entry brings the schema from version `index` to `index + 1`.
 pub const MIGRATIONS: &[&str] = &[
