@@ -17,6 +17,25 @@ pub struct Cli {
         default_value = "./headcount-data"
     )]
     pub data_dir: PathBuf,
+    /// A PostgreSQL database to use instead of the data directory, such as
+    /// `postgres://user@host:5432/headcount` (its schema is created at first use).
+    /// Several `serve` nodes may share it.
+    #[arg(
+        long,
+        global = true,
+        env = "HEADCOUNT_DATABASE_URL",
+        value_name = "URL"
+    )]
+    pub database: Option<String>,
+    /// With --database: where this machine keeps its checkpoints (default: under
+    /// ~/.cache/headcount/checkpoints, one directory per database).
+    #[arg(
+        long,
+        global = true,
+        env = "HEADCOUNT_CHECKPOINT_DIR",
+        value_name = "DIR"
+    )]
+    pub checkpoint_dir: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,

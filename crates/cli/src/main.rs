@@ -3,6 +3,7 @@
 
 mod args;
 mod commands;
+mod database;
 mod output;
 mod progress;
 mod synth;
@@ -14,6 +15,12 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(url) = cli.database.clone() {
+        database::choose(database::Database {
+            url,
+            checkpoint_dir: cli.checkpoint_dir.clone(),
+        });
+    }
     let result = match cli.command {
         Command::Workspaces(cmd) => commands::workspaces::run(&cli.data_dir, cmd),
         Command::Keys(cmd) => commands::keys::run(&cli.data_dir, cmd),

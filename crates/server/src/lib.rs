@@ -162,7 +162,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 /// Adds the node's name to a `/readyz` body (`serve` always has one; a state built
 /// without a name, as tests do, answers without it).
-fn name_node(body: &mut Value, node: &str) {
+fn name_node(body: &mut serde_json::Value, node: &str) {
     if let (Some(fields), false) = (body.as_object_mut(), node.is_empty()) {
         fields.insert("node".into(), json!(node));
     }

@@ -19,6 +19,16 @@ pub enum StoreError {
         /// when known.
         owner: Option<String>,
     },
+    /// Another process holds the writer lock of the PostgreSQL database.
+    #[error(
+        "the database is in use by another headcount writer{}; stop it first \
+         (workspaces and keys commands work while it runs)",
+        .holder.as_deref().map(|h| format!(" ({h})")).unwrap_or_default()
+    )]
+    DatabaseLocked {
+        /// Who holds it, as PostgreSQL shows it, when known.
+        holder: Option<String>,
+    },
     /// A store opened without the writer lock was asked to change the fact log.
     #[error("this process does not hold the writer lock of the data directory")]
     NotWriter,
@@ -52,6 +62,12 @@ make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
     /// The embedded database failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The PostgreSQL database failed (or could not be reached).
+    #[error("PostgreSQL error: {}", postgres_message(.0))]
+    Postgres(#[from] postgres::Error),
+    /// A database URL that does not parse.
+    #[error("invalid database URL: {0}")]
+    Url(String),
     /// The file system failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -60,4 +76,16 @@ make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
         /// The cause.
         source: std::io::Error,
     },
+}
+
+/// A PostgreSQL error with the server's message and detail when it sent one (the
+/// client's own text says only "db error").
+fn postgres_message(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{}: {detail}", db.message()),
+            None => db.message().to_string(),
+        },
+        None => e.to_string(),
+    }
 }

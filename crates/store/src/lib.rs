@@ -2,7 +2,8 @@
 //! and every user fact, behind one [`Store`] trait.
 //!
 //! [`SqliteStore`] is the embedded backend (one data directory, WAL, versioned
-//! migrations, one writer process). Every backend must pass [`conformance`].
+//! migrations, one writer process); [`PostgresStore`] is the shared one (several
+//! processes on one database). Every backend must pass [`conformance`].
 
 pub mod chunk;
 pub mod conformance;
@@ -11,12 +12,17 @@ pub mod error;
 pub mod ipnet;
 pub mod keys;
 mod migrations;
+pub mod postgres;
+mod purge_plan;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod types;
 
 pub use chunk::EncodedFacts;
 pub use error::StoreError;
 pub use ipnet::IpNet;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 pub use types::*;
 

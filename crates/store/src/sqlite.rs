@@ -32,7 +32,7 @@ pub struct SqliteStore {
     /// does not.
     sizes: RwLock<HashMap<SegmentId, BTreeMap<Day, StoredSize>>>,
     /// The background purge's state; held through each of its steps.
-    purge: Mutex<purge::Pending>,
+    purge: Mutex<crate::purge_plan::Pending>,
     // Held for the store's lifetime: the exclusive lock on the data directory.
     _lock: Option<File>,
     /// Whether this store may change the fact log (false when opened shared).
@@ -120,7 +120,7 @@ impl SqliteStore {
         Ok(SqliteStore {
             conn: Mutex::new(conn),
             sizes: RwLock::new(HashMap::new()),
-            purge: Mutex::new(purge::Pending::default()),
+            purge: Mutex::new(crate::purge_plan::Pending::default()),
             _lock: lock,
             writer,
         })
@@ -330,7 +330,7 @@ where
         .collect()
 }
 
-fn to_json_list<T: ToString>(items: &[T]) -> String {
+pub(crate) fn to_json_list<T: ToString>(items: &[T]) -> String {
     serde_json::Value::from(items.iter().map(ToString::to_string).collect::<Vec<_>>()).to_string()
 }
 
@@ -363,7 +363,7 @@ fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKey> {
 
 /// A stored filter's JSON; text that is no JSON (a damaged row) is kept as a JSON
 /// string, which no filter parses, so that its segment fails alone instead of the load.
-fn stored_filter(text: String) -> serde_json::Value {
+pub(crate) fn stored_filter(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 

@@ -5,7 +5,7 @@
 //! `VACUUM INTO` (one snapshot): every checkpoint copied is then at or behind the
 //! copied fact log, which replays what it lacks. No writer lock is taken.
 
-use super::{CmdResult, open_shared_existing};
+use super::{CmdResult, require_data};
 use crate::args::BackupArgs;
 use crate::output::count;
 use crate::progress;
@@ -22,7 +22,15 @@ const CHECKPOINTS: &str = "checkpoints";
 /// Runs a backup.
 pub fn run(dir: &Path, args: BackupArgs) -> CmdResult {
     let started = Instant::now();
-    let store = open_shared_existing(dir)?;
+    if crate::database::chosen().is_some() {
+        return Err(
+            "backup copies a data directory; a PostgreSQL database (--database) is \
+                    backed up with PostgreSQL's own tools (pg_dump, base backups)"
+                .into(),
+        );
+    }
+    require_data(dir)?;
+    let store = headcount_store::SqliteStore::open_shared(dir)?;
     let dest = &args.dest;
     if same_directory(dir, dest) {
         return Err(format!(

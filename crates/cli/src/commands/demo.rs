@@ -18,7 +18,7 @@ use headcount_service::catalog::Catalog;
 use headcount_service::ingest::{TrackOptions, read_track};
 use headcount_service::sizes::{Sizer, last_completed_days};
 use headcount_service::state::now;
-use headcount_store::{NewWorkspace, Permission, Segment, SqliteStore, Store, Workspace};
+use headcount_store::{NewWorkspace, Permission, Segment, Store, Workspace};
 use serde_json::json;
 use std::path::Path;
 use std::process::ExitCode;
@@ -48,35 +48,35 @@ pub fn run(dir: &Path, args: DemoArgs) -> CmdResult {
         .find(|w| w.name == WORKSPACE)
     {
         Some(ws) => {
-            eprintln!("reusing the demo data in {}", dir.display());
+            eprintln!("reusing the demo data in {}", super::describe(dir));
             ws
         }
-        None => build(&store, &args)?,
+        None => build(store.as_ref(), &args)?,
     };
     let Some(listener) = listener else {
         eprintln!(
-            "demo data ready in {}; serve it with: headcount --data-dir {} demo",
-            dir.display(),
-            dir.display()
+            "demo data ready in {}; serve it with: headcount {} demo",
+            super::describe(dir),
+            super::store_option(dir)
         );
         return Ok(ExitCode::SUCCESS);
     };
-    let key = replace_key(&store, &ws)?;
-    let segment = first_segment(&store, &ws)?;
+    let key = replace_key(store.as_ref(), &ws)?;
+    let segment = first_segment(store.as_ref(), &ws)?;
     // The address bound (with `--listen HOST:0`, the port the system chose).
     print_walkthrough(listener.local_addr()?, &key, segment);
     let config = Config {
-        checkpoints: Some(headcount_service::checkpoints::dir_of(dir)),
+        checkpoints: Some(super::checkpoint_dir(dir)),
         ..Config::default()
     };
-    serve(Arc::new(store), config, listener)?;
+    serve(Arc::from(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// A new demo key, after revoking the previous ones: a key's secret is stored only as
 /// a hash, so it cannot be shown again, and each run would otherwise leave one more
 /// key with every permission behind.
-fn replace_key(store: &SqliteStore, ws: &Workspace) -> Result<String, Box<dyn std::error::Error>> {
+fn replace_key(store: &dyn Store, ws: &Workspace) -> Result<String, Box<dyn std::error::Error>> {
     let at = now();
     for key in store.keys()? {
         if key.workspace == ws.id && key.name == KEY_NAME && key.revoked_at.is_none() {
@@ -87,7 +87,7 @@ fn replace_key(store: &SqliteStore, ws: &Workspace) -> Result<String, Box<dyn st
     keys::create(store, ws.id, KEY_NAME, Permission::ALL.to_vec(), Vec::new())
 }
 
-fn build(store: &SqliteStore, args: &DemoArgs) -> Result<Workspace, Box<dyn std::error::Error>> {
+fn build(store: &dyn Store, args: &DemoArgs) -> Result<Workspace, Box<dyn std::error::Error>> {
     let started = Instant::now();
     let ws = store.create_workspace(&NewWorkspace {
         name: WORKSPACE.into(),
@@ -143,7 +143,7 @@ fn build(store: &SqliteStore, args: &DemoArgs) -> Result<Workspace, Box<dyn std:
     Ok(ws)
 }
 
-fn create_segments(store: &SqliteStore, ws: &Workspace) -> Result<(), Box<dyn std::error::Error>> {
+fn create_segments(store: &dyn Store, ws: &Workspace) -> Result<(), Box<dyn std::error::Error>> {
     let mut french = None;
     let mut specs = synth::demo_segments();
     specs.push((
@@ -182,7 +182,7 @@ fn create_segments(store: &SqliteStore, ws: &Workspace) -> Result<(), Box<dyn st
 }
 
 fn compute_history(
-    store: &SqliteStore,
+    store: &dyn Store,
     ws: &Workspace,
     index: &Index,
 ) -> Result<(), Box<dyn std::error::Error>> {

@@ -20,7 +20,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
     let entries = read_filters(&args.filters)?;
     let days = days(&args)?;
     let store = open_shared_existing(dir)?;
-    let ws = workspace(&store, dir, &args.workspace)?;
+    let ws = workspace(store.as_ref(), dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
     let now = headcount_service::state::now();
     if let Some(day) = days.iter().find(|d| d.end(&tz) > now) {
@@ -49,7 +49,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
         })
         .collect::<Result<_, _>>()?;
     let loading = Instant::now();
-    let index = load_index(dir, &store, &ws, Checkpoint::ReadOnly)?;
+    let index = load_index(dir, store.as_ref(), &ws, Checkpoint::ReadOnly)?;
     let load_seconds = loading.elapsed().as_secs_f64();
     let evaluating = Instant::now();
     let ends: Vec<_> = days.iter().map(|day| day.end(&tz)).collect();

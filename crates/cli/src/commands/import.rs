@@ -120,7 +120,7 @@ struct Parsed {
 /// lines, are those of the input).
 pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
     let store = open_existing(dir)?;
-    let ws = workspace(&store, dir, &args.workspace)?;
+    let ws = workspace(store.as_ref(), dir, &args.workspace)?;
     let options = TrackOptions {
         max_objects: None,
         allow_attribute_time: true,
@@ -139,12 +139,12 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
             opened.push((path.display().to_string(), Some(file)));
         }
     }
-    let (inputs, plan) = plan(&store, &ws, opened, args.allow_duplicate)?;
+    let (inputs, plan) = plan(store.as_ref(), &ws, opened, args.allow_duplicate)?;
     // stdin has no length: then no bar and no ETA, only what was read and how fast.
     let bar = plan.total.map_or_else(stream_spinner, progress::bytes);
     let started = Instant::now();
     let (tally, stopped) = import(
-        &store,
+        store.as_ref(),
         ws.id,
         inputs,
         &options,

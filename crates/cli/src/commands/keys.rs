@@ -38,14 +38,16 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
             }
             let allow_ips = unique_ips;
             let store = open_shared_existing(dir)?;
-            let ws = workspace(&store, dir, &ws)?;
-            let secret = create(&store, ws.id, &name, permissions, allow_ips)?;
+            let ws = workspace(store.as_ref(), dir, &ws)?;
+            let secret = create(store.as_ref(), ws.id, &name, permissions, allow_ips)?;
             println!("{secret}");
         }
         KeysCmd::List { workspace: only } => {
             let store = open_shared_existing(dir)?;
             let workspaces = store.workspaces()?;
-            let only = only.map(|name| workspace(&store, dir, &name)).transpose()?;
+            let only = only
+                .map(|name| workspace(store.as_ref(), dir, &name))
+                .transpose()?;
             let rows: Vec<Vec<String>> = store
                 .keys()?
                 .into_iter()

@@ -2,7 +2,6 @@
 
 use super::{CmdResult, open};
 use crate::args::ServeArgs;
-use headcount_service::checkpoints;
 use headcount_service::limits::{RedisCounter, WindowCounter};
 use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
@@ -33,12 +32,12 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         header_read_timeout: Duration::from_secs(args.header_read_timeout),
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        checkpoints: Some(checkpoints::dir_of(dir)),
+        checkpoints: Some(super::checkpoint_dir(dir)),
         node_name,
         counter,
         ..Config::default()
     };
-    serve(Arc::new(store), config, listener)?;
+    serve(Arc::from(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 

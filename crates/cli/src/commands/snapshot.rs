@@ -32,7 +32,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
         return Err(format!("--from {from} is after --to {to}").into());
     }
     let store = open_existing(dir)?;
-    let ws = workspace(&store, dir, &args.workspace)?;
+    let ws = workspace(store.as_ref(), dir, &args.workspace)?;
     let tz = time_zone(&ws.time_zone)?;
     let now = headcount_service::state::now();
     if to.end(&tz) > now {
@@ -43,7 +43,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
         )
         .into());
     }
-    let catalog = Catalog::load(&store)?;
+    let catalog = Catalog::load(store.as_ref())?;
     let segments: Vec<SegmentId> = match &args.segment {
         Some(text) => {
             let id: SegmentId = text
@@ -60,7 +60,7 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
             .map(|e| e.segment.id)
             .collect(),
     };
-    let index = load_index(dir, &store, &ws, Checkpoint::Write)?;
+    let index = load_index(dir, store.as_ref(), &ws, Checkpoint::Write)?;
     let days: Vec<Day> = (0..=from.days_until(to))
         .map(|n| from.add_days(n))
         .collect();
@@ -68,9 +68,9 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     let mut computed = 0;
     for id in &segments {
         let entry = catalog.segment_in(ws.id, *id).ok_or("segment vanished")?;
-        let plan = catalog.segment_plan(entry, &store)?;
+        let plan = catalog.segment_plan(entry, store.as_ref())?;
         let sizer = Sizer {
-            store: &store,
+            store: store.as_ref(),
             index: &index,
             plan: &plan,
             segment: *id,
@@ -103,7 +103,7 @@ pub fn load_index(
     checkpoint: Checkpoint,
 ) -> Result<Index, Box<dyn std::error::Error>> {
     let spinner = progress::bar(0, "facts loaded");
-    let checkpoints = Checkpoints::in_data_dir(dir);
+    let checkpoints = Checkpoints::at(super::checkpoint_dir(dir));
     let loaded = checkpoints::load_index(store, Some(&checkpoints), ws.id, &ws.name, &mut |n| {
         spinner.set_position(n)
     })?;

@@ -10,14 +10,16 @@
 
 mod checkpoint;
 
-use super::{CmdResult, open_shared_existing};
+use super::{CmdResult, describe, require_data};
 use crate::args::VerifyArgs;
 use crate::output::count;
 use crate::progress;
 use headcount_engine::Index;
+use headcount_model::{Fact, UserKey, WorkspaceId};
 use headcount_service::catalog::Catalog;
 use headcount_service::checkpoints::Checkpoints;
-use headcount_store::{SqliteStore, Store, Workspace};
+use headcount_store::sqlite::ChunkCheck;
+use headcount_store::{PostgresStore, SqliteStore, Store, StoreError, Workspace};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -41,14 +43,21 @@ struct Findings {
 /// Runs a verification.
 pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
     let started = Instant::now();
-    let store = open_shared_existing(dir)?;
+    let store: Box<dyn Verifiable> = match crate::database::chosen() {
+        Some(db) => Box::new(crate::database::open(db)?),
+        None => {
+            require_data(dir)?;
+            Box::new(SqliteStore::open_shared(dir)?)
+        }
+    };
+    let store = store.as_ref();
     let mut found = Findings::default();
     for line in store.integrity_check()? {
         found
             .problems
-            .push(format!("SQLite's integrity check of the database: {line}"));
+            .push(format!("{}: {line}", store.integrity_check_name()));
     }
-    let catalog = match Catalog::load(&store) {
+    let catalog = match Catalog::load(store) {
         Ok(catalog) => Some(catalog),
         Err(e) => {
             found.problems.push(format!(
@@ -57,13 +66,13 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
             None
         }
     };
-    let checkpoints = Checkpoints::in_data_dir(dir);
+    let checkpoints = Checkpoints::at(super::checkpoint_dir(dir));
     let workspaces = store.workspaces()?;
     for ws in &workspaces {
-        check_workspace(&store, catalog.as_ref(), &checkpoints, ws, &mut found)?;
+        check_workspace(store, catalog.as_ref(), &checkpoints, ws, &mut found)?;
     }
     if let Some(catalog) = &catalog {
-        check_segments(&store, catalog, &workspaces, &mut found);
+        check_segments(store, catalog, &workspaces, &mut found);
     }
     for warning in &found.warnings {
         eprintln!("warning: {warning}");
@@ -85,7 +94,7 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
     if found.problems.is_empty() {
         println!(
             "verified {} in {seconds:.2} s: {summary}; no problem found{}",
-            dir.display(),
+            describe(dir),
             match found.warnings.len() {
                 0 => String::new(),
                 n => format!(" ({})", count(n as u64, "warning", "warnings")),
@@ -95,7 +104,7 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
     } else {
         println!(
             "verified {} in {seconds:.2} s: {summary}; {} (above)",
-            dir.display(),
+            describe(dir),
             count(found.problems.len() as u64, "problem", "problems"),
         );
         Ok(ExitCode::from(DAMAGED))
@@ -108,7 +117,7 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
 /// both indexes are bounded by the end of the log read after it, so that facts a
 /// running server appends meanwhile are in neither.
 fn check_workspace(
-    store: &SqliteStore,
+    store: &dyn Verifiable,
     catalog: Option<&Catalog>,
     checkpoints: &Checkpoints,
     ws: &Workspace,
@@ -164,7 +173,7 @@ fn check_workspace(
 
 /// Parses and plans every stored segment; one that cannot be computed is a warning.
 fn check_segments(
-    store: &SqliteStore,
+    store: &dyn Verifiable,
     catalog: &Catalog,
     workspaces: &[Workspace],
     found: &mut Findings,
@@ -184,5 +193,57 @@ fn check_segments(
                 ));
             }
         }
+    }
+}
+
+/// What verify needs of a store beyond [`Store`]: its backend's own checks.
+pub trait Verifiable: Store {
+    /// What the integrity check is called in messages.
+    fn integrity_check_name(&self) -> &'static str;
+    /// The problems the backend finds in its database; empty when sound.
+    fn integrity_check(&self) -> Result<Vec<String>, StoreError>;
+    /// Decodes the chunks of a workspace at positions `after + 1 ..= through`.
+    fn check_chunks(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        through: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<ChunkCheck, StoreError>;
+}
+
+impl Verifiable for SqliteStore {
+    fn integrity_check_name(&self) -> &'static str {
+        "SQLite's integrity check of the database"
+    }
+    fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        SqliteStore::integrity_check(self)
+    }
+    fn check_chunks(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        through: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<ChunkCheck, StoreError> {
+        SqliteStore::check_chunks(self, workspace, after, through, visit)
+    }
+}
+
+impl Verifiable for PostgresStore {
+    fn integrity_check_name(&self) -> &'static str {
+        "the check of the PostgreSQL schema"
+    }
+    fn integrity_check(&self) -> Result<Vec<String>, StoreError> {
+        PostgresStore::integrity_check(self)
+    }
+    fn check_chunks(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        through: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<ChunkCheck, StoreError> {
+        PostgresStore::check_chunks(self, workspace, after, through, visit)
     }
 }

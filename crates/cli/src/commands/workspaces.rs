@@ -4,7 +4,7 @@ use super::{CmdResult, open_shared, open_shared_existing};
 use crate::args::WorkspacesCmd;
 use crate::output::table;
 use headcount_service::catalog::time_zone;
-use headcount_store::{NewWorkspace, Store};
+use headcount_store::NewWorkspace;
 use std::path::Path;
 use std::process::ExitCode;
 

@@ -70,7 +70,7 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(output: Output) -> Run {
+    pub fn from(output: Output) -> Run {
         Run {
             status: output.status,
             stdout: String::from_utf8(output.stdout).expect("UTF-8 stdout"),
@@ -256,6 +256,11 @@ impl Server {
     /// Starts `serve` on `data` and waits until `/readyz` answers 200 (its indexes
     /// loaded).
     pub fn start(data: &Path, log_dir: &Path) -> Server {
+        Server::start_with(data, log_dir, &[])
+    }
+
+    /// [`Server::start`] with more global options (such as `--database URL`).
+    pub fn start_with(data: &Path, log_dir: &Path, global: &[&str]) -> Server {
         // The port may be taken between the probe and the bind: then try another.
         for attempt in 0..5 {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -271,6 +276,7 @@ impl Server {
             let log_file = std::fs::File::create(&log).expect("a log file");
             let child = command(data)
                 .env("HEADCOUNT_LOG", "info")
+                .args(global)
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

@@ -12,33 +12,10 @@
 //! chunk id, once given, stays the log's (SQLite would reuse the largest one).
 
 use super::SqliteStore;
-use crate::chunk;
-use crate::{Result, StoreError};
-use headcount_model::UserKey;
+use crate::Result;
+use crate::purge_plan::{Pending, Row, STEP_BYTES, STEP_CHUNKS};
 use rusqlite::params;
-use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, MutexGuard};
-
-/// Chunks looked at per step at most.
-const STEP_CHUNKS: usize = 16;
-/// Bytes of chunks read per step at most (at least one chunk is read).
-const STEP_BYTES: usize = 1 << 20;
-
-/// The users each pending deletion chunk deletes, decoded once per chunk.
-#[derive(Default)]
-pub(super) struct Pending {
-    users: HashMap<i64, Arc<HashSet<UserKey>>>,
-}
-
-/// A pending purge: the chunk holding the deletions and its cursor.
-struct Row {
-    chunk: i64,
-    next: i64,
-}
-
-fn corrupt(e: chunk::ChunkError) -> StoreError {
-    StoreError::Corrupt(e.to_string())
-}
+use std::sync::MutexGuard;
 
 impl SqliteStore {
     fn pending(&self) -> MutexGuard<'_, Pending> {
@@ -59,7 +36,7 @@ impl SqliteStore {
                 .next()
                 .transpose()?;
             let Some(workspace) = workspace else {
-                pending.users.clear();
+                pending.clear();
                 return Ok(false);
             };
             let rows: Vec<Row> = conn
@@ -74,10 +51,7 @@ impl SqliteStore {
                     })
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            for row in rows
-                .iter()
-                .filter(|r| !pending.users.contains_key(&r.chunk))
-            {
+            for row in rows.iter().filter(|r| !pending.knows(r.chunk)) {
                 let data: Vec<u8> = conn
                     .prepare_cached("SELECT data FROM fact_chunks WHERE id = ?1")?
                     .query_row(params![row.chunk], |r| r.get(0))?;
@@ -105,33 +79,8 @@ impl SqliteStore {
             (rows, chunks, exhausted)
         };
         // Decoding and re-encoding happen without the connection.
-        for (id, data) in missing {
-            let users = chunk::deleted_users(&data).map_err(corrupt)?;
-            pending.users.insert(id, Arc::new(users));
-        }
-        let mut rewrites: Vec<(i64, usize, Vec<u8>)> = Vec::new();
-        for (id, data) in &chunks {
-            let active = || rows.iter().filter(|r| r.next <= *id && *id <= r.chunk);
-            let holds_deletions = active().any(|r| r.chunk == *id);
-            let later: Vec<&HashSet<UserKey>> = active()
-                .filter(|r| r.chunk > *id)
-                .filter_map(|r| pending.users.get(&r.chunk).map(Arc::as_ref))
-                .collect();
-            let dead = |user: &UserKey| later.iter().any(|users| users.contains(user));
-            if !holds_deletions {
-                let named = chunk::users(data).map_err(corrupt)?;
-                if !named.iter().any(dead) {
-                    continue;
-                }
-            }
-            if let Some((facts, bytes)) = chunk::purge(data, &dead).map_err(corrupt)? {
-                rewrites.push((*id, facts, bytes));
-            }
-        }
-        let end = match chunks.last() {
-            Some((last, _)) if !exhausted => last + 1,
-            _ => rows.iter().map(|r| r.chunk).max().unwrap_or(0) + 1,
-        };
+        let plan = pending.plan(&rows, missing, &chunks, exhausted)?;
+        let (rewrites, end) = (plan.rewrites, plan.end);
         let mut conn = self.conn();
         let tx = conn.transaction()?;
         for (id, facts, data) in &rewrites {
@@ -149,9 +98,7 @@ impl SqliteStore {
         }
         tx.commit()?;
         drop(conn);
-        for row in rows.iter().filter(|r| end > r.chunk) {
-            pending.users.remove(&row.chunk);
-        }
+        pending.finished(&rows, end);
         Ok(true)
     }
 }

@@ -3,10 +3,11 @@
 //! users, the same events, and the same size of every live segment now and at the
 //! end of each of the last days.
 
+use super::Verifiable;
 use headcount_engine::Index;
 use headcount_service::catalog::{Catalog, time_zone};
 use headcount_service::sizes::last_completed_days;
-use headcount_store::{SqliteStore, Workspace};
+use headcount_store::Workspace;
 
 /// Completed days compared, besides now.
 const DAYS: u32 = 7;
@@ -19,7 +20,7 @@ const LISTED: usize = 5;
 /// # Errors
 /// Those of the store while replaying.
 pub fn compare(
-    store: &SqliteStore,
+    store: &dyn Verifiable,
     catalog: Option<&Catalog>,
     ws: &Workspace,
     mut loaded: Index,

@@ -1,0 +1,719 @@
+//! The PostgreSQL backend: the system of record of several `headcount serve` nodes.
+//!
+//! Several processes may use one database at once, appends included: every append
+//! takes the row lock of `fact_log_head` in its transaction and numbers its chunks
+//! from it, so that appends are serialized and fact-log positions grow in commit
+//! order (see docs/design.md). The schema is created and migrated at open.
+//!
+//! Calls block: like [`crate::SqliteStore`], use it from a plain thread or
+//! `tokio::task::spawn_blocking`, never from an async task (the `postgres` client
+//! blocks on a runtime of its own, which tokio refuses inside another).
+
+mod leases;
+mod maintenance;
+mod pool;
+mod purge;
+mod schema;
+mod writer;
+
+pub use schema::MIGRATIONS;
+
+use crate::chunk;
+use crate::sqlite::{stored_filter, to_json_list};
+use crate::{
+    ApiKey, EncodedFacts, IdempotencyRecord, ImportRecord, NewWorkspace, Permission, RateWindow,
+    Receipts, Result, Segment, Store, StoreError, StoredSize, Workspace,
+};
+use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
+use pool::Pool;
+use postgres::GenericClient;
+use postgres::error::SqlState;
+use std::sync::Mutex;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    pool: Pool,
+    /// The background purge's state; held through each of its steps.
+    purge: Mutex<crate::purge_plan::Pending>,
+    /// The connection holding the writer lock, once taken (see
+    /// [`PostgresStore::lock_writer`]).
+    writer: Mutex<Option<postgres::Client>>,
+}
+
+impl Drop for PostgresStore {
+    fn drop(&mut self) {
+        let held = self
+            .writer
+            .get_mut()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        pool::drop_elsewhere(held.into_iter().collect());
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/db`,
+    /// or the key=value form) and creates or migrates its schema.
+    ///
+    /// # Errors
+    /// [`StoreError::Url`] for a URL that does not parse, [`StoreError::Postgres`]
+    /// when the server cannot be reached or refuses, [`StoreError::TooNew`] for a
+    /// schema from a newer headcount.
+    pub fn open(url: &str) -> Result<PostgresStore> {
+        let mut config: postgres::Config = url
+            .parse()
+            .map_err(|e: postgres::Error| StoreError::Url(e.to_string()))?;
+        if config.get_application_name().is_none() {
+            config.application_name("headcount");
+        }
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        let store = PostgresStore {
+            pool: Pool::new(config),
+            purge: Mutex::new(crate::purge_plan::Pending::default()),
+            writer: Mutex::new(None),
+        };
+        schema::migrate(&mut *store.pool.get()?)?;
+        Ok(store)
+    }
+
+    /// Total size of the database on disk, in bytes.
+    pub fn database_bytes(&self) -> Result<u64> {
+        let bytes: i64 = self
+            .pool
+            .get()?
+            .query_one("SELECT pg_database_size(current_database())", &[])?
+            .get(0);
+        Ok(bytes.max(0) as u64)
+    }
+
+    /// The schema version stored in the database and the one this build knows.
+    pub fn schema_version(&self) -> Result<(i64, i64)> {
+        let found: i64 = self
+            .pool
+            .get()?
+            .query_one("SELECT version FROM headcount_schema WHERE id = 1", &[])?
+            .get(0);
+        Ok((found, MIGRATIONS.len() as i64))
+    }
+
+    /// Whether the database holds nothing of headcount's yet: no workspace, key,
+    /// segment or fact.
+    pub fn is_empty(&self) -> Result<bool> {
+        let row = self.pool.get()?.query_one(
+            "SELECT (SELECT count(*) FROM workspaces) + (SELECT count(*) FROM api_keys) \
+             + (SELECT count(*) FROM segments) + (SELECT count(*) FROM fact_chunks)",
+            &[],
+        )?;
+        Ok(row.get::<_, i64>(0) == 0)
+    }
+}
+
+fn micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+fn instant(us: i64) -> Result<Timestamp> {
+    Timestamp::from_microsecond(us).map_err(|e| StoreError::Corrupt(format!("instant: {e}")))
+}
+
+fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(format!("{what}: {e}"))
+}
+
+fn json_list<T: std::str::FromStr>(text: &str, what: &str) -> Result<Vec<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    let items: Vec<String> = serde_json::from_str(text).map_err(|e| corrupt(what, e))?;
+    items
+        .iter()
+        .map(|s| s.parse::<T>().map_err(|e| corrupt(what, e)))
+        .collect()
+}
+
+fn count(n: u64) -> i64 {
+    n.min(i64::MAX as u64) as i64
+}
+
+fn workspace_row(r: &postgres::Row) -> Result<Workspace> {
+    Ok(Workspace {
+        id: WorkspaceId(r.get(0)),
+        name: r.get(1),
+        time_zone: r.get(2),
+        export_limit: r.get::<_, i64>(3).max(0) as u64,
+        track_limit: r.get::<_, i64>(4).max(0) as u64,
+        created_at: instant(r.get(5))?,
+    })
+}
+
+fn key_row(r: &postgres::Row) -> Result<ApiKey> {
+    let hash: Vec<u8> = r.get(3);
+    Ok(ApiKey {
+        id: r.get(0),
+        workspace: WorkspaceId(r.get(1)),
+        name: r.get(2),
+        hash: hash
+            .try_into()
+            .map_err(|_| corrupt("key hash", "not 32 bytes"))?,
+        permissions: json_list::<Permission>(r.get(4), "permissions")?,
+        allow_ips: json_list(r.get(5), "allow_ips")?,
+        created_at: instant(r.get(6))?,
+        revoked_at: r.get::<_, Option<i64>>(7).map(instant).transpose()?,
+    })
+}
+
+fn segment_row(r: &postgres::Row) -> Result<Segment> {
+    let id: &str = r.get(0);
+    Ok(Segment {
+        id: id.parse().map_err(|e| corrupt("segment id", e))?,
+        workspace: WorkspaceId(r.get(1)),
+        name: r.get(2),
+        filter: stored_filter(r.get::<_, String>(3)),
+        text_description: r.get(4),
+        tags: json_list(r.get(5), "tags")?,
+        teams: json_list(r.get(6), "teams")?,
+        analytics_tracking_enabled: r.get(7),
+        created_at: instant(r.get(8))?,
+        updated_at: instant(r.get(9))?,
+        archived_at: r.get::<_, Option<i64>>(10).map(instant).transpose()?,
+    })
+}
+
+const SEGMENT_COLUMNS: &str = "id, workspace_id, name, filter, text_description, tags, teams, \
+    analytics_tracking_enabled, created_at, updated_at, archived_at";
+
+/// Whether an error is the violation of a uniqueness rule.
+fn is_unique_violation(e: &postgres::Error) -> bool {
+    e.code() == Some(&SqlState::UNIQUE_VIOLATION)
+}
+
+/// Remembers an answer (inside a transaction or not).
+fn put_idempotency(client: &mut impl GenericClient, record: &IdempotencyRecord) -> Result<()> {
+    client.execute(
+        "INSERT INTO idempotency_keys (workspace_id, key, fingerprint, status, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (workspace_id, key) DO UPDATE SET \
+         fingerprint = EXCLUDED.fingerprint, status = EXCLUDED.status, body = EXCLUDED.body, \
+         created_at = EXCLUDED.created_at",
+        &[
+            &record.workspace.0,
+            &record.key,
+            &record.fingerprint.as_slice(),
+            &i32::from(record.status),
+            &record.body,
+            &micros(record.created_at),
+        ],
+    )?;
+    Ok(())
+}
+
+impl Store for PostgresStore {
+    fn create_workspace(&self, new: &NewWorkspace) -> Result<Workspace> {
+        let now = micros(Timestamp::now());
+        let row = self.pool.get()?.query_opt(
+            "INSERT INTO workspaces (name, time_zone, export_limit, track_limit, created_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (name) DO NOTHING \
+             RETURNING id, name, time_zone, export_limit, track_limit, created_at",
+            &[
+                &new.name,
+                &new.time_zone,
+                &count(new.export_limit),
+                &count(new.track_limit),
+                &now,
+            ],
+        )?;
+        match row {
+            Some(row) => workspace_row(&row),
+            None => Err(StoreError::Conflict(format!(
+                "a workspace named \"{}\" already exists",
+                new.name
+            ))),
+        }
+    }
+
+    fn workspaces(&self) -> Result<Vec<Workspace>> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT id, name, time_zone, export_limit, track_limit, created_at \
+                 FROM workspaces ORDER BY id",
+                &[],
+            )?
+            .iter()
+            .map(workspace_row)
+            .collect()
+    }
+
+    fn insert_key(&self, key: &ApiKey) -> Result<()> {
+        let inserted = self.pool.get()?.execute(
+            "INSERT INTO api_keys (id, workspace_id, name, hash, permissions, allow_ips, \
+             created_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING",
+            &[
+                &key.id,
+                &key.workspace.0,
+                &key.name,
+                &key.hash.as_slice(),
+                &to_json_list(&key.permissions),
+                &to_json_list(&key.allow_ips),
+                &micros(key.created_at),
+                &key.revoked_at.map(micros),
+            ],
+        )?;
+        if inserted == 0 {
+            return Err(StoreError::Conflict(format!(
+                "a key with id {} already exists",
+                key.id
+            )));
+        }
+        Ok(())
+    }
+
+    fn keys(&self) -> Result<Vec<ApiKey>> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT id, workspace_id, name, hash, permissions, allow_ips, created_at, \
+                 revoked_at FROM api_keys ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(key_row)
+            .collect()
+    }
+
+    fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool> {
+        let changed = self.pool.get()?.execute(
+            "UPDATE api_keys SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            &[&id, &micros(at)],
+        )?;
+        Ok(changed > 0)
+    }
+
+    fn insert_segment(&self, s: &Segment) -> Result<()> {
+        let result = self.pool.get()?.execute(
+            &format!(
+                "INSERT INTO segments ({SEGMENT_COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            &[
+                &s.id.to_string(),
+                &s.workspace.0,
+                &s.name,
+                &s.filter.to_string(),
+                &s.text_description,
+                &to_json_list(&s.tags),
+                &to_json_list(&s.teams),
+                &s.analytics_tracking_enabled,
+                &micros(s.created_at),
+                &micros(s.updated_at),
+                &s.archived_at.map(micros),
+            ],
+        );
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "a segment with id {} already exists",
+                s.id
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    fn update_segment(&self, s: &Segment) -> Result<()> {
+        let changed = self.pool.get()?.execute(
+            "UPDATE segments SET name = $2, filter = $3, text_description = $4, tags = $5, \
+             teams = $6, analytics_tracking_enabled = $7, updated_at = $8, archived_at = $9 \
+             WHERE id = $1",
+            &[
+                &s.id.to_string(),
+                &s.name,
+                &s.filter.to_string(),
+                &s.text_description,
+                &to_json_list(&s.tags),
+                &to_json_list(&s.teams),
+                &s.analytics_tracking_enabled,
+                &micros(s.updated_at),
+                &s.archived_at.map(micros),
+            ],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no segment {}", s.id)));
+        }
+        Ok(())
+    }
+
+    fn segments(&self) -> Result<Vec<Segment>> {
+        self.pool
+            .get()?
+            .query(
+                &format!("SELECT {SEGMENT_COLUMNS} FROM segments ORDER BY seq"),
+                &[],
+            )?
+            .iter()
+            .map(segment_row)
+            .collect()
+    }
+
+    fn segment(&self, id: SegmentId) -> Result<Option<Segment>> {
+        self.pool
+            .get()?
+            .query_opt(
+                &format!("SELECT {SEGMENT_COLUMNS} FROM segments WHERE id = $1"),
+                &[&id.to_string()],
+            )?
+            .as_ref()
+            .map(segment_row)
+            .transpose()
+    }
+
+    fn put_sizes(
+        &self,
+        segment: SegmentId,
+        sizes: &[(Day, u64)],
+        computed_at: Timestamp,
+    ) -> Result<()> {
+        let days: Vec<String> = sizes.iter().map(|(d, _)| d.to_string()).collect();
+        let counts: Vec<i64> = sizes.iter().map(|(_, n)| count(*n)).collect();
+        self.pool.get()?.execute(
+            "INSERT INTO segment_sizes (segment_id, day, size, computed_at) \
+             SELECT $1, day, size, $4 FROM unnest($2::text[], $3::bigint[]) AS s(day, size) \
+             ON CONFLICT (segment_id, day) DO UPDATE SET size = EXCLUDED.size, \
+             computed_at = EXCLUDED.computed_at",
+            &[&segment.to_string(), &days, &counts, &micros(computed_at)],
+        )?;
+        Ok(())
+    }
+
+    fn sizes(&self, segment: SegmentId, from: Day, to: Day) -> Result<Vec<StoredSize>> {
+        if from > to {
+            return Ok(Vec::new());
+        }
+        self.pool
+            .get()?
+            .query(
+                "SELECT day, size, computed_at FROM segment_sizes WHERE segment_id = $1 \
+                 AND day >= $2 AND day <= $3 ORDER BY day",
+                &[&segment.to_string(), &from.to_string(), &to.to_string()],
+            )?
+            .iter()
+            .map(|r| {
+                let day: &str = r.get(0);
+                Ok(StoredSize {
+                    day: day.parse().map_err(|e| corrupt("day", e))?,
+                    size: r.get::<_, i64>(1).max(0) as u64,
+                    computed_at: instant(r.get(2))?,
+                })
+            })
+            .collect()
+    }
+
+    fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
+        self.pool.get()?.execute(
+            "DELETE FROM segment_sizes WHERE segment_id = $1",
+            &[&segment.to_string()],
+        )?;
+        Ok(())
+    }
+
+    fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>> {
+        let newest: Option<i64> = self
+            .pool
+            .get()?
+            .query_one(
+                "SELECT max(computed_at) FROM segment_sizes WHERE segment_id = $1",
+                &[&segment.to_string()],
+            )?
+            .get(0);
+        newest.map(instant).transpose()
+    }
+
+    fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()> {
+        self.append_encoded_with(chunks, Receipts::default())
+    }
+
+    fn scan_facts(
+        &self,
+        workspace: WorkspaceId,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<()> {
+        self.scan_facts_after(workspace, 0, visit).map(|_| ())
+    }
+
+    fn scan_facts_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut dyn FnMut(&UserKey, Fact),
+    ) -> Result<u64> {
+        let mut client = self.pool.get()?;
+        // In pages, so that a large log is never held in memory at once; positions
+        // never change, so the pages join up exactly.
+        let mut last = i64::try_from(after).unwrap_or(i64::MAX);
+        loop {
+            let rows = client.query(
+                "SELECT position, data FROM fact_chunks WHERE workspace_id = $1 \
+                 AND position > $2 ORDER BY position LIMIT 256",
+                &[&workspace.0, &last],
+            )?;
+            if rows.is_empty() {
+                return Ok(u64::try_from(last).unwrap_or(after));
+            }
+            for row in &rows {
+                let data: &[u8] = row.get(1);
+                chunk::decode(data, visit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                last = row.get(0);
+            }
+        }
+    }
+
+    fn last_fact_position(&self) -> Result<u64> {
+        let last: i64 = self
+            .pool
+            .get()?
+            .query_one("SELECT position FROM fact_log_head WHERE id = 1", &[])?
+            .get(0);
+        Ok(u64::try_from(last).unwrap_or(0))
+    }
+
+    fn purge_step(&self) -> Result<bool> {
+        self.purge_one_step()
+    }
+
+    fn catalog_version(&self) -> Result<u64> {
+        let version: i64 = self
+            .pool
+            .get()?
+            .query_one("SELECT version FROM catalog_version WHERE id = 1", &[])?
+            .get(0);
+        Ok(version.max(0) as u64)
+    }
+
+    fn rate_windows(&self) -> Result<Vec<RateWindow>> {
+        Ok(self
+            .pool
+            .get()?
+            .query(
+                "SELECT workspace_id, bucket, window_start, count FROM rate_windows \
+                 ORDER BY workspace_id, bucket",
+                &[],
+            )?
+            .iter()
+            .map(|r| RateWindow {
+                workspace: WorkspaceId(r.get(0)),
+                bucket: r.get(1),
+                window_start: r.get::<_, i64>(2).max(0) as u64,
+                count: r.get::<_, i64>(3).max(0) as u64,
+            })
+            .collect())
+    }
+
+    fn put_rate_windows(&self, windows: &[RateWindow]) -> Result<()> {
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        let upsert = tx.prepare(
+            "INSERT INTO rate_windows (workspace_id, bucket, window_start, count) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (workspace_id, bucket) DO UPDATE SET \
+             window_start = EXCLUDED.window_start, count = EXCLUDED.count",
+        )?;
+        for w in windows {
+            tx.execute(
+                &upsert,
+                &[
+                    &w.workspace.0,
+                    &w.bucket,
+                    &count(w.window_start),
+                    &count(w.count),
+                ],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn append_encoded_with(
+        &self,
+        chunks: &[(WorkspaceId, EncodedFacts)],
+        receipts: Receipts<'_>,
+    ) -> Result<()> {
+        let chunks: Vec<&(WorkspaceId, EncodedFacts)> =
+            chunks.iter().filter(|(_, c)| !c.is_empty()).collect();
+        let mut client = self.pool.get()?;
+        let mut tx = client.transaction()?;
+        if !chunks.is_empty() {
+            // The row lock of the head, held to the commit, serializes appends: the
+            // positions taken here are above every committed one and below every
+            // later append's.
+            let n = chunks.len() as i64;
+            let head: i64 = tx
+                .query_one(
+                    "UPDATE fact_log_head SET position = position + $1 WHERE id = 1 \
+                     RETURNING position",
+                    &[&n],
+                )?
+                .get(0);
+            let first = head - n + 1;
+            let positions: Vec<i64> = (first..=head).collect();
+            let workspaces: Vec<i64> = chunks.iter().map(|(ws, _)| ws.0).collect();
+            let facts: Vec<i64> = chunks.iter().map(|(_, c)| c.len() as i64).collect();
+            let data: Vec<&[u8]> = chunks.iter().map(|(_, c)| c.bytes()).collect();
+            tx.execute(
+                "INSERT INTO fact_chunks (position, workspace_id, facts, data) \
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
+                &[&positions, &workspaces, &facts, &data],
+            )?;
+            for ((ws, chunk), position) in chunks.iter().zip(&positions) {
+                if chunk.deletions() > 0 {
+                    // In the same transaction: a deletion never lands without its purge.
+                    tx.execute(
+                        "INSERT INTO fact_purges (chunk_id, workspace_id, next_chunk) \
+                         VALUES ($1, $2, 0)",
+                        &[position, &ws.0],
+                    )?;
+                }
+            }
+        }
+        for record in receipts.responses {
+            put_idempotency(&mut tx, record)?;
+        }
+        for p in receipts.imports {
+            let changed = tx.execute(
+                "UPDATE imports SET sha256 = COALESCE($2, sha256), lines = $3, bytes = $4, \
+                 updated_at = $5, finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END \
+                 WHERE id = $1",
+                &[
+                    &p.id,
+                    &p.sha256.as_ref().map(|h| h.as_slice()),
+                    &count(p.lines),
+                    &count(p.bytes),
+                    &micros(p.at),
+                    &p.finished,
+                ],
+            )?;
+            if changed == 0 {
+                return Err(StoreError::NotFound(format!("no import record {}", p.id)));
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn idempotency_record(
+        &self,
+        workspace: WorkspaceId,
+        key: &str,
+        since: Timestamp,
+    ) -> Result<Option<IdempotencyRecord>> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT fingerprint, status, body, created_at FROM idempotency_keys \
+             WHERE workspace_id = $1 AND key = $2 AND created_at >= $3",
+            &[&workspace.0, &key, &micros(since)],
+        )?;
+        let Some(r) = row else {
+            return Ok(None);
+        };
+        let fingerprint: Vec<u8> = r.get(0);
+        Ok(Some(IdempotencyRecord {
+            workspace,
+            key: key.to_string(),
+            fingerprint: fingerprint
+                .try_into()
+                .map_err(|_| corrupt("idempotency fingerprint", "not 32 bytes"))?,
+            status: u16::try_from(r.get::<_, i32>(1))
+                .map_err(|e| corrupt("idempotency status", e))?,
+            body: r.get(2),
+            created_at: instant(r.get(3))?,
+        }))
+    }
+
+    fn put_idempotency_record(&self, record: &IdempotencyRecord) -> Result<()> {
+        put_idempotency(&mut *self.pool.get()?, record)
+    }
+
+    fn purge_idempotency_records(&self, before: Timestamp) -> Result<u64> {
+        let gone = self.pool.get()?.execute(
+            "DELETE FROM idempotency_keys WHERE created_at < $1",
+            &[&micros(before)],
+        )?;
+        Ok(gone)
+    }
+
+    fn begin_import(
+        &self,
+        workspace: WorkspaceId,
+        sha256: Option<[u8; 32]>,
+        name: &str,
+        at: Timestamp,
+    ) -> Result<ImportRecord> {
+        let id: i64 = self
+            .pool
+            .get()?
+            .query_one(
+                "INSERT INTO imports (workspace_id, sha256, name, lines, bytes, started_at, \
+                 updated_at) VALUES ($1, $2, $3, 0, 0, $4, $4) RETURNING id",
+                &[
+                    &workspace.0,
+                    &sha256.as_ref().map(|h| h.as_slice()),
+                    &name,
+                    &micros(at),
+                ],
+            )?
+            .get(0);
+        let at = instant(micros(at))?;
+        Ok(ImportRecord {
+            id,
+            workspace,
+            sha256,
+            name: name.to_string(),
+            lines: 0,
+            bytes: 0,
+            started_at: at,
+            updated_at: at,
+            finished_at: None,
+        })
+    }
+
+    fn imports(&self, workspace: WorkspaceId) -> Result<Vec<ImportRecord>> {
+        self.pool
+            .get()?
+            .query(
+                "SELECT id, sha256, name, lines, bytes, started_at, updated_at, finished_at \
+                 FROM imports WHERE workspace_id = $1 ORDER BY id",
+                &[&workspace.0],
+            )?
+            .iter()
+            .map(|r| {
+                let sha256: Option<Vec<u8>> = r.get(1);
+                Ok(ImportRecord {
+                    id: r.get(0),
+                    workspace,
+                    sha256: sha256
+                        .map(|h| h.try_into())
+                        .transpose()
+                        .map_err(|_| corrupt("import sha256", "not 32 bytes"))?,
+                    name: r.get(2),
+                    lines: r.get::<_, i64>(3).max(0) as u64,
+                    bytes: r.get::<_, i64>(4).max(0) as u64,
+                    started_at: instant(r.get(5))?,
+                    updated_at: instant(r.get(6))?,
+                    finished_at: r.get::<_, Option<i64>>(7).map(instant).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: Timestamp,
+        ttl: std::time::Duration,
+    ) -> Result<bool> {
+        leases::try_lease(self, name, holder, now, ttl)
+    }
+
+    fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
+        leases::release_lease(self, name, holder)
+    }
+}
