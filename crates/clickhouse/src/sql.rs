@@ -1,0 +1,409 @@
+//! Segment filters compiled to one ClickHouse query that sizes many segments as of
+//! many instants in a single scan of a workspace's facts.
+//!
+//! Every instant-dependent bound (the instant `T`, the starts of `within_days`
+//! windows, of `within_last_days` and `more_than_days_ago`) is computed here, in the
+//! workspace's time zone, and written into the SQL as integer microseconds: the SQL
+//! never converts a time zone, so daylight-saving days and midnights are exactly the
+//! memory engine's.
+//!
+//! The query has three levels:
+//! 1. per user (`GROUP BY user`, on each shard: users never span shards): the first
+//!    fact's time, the bucket, and per instant one aggregate per distinct leaf:
+//!    `countIf` of events or purchases in the window, or for an attribute
+//!    `argMaxIf(1 + test, (time, seq, sub), …)`, the test of its latest write before
+//!    `T` (0 when never written, 1 false, 2 true); facts at or before a deletion of
+//!    the user are left out by a local join with the `deletions` table;
+//! 2. per user, the segments as booleans of those leaves, each referenced segment
+//!    (`in_segment`) once as a named column;
+//! 3. the sums, one per (instant, segment), of the users that exist before `T` and
+//!    are members.
+
+use crate::rows;
+use headcount_model::filter::{AttrOp, Cmp, CountTest, Ordered};
+use headcount_model::{Day, Filter, SegmentId, Timestamp, Value};
+use jiff::tz::TimeZone;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Gives the filter of a segment named by `in_segment`, or `None` if unknown.
+pub type Resolve<'a> = dyn Fn(SegmentId) -> Option<Arc<Filter>> + 'a;
+
+/// Why a filter cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// An `in_segment` names a segment the resolver does not know.
+    #[error("unknown segment {0}")]
+    UnknownSegment(SegmentId),
+    /// An `in_segment` chain leads back to a segment it started from.
+    #[error("segment {0} refers to itself through in_segment")]
+    Cycle(SegmentId),
+}
+
+/// Where the facts are: the table read (a `Distributed` table on a cluster) and the
+/// table of deletions joined on each shard (the local one).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// `db.facts`.
+    pub facts: String,
+    /// `db.deletions_local` on a cluster, `db.deletions` otherwise.
+    pub local_deletions: String,
+}
+
+/// An instant with what its bounds derive from.
+struct Moment {
+    /// `T` as (floor µs, ns below).
+    at: (i64, u16),
+    /// Stored fact times `f` (whole µs) are before `T` when `f < at_micros`.
+    at_micros: i64,
+    /// `R`: the day containing the instant just before `T`.
+    reference: Day,
+}
+
+impl Moment {
+    fn new(at: Timestamp, tz: &TimeZone) -> Moment {
+        Moment {
+            at: rows::micros_and_nanos(at),
+            at_micros: rows::ceil_micros(at),
+            reference: Day::just_before(at, tz),
+        }
+    }
+
+    /// `start(R − days + 1)` (local midnights are whole seconds).
+    fn window_start(&self, days: u32, tz: &TimeZone) -> Timestamp {
+        self.reference.add_days(1 - i64::from(days)).start(tz)
+    }
+}
+
+/// The query sizing `targets` as of each of `instants` (days in `tz`) for workspace
+/// `workspace`; its one answer row holds `instants.len() × targets.len()` counts,
+/// instant by instant (read them with [`parse_counts`]).
+///
+/// # Errors
+/// An `in_segment` that `resolve` does not know, or a cycle of references.
+pub fn size_query(
+    tables: &Tables,
+    workspace: i64,
+    targets: &[&Filter],
+    resolve: &Resolve<'_>,
+    instants: &[Timestamp],
+    tz: &TimeZone,
+) -> Result<String, CompileError> {
+    let mut leaves = Leaves::default();
+    let mut middle = String::new();
+    let mut outer = String::new();
+    let max_at = instants
+        .iter()
+        .map(|t| rows::ceil_micros(*t))
+        .max()
+        .unwrap_or(i64::MIN);
+    for (i, at) in instants.iter().enumerate() {
+        let moment = Moment::new(*at, tz);
+        let mut ctx = Ctx {
+            instant: i,
+            moment: &moment,
+            tz,
+            leaves: &mut leaves,
+            resolve,
+            segments: HashMap::new(),
+            open: Vec::new(),
+            columns: String::new(),
+        };
+        let _ = write!(ctx.columns, ", ft < {} AS e{i}", moment.at_micros);
+        let mut exprs = Vec::new();
+        for target in targets {
+            exprs.push(ctx.node(target)?);
+        }
+        middle.push_str(&ctx.columns);
+        for (j, expr) in exprs.iter().enumerate() {
+            let sep = if outer.is_empty() { "" } else { ", " };
+            let _ = write!(outer, "{sep}sum(e{i} AND ({expr})) AS n{i}_{j}");
+        }
+    }
+    if outer.is_empty() {
+        outer.push_str("0");
+    }
+    let mut inner = String::from("min(time) AS ft, any(bucket) AS b");
+    for (expr, alias) in &leaves.list {
+        let _ = write!(inner, ", {expr} AS {alias}");
+    }
+    Ok(format!(
+        "SELECT {outer} FROM (SELECT 1{middle} FROM (SELECT {inner} FROM {facts} \
+         ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {deletions} \
+         WHERE workspace = {workspace} GROUP BY user) USING user \
+         WHERE workspace = {workspace} AND time < {max_at} AND seq > deleted \
+         GROUP BY user))",
+        facts = tables.facts,
+        deletions = tables.local_deletions,
+    ))
+}
+
+/// Reads the answer of a [`size_query`]: `counts[i][j]` for instant `i`, target `j`.
+///
+/// # Errors
+/// A message when the answer is not `instants × targets` numbers.
+pub fn parse_counts(answer: &str, instants: usize, targets: usize) -> Result<Vec<Vec<u64>>, String> {
+    if targets == 0 {
+        return Ok(vec![Vec::new(); instants]);
+    }
+    let numbers = answer
+        .trim_end()
+        .split('\t')
+        .map(|n| n.parse::<u64>().map_err(|_| format!("not a count: {n:?}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if numbers.len() != instants * targets {
+        return Err(format!(
+            "expected {} counts, ClickHouse gave {}",
+            instants * targets,
+            numbers.len()
+        ));
+    }
+    Ok(numbers.chunks(targets).map(<[u64]>::to_vec).collect())
+}
+
+/// The per-user aggregates, each once.
+#[derive(Default)]
+struct Leaves {
+    list: Vec<(String, String)>,
+    aliases: HashMap<String, String>,
+}
+
+impl Leaves {
+    fn alias(&mut self, expr: String) -> String {
+        if let Some(alias) = self.aliases.get(&expr) {
+            return alias.clone();
+        }
+        let alias = format!("l{}", self.list.len());
+        self.aliases.insert(expr.clone(), alias.clone());
+        self.list.push((expr, alias.clone()));
+        alias
+    }
+}
+
+struct Ctx<'a, 'r> {
+    instant: usize,
+    moment: &'a Moment,
+    tz: &'a TimeZone,
+    leaves: &'a mut Leaves,
+    resolve: &'a Resolve<'r>,
+    /// Referenced segments already written as columns of this instant.
+    segments: HashMap<SegmentId, String>,
+    /// References being expanded (cycle detection).
+    open: Vec<SegmentId>,
+    /// `, expr AS alias` of the middle level, dependencies first.
+    columns: String,
+}
+
+impl Ctx<'_, '_> {
+    fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
+        Ok(match filter {
+            Filter::All(children) if children.is_empty() => "1".into(),
+            Filter::Any(children) if children.is_empty() => "0".into(),
+            Filter::All(children) | Filter::Any(children) => {
+                let join = if matches!(filter, Filter::All(_)) { " AND " } else { " OR " };
+                let parts = children
+                    .iter()
+                    .map(|c| self.node(c).map(|e| format!("({e})")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                parts.join(join)
+            }
+            Filter::Not(child) => format!("NOT ({})", self.node(child)?),
+            Filter::InSegment(id) => self.segment(*id)?,
+            Filter::RandomBucket { cmp, value } => format!("toInt64(b) {} {value}", op(*cmp)),
+            Filter::Event { name, count } => {
+                self.count(&format!("type = {} AND name = {}", rows::EVENT, quote(name)), count)
+            }
+            Filter::Purchase { product, count } => {
+                let which = match product {
+                    Some(p) => format!("type = {} AND name = {}", rows::PURCHASE, quote(p)),
+                    None => format!("type = {}", rows::PURCHASE),
+                };
+                self.count(&which, count)
+            }
+            Filter::Attribute { name, op } => self.attribute(name, op),
+        })
+    }
+
+    fn segment(&mut self, id: SegmentId) -> Result<String, CompileError> {
+        if let Some(alias) = self.segments.get(&id) {
+            return Ok(alias.clone());
+        }
+        if self.open.contains(&id) {
+            return Err(CompileError::Cycle(id));
+        }
+        let filter = (self.resolve)(id).ok_or(CompileError::UnknownSegment(id))?;
+        self.open.push(id);
+        let expr = self.node(&filter)?;
+        self.open.pop();
+        let alias = format!("g{}_{}", self.instant, self.segments.len());
+        let _ = write!(self.columns, ", ({expr}) AS {alias}");
+        self.segments.insert(id, alias.clone());
+        Ok(alias)
+    }
+
+    fn count(&mut self, which: &str, test: &CountTest) -> String {
+        let lo = match test.within_days {
+            Some(days) => format!(
+                " AND time >= {}",
+                rows::ceil_micros(self.moment.window_start(days, self.tz))
+            ),
+            None => String::new(),
+        };
+        let expr = format!("countIf({which}{lo} AND time < {})", self.moment.at_micros);
+        let alias = self.leaves.alias(expr);
+        format!("toInt64({alias}) {} {}", op(test.cmp), test.value)
+    }
+
+    fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
+        let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
+        let test = self.value_test(attr);
+        let expr = format!(
+            "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
+             type = {ty} AND name = {name} AND time < {at})",
+            unset = rows::UNSET,
+            missing = u8::from(missing),
+            ty = rows::ATTRIBUTE,
+            name = quote(name),
+            at = self.moment.at_micros,
+        );
+        let alias = self.leaves.alias(expr);
+        if missing {
+            format!("{alias} != 1")
+        } else {
+            format!("{alias} = 2")
+        }
+    }
+
+    /// The test of one written (non-null) value, as a condition on a row.
+    fn value_test(&self, attr: &AttrOp) -> String {
+        match attr {
+            AttrOp::Exists => "1".into(),
+            AttrOp::NotExists => "0".into(),
+            AttrOp::Eq(v) => equals(v),
+            AttrOp::Ne(v) => format!("NOT ({})", equals(v)),
+            AttrOp::In(vs) => any_equal(vs),
+            AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(vs)),
+            AttrOp::Order(cmp, Ordered::Number(k)) => {
+                format!("kind = {} AND n {} {}", rows::NUMBER, op(*cmp), float(*k))
+            }
+            AttrOp::Order(cmp, Ordered::DateTime(k)) => {
+                format!("kind = {} AND (d, dn) {} {}", rows::DATETIME, op(*cmp), instant(*k))
+            }
+            AttrOp::Contains(x) => format!(
+                "(kind = {} AND position(s, {q}) > 0) OR (kind = {} AND has(a, {q}))",
+                rows::STRING,
+                rows::ARRAY,
+                q = quote(x)
+            ),
+            AttrOp::StartsWith(p) => format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p)),
+            AttrOp::Matches(re) => format!("kind = {} AND match(s, {})", rows::STRING, quote(re.as_str())),
+            AttrOp::WithinLastDays(days) => format!(
+                "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
+                rows::DATETIME,
+                instant(self.moment.window_start(*days, self.tz)),
+                pair(self.moment.at)
+            ),
+            AttrOp::MoreThanDaysAgo(days) => format!(
+                "kind = {} AND (d, dn) < {}",
+                rows::DATETIME,
+                instant(self.moment.window_start(*days, self.tz))
+            ),
+        }
+    }
+}
+
+/// `eq` of segments.md on a row: same kind, same value.
+fn equals(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("kind = {} AND s = {}", rows::STRING, quote(s)),
+        Value::Number(n) => format!("kind = {} AND n = {}", rows::NUMBER, float(*n)),
+        Value::Bool(b) => format!("kind = {} AND n = {}", rows::BOOL, u8::from(*b)),
+        Value::DateTime(t) => format!("kind = {} AND (d, dn) = {}", rows::DATETIME, instant(*t)),
+        Value::Array(items) => {
+            let array = if items.is_empty() {
+                "emptyArrayString()".to_string()
+            } else {
+                let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
+                format!("[{}]", quoted.join(", "))
+            };
+            format!("kind = {} AND a = {array}", rows::ARRAY)
+        }
+    }
+}
+
+fn any_equal(values: &[Value]) -> String {
+    if values.is_empty() {
+        return "0".into();
+    }
+    let parts: Vec<String> = values.iter().map(|v| format!("({})", equals(v))).collect();
+    parts.join(" OR ")
+}
+
+fn op(cmp: Cmp) -> &'static str {
+    match cmp {
+        Cmp::Eq => "=",
+        Cmp::Ne => "!=",
+        Cmp::Gt => ">",
+        Cmp::Gte => ">=",
+        Cmp::Lt => "<",
+        Cmp::Lte => "<=",
+    }
+}
+
+/// A float literal that reads back as the same f64 (Rust prints the shortest text
+/// that round-trips).
+fn float(f: f64) -> String {
+    format!("toFloat64({f:?})")
+}
+
+fn instant(t: Timestamp) -> String {
+    pair(rows::micros_and_nanos(t))
+}
+
+fn pair((us, ns): (i64, u16)) -> String {
+    format!("(toInt64({us}), toUInt16({ns}))")
+}
+
+/// A ClickHouse string literal.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_literals_escape_quotes_and_backslashes() {
+        assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    #[test]
+    fn floats_are_written_to_read_back_exactly() {
+        assert_eq!(float(0.1), "toFloat64(0.1)");
+        assert_eq!(float(1e-9), "toFloat64(1e-9)");
+        assert_eq!(float(-0.0), "toFloat64(-0.0)");
+    }
+
+    #[test]
+    fn counts_are_read_instant_by_instant() {
+        assert_eq!(
+            parse_counts("1\t2\t3\t4\n", 2, 2).unwrap(),
+            vec![vec![1, 2], vec![3, 4]]
+        );
+        assert!(parse_counts("1\t2\n", 2, 2).is_err());
+        assert_eq!(parse_counts("0\n", 3, 0).unwrap(), vec![Vec::<u64>::new(); 3]);
+    }
+}
