@@ -31,9 +31,9 @@ use jiff::tz::TimeZone;
 
 /// Default database name.
 pub const DEFAULT_DATABASE: &str = "headcount";
-/// At most this many leaf aggregates per query; more instants are split into several
-/// queries (each still one scan).
-const MAX_AGGREGATES_PER_QUERY: usize = 1500;
+/// At most this many instants per query (each fact is repeated once per instant it
+/// is before, so this bounds a query's memory); more are split into several queries.
+const INSTANTS_PER_QUERY: usize = 64;
 
 /// Where the facts live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,29 +219,24 @@ impl ClickHouse {
         instants: &[Timestamp],
         tz: &TimeZone,
     ) -> Result<Vec<Vec<u64>>> {
-        let per_instant = targets.iter().map(|t| leaf_count(t)).sum::<usize>().max(1);
-        let chunk = (MAX_AGGREGATES_PER_QUERY / per_instant).max(1);
         let mut out = Vec::with_capacity(instants.len());
-        for part in instants.chunks(chunk) {
+        for part in instants.chunks(INSTANTS_PER_QUERY) {
             let query = sql::size_query(&self.tables(), workspace, targets, resolve, part, tz)
                 .map_err(|e| Error::Invalid(e.to_string()))?;
             let answer = self.servers[0].post(
-                &[("wait_end_of_query", "1"), ("distributed_group_by_no_merge", "1")],
+                &[
+                    ("wait_end_of_query", "1"),
+                    ("distributed_group_by_no_merge", "1"),
+                    ("max_query_size", "268435456"),
+                    ("max_ast_elements", "10000000"),
+                    ("max_expanded_ast_elements", "10000000"),
+                ],
                 &query,
                 b"",
-            )?;
+            ).inspect_err(|_| { let _ = std::fs::write("/tmp/chx/failed.sql", &query); })?;
             let text = String::from_utf8_lossy(&answer);
             out.extend(sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?);
         }
         Ok(out)
-    }
-}
-
-/// Leaves of a filter without expanding references: a measure of a query's width.
-fn leaf_count(filter: &Filter) -> usize {
-    match filter {
-        Filter::All(c) | Filter::Any(c) => c.iter().map(leaf_count).sum(),
-        Filter::Not(c) => leaf_count(c),
-        _ => 1,
     }
 }

@@ -70,15 +70,21 @@ impl Moment {
         }
     }
 
-    /// `start(R − days + 1)` (local midnights are whole seconds).
+    /// `start(R − days + 1)`.
     fn window_start(&self, days: u32, tz: &TimeZone) -> Timestamp {
         self.reference.add_days(1 - i64::from(days)).start(tz)
     }
 }
 
 /// The query sizing `targets` as of each of `instants` (days in `tz`) for workspace
-/// `workspace`; its one answer row holds `instants.len() × targets.len()` counts,
-/// instant by instant (read them with [`parse_counts`]).
+/// `workspace`. Its answer has one row per instant at which some user exists:
+/// the instant's position (from 1), then one count per target (read them with
+/// [`parse_counts`]).
+///
+/// Each fact is joined with the positions of the instants it is before
+/// (`arrayJoin`), and grouped by user and position: one scan serves every instant,
+/// and the instant-dependent bounds are constant arrays indexed by the position, so
+/// the query's size grows with the filters, not with the number of instants.
 ///
 /// # Errors
 /// An `in_segment` that `resolve` does not know, or a cycle of references.
@@ -90,76 +96,77 @@ pub fn size_query(
     instants: &[Timestamp],
     tz: &TimeZone,
 ) -> Result<String, CompileError> {
-    let mut leaves = Leaves::default();
-    let mut middle = String::new();
-    let mut outer = String::new();
-    let max_at = instants
-        .iter()
-        .map(|t| rows::ceil_micros(*t))
-        .max()
-        .unwrap_or(i64::MIN);
-    for (i, at) in instants.iter().enumerate() {
-        let moment = Moment::new(*at, tz);
-        let mut ctx = Ctx {
-            instant: i,
-            moment: &moment,
-            tz,
-            leaves: &mut leaves,
-            resolve,
-            segments: HashMap::new(),
-            open: Vec::new(),
-            columns: String::new(),
-        };
-        let _ = write!(ctx.columns, ", ft < {} AS e{i}", moment.at_micros);
-        let mut exprs = Vec::new();
-        for target in targets {
-            exprs.push(ctx.node(target)?);
-        }
-        middle.push_str(&ctx.columns);
-        for (j, expr) in exprs.iter().enumerate() {
-            let sep = if outer.is_empty() { "" } else { ", " };
-            let _ = write!(outer, "{sep}sum(e{i} AND ({expr})) AS n{i}_{j}");
-        }
+    let moments: Vec<Moment> = instants.iter().map(|t| Moment::new(*t, tz)).collect();
+    let mut ctx = Ctx {
+        moments: &moments,
+        tz,
+        leaves: Leaves::default(),
+        resolve,
+        segments: HashMap::new(),
+        open: Vec::new(),
+        columns: String::new(),
+    };
+    let mut exprs = Vec::new();
+    for target in targets {
+        exprs.push(ctx.node(target)?);
     }
-    if outer.is_empty() {
-        outer.push_str("0");
+    let mut middle = String::from("k");
+    middle.push_str(&ctx.columns);
+    let mut outer = String::from("k");
+    for (j, expr) in exprs.iter().enumerate() {
+        let _ = write!(middle, ", ({expr}) AS m{j}");
+        let _ = write!(outer, ", sum(m{j})");
     }
-    let mut inner = String::from("min(time) AS ft, any(bucket) AS b");
-    for (expr, alias) in &leaves.list {
+    let max_at = moments.iter().map(|m| m.at_micros).max().unwrap_or(i64::MIN);
+    let ats = array(moments.iter().map(|m| m.at_micros));
+    let positions = array(1..=moments.len() as i64);
+    let mut inner = format!(
+        "arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b"
+    );
+    for (expr, alias) in &ctx.leaves.list {
         let _ = write!(inner, ", {expr} AS {alias}");
     }
     Ok(format!(
-        "SELECT {outer} FROM (SELECT 1{middle} FROM (SELECT {inner} FROM {facts} \
+        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts} \
          ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {deletions} \
          WHERE workspace = {workspace} GROUP BY user) USING user \
          WHERE workspace = {workspace} AND time < {max_at} AND seq > deleted \
-         GROUP BY user))",
+         GROUP BY user, k)) GROUP BY k ORDER BY k",
         facts = tables.facts,
         deletions = tables.local_deletions,
     ))
 }
 
-/// Reads the answer of a [`size_query`]: `counts[i][j]` for instant `i`, target `j`.
+/// A constant array of integers, `[toInt64(a), …]`.
+fn array(values: impl Iterator<Item = i64>) -> String {
+    let items: Vec<String> = values.map(|v| format!("toInt64({v})")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Reads the answer of a [`size_query`]: `counts[i][j]` for instant `i`, target `j`
+/// (0 for an instant at which nobody exists).
 ///
 /// # Errors
-/// A message when the answer is not `instants × targets` numbers.
+/// A message when a row is not a position in range and `targets` counts.
 pub fn parse_counts(answer: &str, instants: usize, targets: usize) -> Result<Vec<Vec<u64>>, String> {
-    if targets == 0 {
-        return Ok(vec![Vec::new(); instants]);
+    let mut counts = vec![vec![0; targets]; instants];
+    for line in answer.lines().filter(|l| !l.is_empty()) {
+        let numbers = line
+            .split('\t')
+            .map(|n| n.parse::<u64>().map_err(|_| format!("not a count: {n:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (position, row) = numbers.split_first().ok_or("an empty row")?;
+        let slot = usize::try_from(*position)
+            .ok()
+            .and_then(|p| p.checked_sub(1))
+            .and_then(|p| counts.get_mut(p))
+            .ok_or_else(|| format!("instant position {position} out of range"))?;
+        if row.len() != targets {
+            return Err(format!("expected {targets} counts, ClickHouse gave {}", row.len()));
+        }
+        slot.copy_from_slice(row);
     }
-    let numbers = answer
-        .trim_end()
-        .split('\t')
-        .map(|n| n.parse::<u64>().map_err(|_| format!("not a count: {n:?}")))
-        .collect::<Result<Vec<_>, _>>()?;
-    if numbers.len() != instants * targets {
-        return Err(format!(
-            "expected {} counts, ClickHouse gave {}",
-            instants * targets,
-            numbers.len()
-        ));
-    }
-    Ok(numbers.chunks(targets).map(<[u64]>::to_vec).collect())
+    Ok(counts)
 }
 
 /// The per-user aggregates, each once.
@@ -182,12 +189,11 @@ impl Leaves {
 }
 
 struct Ctx<'a, 'r> {
-    instant: usize,
-    moment: &'a Moment,
+    moments: &'a [Moment],
     tz: &'a TimeZone,
-    leaves: &'a mut Leaves,
+    leaves: Leaves,
     resolve: &'a Resolve<'r>,
-    /// Referenced segments already written as columns of this instant.
+    /// Referenced segments already written as columns.
     segments: HashMap<SegmentId, String>,
     /// References being expanded (cycle detection).
     open: Vec<SegmentId>,
@@ -196,6 +202,38 @@ struct Ctx<'a, 'r> {
 }
 
 impl Ctx<'_, '_> {
+    /// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
+    fn window_starts(&self, days: u32) -> String {
+        let starts = self
+            .moments
+            .iter()
+            .map(|m| rows::ceil_micros(m.window_start(days, self.tz)));
+        format!("{}[k]", array(starts))
+    }
+
+    /// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
+    fn window_start_pair(&self, days: u32) -> String {
+        let (us, ns): (Vec<i64>, Vec<i64>) = self
+            .moments
+            .iter()
+            .map(|m| {
+                let (us, ns) = rows::micros_and_nanos(m.window_start(days, self.tz));
+                (us, i64::from(ns))
+            })
+            .unzip();
+        format!("({}[k], {}[k])", array(us.into_iter()), array(ns.into_iter()))
+    }
+
+    /// The (µs, ns) pair of the instant `k`.
+    fn at_pair(&self) -> String {
+        let (us, ns): (Vec<i64>, Vec<i64>) = self
+            .moments
+            .iter()
+            .map(|m| (m.at.0, i64::from(m.at.1)))
+            .unzip();
+        format!("({}[k], {}[k])", array(us.into_iter()), array(ns.into_iter()))
+    }
+
     fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
         Ok(match filter {
             Filter::All(children) if children.is_empty() => "1".into(),
@@ -236,7 +274,7 @@ impl Ctx<'_, '_> {
         self.open.push(id);
         let expr = self.node(&filter)?;
         self.open.pop();
-        let alias = format!("g{}_{}", self.instant, self.segments.len());
+        let alias = format!("g{}", self.segments.len());
         let _ = write!(self.columns, ", ({expr}) AS {alias}");
         self.segments.insert(id, alias.clone());
         Ok(alias)
@@ -244,13 +282,10 @@ impl Ctx<'_, '_> {
 
     fn count(&mut self, which: &str, test: &CountTest) -> String {
         let lo = match test.within_days {
-            Some(days) => format!(
-                " AND time >= {}",
-                rows::ceil_micros(self.moment.window_start(days, self.tz))
-            ),
+            Some(days) => format!(" AND time >= {}", self.window_starts(days)),
             None => String::new(),
         };
-        let expr = format!("countIf({which}{lo} AND time < {})", self.moment.at_micros);
+        let expr = format!("countIf({which}{lo})");
         let alias = self.leaves.alias(expr);
         format!("toInt64({alias}) {} {}", op(test.cmp), test.value)
     }
@@ -260,12 +295,11 @@ impl Ctx<'_, '_> {
         let test = self.value_test(attr);
         let expr = format!(
             "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
-             type = {ty} AND name = {name} AND time < {at})",
+             type = {ty} AND name = {name})",
             unset = rows::UNSET,
             missing = u8::from(missing),
             ty = rows::ATTRIBUTE,
             name = quote(name),
-            at = self.moment.at_micros,
         );
         let alias = self.leaves.alias(expr);
         if missing {
@@ -301,13 +335,13 @@ impl Ctx<'_, '_> {
             AttrOp::WithinLastDays(days) => format!(
                 "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
                 rows::DATETIME,
-                instant(self.moment.window_start(*days, self.tz)),
-                pair(self.moment.at)
+                self.window_start_pair(*days),
+                self.at_pair()
             ),
             AttrOp::MoreThanDaysAgo(days) => format!(
                 "kind = {} AND (d, dn) < {}",
                 rows::DATETIME,
-                instant(self.moment.window_start(*days, self.tz))
+                self.window_start_pair(*days)
             ),
         }
     }
@@ -333,8 +367,12 @@ fn equals(value: &Value) -> String {
 }
 
 fn any_equal(values: &[Value]) -> String {
-    if values.is_empty() {
-        return "0".into();
+    match values {
+        [] => return "0".into(),
+        // The text of `eq`, so that `in [x]` and `eq x` share one aggregate: ClickHouse
+        // 18.16 keeps one alias for two aggregates whose syntax trees are equal.
+        [one] => return equals(one),
+        _ => {}
     }
     let parts: Vec<String> = values.iter().map(|v| format!("({})", equals(v))).collect();
     parts.join(" OR ")
@@ -358,10 +396,7 @@ fn float(f: f64) -> String {
 }
 
 fn instant(t: Timestamp) -> String {
-    pair(rows::micros_and_nanos(t))
-}
-
-fn pair((us, ns): (i64, u16)) -> String {
+    let (us, ns) = rows::micros_and_nanos(t);
     format!("(toInt64({us}), toUInt16({ns}))")
 }
 
@@ -400,10 +435,11 @@ mod tests {
     #[test]
     fn counts_are_read_instant_by_instant() {
         assert_eq!(
-            parse_counts("1\t2\t3\t4\n", 2, 2).unwrap(),
-            vec![vec![1, 2], vec![3, 4]]
+            parse_counts("1\t2\t3\n3\t4\t5\n", 3, 2).unwrap(),
+            vec![vec![2, 3], vec![0, 0], vec![4, 5]]
         );
         assert!(parse_counts("1\t2\n", 2, 2).is_err());
-        assert_eq!(parse_counts("0\n", 3, 0).unwrap(), vec![Vec::<u64>::new(); 3]);
+        assert!(parse_counts("4\t2\t3\n", 3, 2).is_err());
+        assert_eq!(parse_counts("", 3, 0).unwrap(), vec![Vec::<u64>::new(); 3]);
     }
 }
