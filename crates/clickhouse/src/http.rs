@@ -46,7 +46,9 @@ impl Http {
             .ok_or_else(|| bad("must start with http://"))?;
         let rest = rest.trim_end_matches('/');
         if rest.contains('/') || rest.contains('?') {
-            return Err(bad("must have no path or query (the database is a separate setting)"));
+            return Err(bad(
+                "must have no path or query (the database is a separate setting)",
+            ));
         }
         let (credentials, address) = match rest.rsplit_once('@') {
             Some((c, a)) => (Some(c), a),
@@ -55,7 +57,8 @@ impl Http {
         let (host, port) = match address.rsplit_once(':') {
             Some((h, p)) if !h.ends_with(']') || p.parse::<u16>().is_ok() => (
                 h.to_string(),
-                p.parse::<u16>().map_err(|_| bad("the port must be a number"))?,
+                p.parse::<u16>()
+                    .map_err(|_| bad("the port must be a number"))?,
             ),
             _ => (address.to_string(), 8123),
         };
@@ -109,8 +112,12 @@ impl Http {
                 reason: "the host name resolves to no address".into(),
             })?;
         let stream = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map_err(unreachable)?;
-        stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(unreachable)?;
-        stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(unreachable)?;
+        stream
+            .set_read_timeout(Some(IO_TIMEOUT))
+            .map_err(unreachable)?;
+        stream
+            .set_write_timeout(Some(IO_TIMEOUT))
+            .map_err(unreachable)?;
         stream.set_nodelay(true).map_err(unreachable)?;
         let mut head = format!(
             "POST {path} HTTP/1.1\r\nHost: {}:{}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -249,7 +256,10 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
         for i in 0..4 {
             if i <= chunk.len() {
                 out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);

@@ -70,9 +70,8 @@ impl ClickHouse {
         if servers.is_empty() {
             return Err(Error::Invalid("no ClickHouse URL given".into()));
         }
-        let name_ok = |s: &str| {
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-        };
+        let name_ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         if !name_ok(&config.database) {
             return Err(Error::Invalid(format!(
                 "ClickHouse database {:?}: use letters, digits and _",
@@ -164,7 +163,11 @@ impl ClickHouse {
             }
             if let Some(cluster) = &self.cluster {
                 for table in ["facts", "deletions"] {
-                    let columns = if table == "facts" { facts_columns } else { deletion_columns };
+                    let columns = if table == "facts" {
+                        facts_columns
+                    } else {
+                        deletion_columns
+                    };
                     server.post(
                         &[],
                         &format!(
@@ -219,10 +222,19 @@ impl ClickHouse {
         instants: &[Timestamp],
         tz: &TimeZone,
     ) -> Result<Vec<Vec<u64>>> {
+        let regex_values = self.regex_values(workspace, targets, resolve)?;
         let mut out = Vec::with_capacity(instants.len());
         for part in instants.chunks(INSTANTS_PER_QUERY) {
-            let query = sql::size_query(&self.tables(), workspace, targets, resolve, part, tz)
-                .map_err(|e| Error::Invalid(e.to_string()))?;
+            let query = sql::size_query(
+                &self.tables(),
+                workspace,
+                targets,
+                resolve,
+                &regex_values,
+                part,
+                tz,
+            )
+            .map_err(|e| Error::Invalid(e.to_string()))?;
             let answer = self.servers[0].post(
                 &[
                     ("wait_end_of_query", "1"),
@@ -233,10 +245,67 @@ impl ClickHouse {
                 ],
                 &query,
                 b"",
-            ).inspect_err(|_| { let _ = std::fs::write("/tmp/chx/failed.sql", &query); })?;
+            )?;
             let text = String::from_utf8_lossy(&answer);
-            out.extend(sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?);
+            out.extend(
+                sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?,
+            );
         }
         Ok(out)
     }
 }
+
+impl ClickHouse {
+    /// For each `matches` test, the distinct string values of its attribute that the
+    /// pattern matches (by headcount's regex engine), when the attribute has at most
+    /// [`MAX_REGEX_VALUES`] distinct strings.
+    fn regex_values(
+        &self,
+        workspace: i64,
+        targets: &[&Filter],
+        resolve: &sql::Resolve<'_>,
+    ) -> Result<sql::RegexValues> {
+        let mut out = sql::RegexValues::new();
+        let mut strings: std::collections::HashMap<String, Option<Vec<String>>> =
+            std::collections::HashMap::new();
+        for (name, pattern) in sql::regex_tests(targets, resolve) {
+            if !strings.contains_key(&name) {
+                let values = self.distinct_strings(workspace, &name)?;
+                strings.insert(name.clone(), values);
+            }
+            if let Some(Some(values)) = strings.get(&name) {
+                let matching = values
+                    .iter()
+                    .filter(|v| pattern.is_match(v))
+                    .cloned()
+                    .collect();
+                out.insert((name, pattern.as_str().to_string()), matching);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The distinct string values attribute `name` ever held, or `None` beyond
+    /// [`MAX_REGEX_VALUES`].
+    fn distinct_strings(&self, workspace: i64, name: &str) -> Result<Option<Vec<String>>> {
+        let answer = self.servers[0].post(
+            &[("wait_end_of_query", "1")],
+            &format!(
+                "SELECT DISTINCT s FROM {}.facts WHERE workspace = {workspace} AND type = {} \
+                 AND kind = {} AND name = {} LIMIT {} FORMAT RowBinary",
+                self.database,
+                rows::ATTRIBUTE,
+                rows::STRING,
+                sql::quote(name),
+                MAX_REGEX_VALUES + 1
+            ),
+            b"",
+        )?;
+        let values = rows::read_strings(&answer).map_err(Error::Invalid)?;
+        Ok((values.len() <= MAX_REGEX_VALUES).then_some(values))
+    }
+}
+
+/// The most distinct strings of one attribute for which `matches` is decided by
+/// headcount's regex engine; beyond, by ClickHouse's `match()`.
+pub const MAX_REGEX_VALUES: usize = 100_000;

@@ -133,6 +133,32 @@ impl Batch {
     }
 }
 
+/// Reads a `RowBinary` answer of one `String` column.
+///
+/// # Errors
+/// A message when the bytes end inside a value.
+pub fn read_strings(mut bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let (&byte, rest) = bytes.split_first().ok_or("a string length ends early")?;
+            bytes = rest;
+            len |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 || shift > 63 {
+                break;
+            }
+        }
+        let len = usize::try_from(len).map_err(|_| "a string too long")?;
+        let (text, rest) = bytes.split_at_checked(len).ok_or("a string ends early")?;
+        out.push(String::from_utf8_lossy(text).into_owned());
+        bytes = rest;
+    }
+    Ok(out)
+}
+
 fn varint(out: &mut Vec<u8>, mut n: u64) {
     loop {
         let byte = (n & 0x7f) as u8;
@@ -167,6 +193,17 @@ mod tests {
             user_text(&UserKey::External("x".into())),
             user_text(&UserKey::Braze("x".into()))
         );
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        let mut bytes = Vec::new();
+        for text in ["", "a", &"x".repeat(300)] {
+            string(&mut bytes, text.as_bytes());
+        }
+        let read = read_strings(&bytes).unwrap();
+        assert_eq!(read, vec!["".to_string(), "a".into(), "x".repeat(300)]);
+        assert!(read_strings(&bytes[..bytes.len() - 1]).is_err());
     }
 
     #[test]

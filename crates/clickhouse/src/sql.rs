@@ -8,16 +8,25 @@
 //! memory engine's.
 //!
 //! The query has three levels:
-//! 1. per user (`GROUP BY user`, on each shard: users never span shards): the first
-//!    fact's time, the bucket, and per instant one aggregate per distinct leaf:
-//!    `countIf` of events or purchases in the window, or for an attribute
-//!    `argMaxIf(1 + test, (time, seq, sub), …)`, the test of its latest write before
-//!    `T` (0 when never written, 1 false, 2 true); facts at or before a deletion of
-//!    the user are left out by a local join with the `deletions` table;
-//! 2. per user, the segments as booleans of those leaves, each referenced segment
-//!    (`in_segment`) once as a named column;
-//! 3. the sums, one per (instant, segment), of the users that exist before `T` and
-//!    are members.
+//! 1. per user and instant (`GROUP BY user, k`, on each shard: users never span
+//!    shards): every fact is joined (`arrayJoin`) with the positions `k` of the
+//!    instants it is before, so a group exists exactly when the user exists before
+//!    instant `k`; one aggregate per distinct leaf: `countIf` of events or purchases
+//!    in the window, or for an attribute `argMaxIf(1 + test, (time, seq, sub), …)`,
+//!    the test of its latest write (0 when never written, 1 false, 2 true). Facts at
+//!    or before a deletion of the user are left out by a local join with the
+//!    `deletions` table. Bounds that depend on the instant are constant arrays
+//!    indexed by `k`;
+//! 2. per user and instant, the segments as booleans of those leaves, each
+//!    referenced segment (`in_segment`) once as a named column;
+//! 3. per instant, the sums.
+//!
+//! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`
+//! over `(time, seq, sub)`), no `DateTime64` (microseconds as `Int64`, datetimes as
+//! `(µs, ns)` tuples), an analyzer that is slow on wide queries (hence one set of
+//! leaves for all instants rather than one per instant), and a regex engine (RE2)
+//! whose `(?i)` differs from headcount's: `matches` is decided in Rust over the
+//! attribute's distinct strings and compiled to `s IN (…)`.
 
 use crate::rows;
 use headcount_model::filter::{AttrOp, Cmp, CountTest, Ordered};
@@ -29,6 +38,12 @@ use std::sync::Arc;
 
 /// Gives the filter of a segment named by `in_segment`, or `None` if unknown.
 pub type Resolve<'a> = dyn Fn(SegmentId) -> Option<Arc<Filter>> + 'a;
+
+/// For `matches` tests, by (attribute, pattern): the attribute's string values the
+/// pattern matches, worked out with headcount's own regex engine (so the SQL needs no
+/// regex dialect of ClickHouse's). A pair missing here is left to ClickHouse's
+/// `match()` (RE2), which agrees on common patterns only.
+pub type RegexValues = HashMap<(String, String), Vec<String>>;
 
 /// Why a filter cannot be compiled.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -93,6 +108,7 @@ pub fn size_query(
     workspace: i64,
     targets: &[&Filter],
     resolve: &Resolve<'_>,
+    regex_values: &RegexValues,
     instants: &[Timestamp],
     tz: &TimeZone,
 ) -> Result<String, CompileError> {
@@ -102,6 +118,7 @@ pub fn size_query(
         tz,
         leaves: Leaves::default(),
         resolve,
+        regex_values,
         segments: HashMap::new(),
         open: Vec::new(),
         columns: String::new(),
@@ -117,12 +134,15 @@ pub fn size_query(
         let _ = write!(middle, ", ({expr}) AS m{j}");
         let _ = write!(outer, ", sum(m{j})");
     }
-    let max_at = moments.iter().map(|m| m.at_micros).max().unwrap_or(i64::MIN);
+    let max_at = moments
+        .iter()
+        .map(|m| m.at_micros)
+        .max()
+        .unwrap_or(i64::MIN);
     let ats = array(moments.iter().map(|m| m.at_micros));
     let positions = array(1..=moments.len() as i64);
-    let mut inner = format!(
-        "arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b"
-    );
+    let mut inner =
+        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b");
     for (expr, alias) in &ctx.leaves.list {
         let _ = write!(inner, ", {expr} AS {alias}");
     }
@@ -148,7 +168,11 @@ fn array(values: impl Iterator<Item = i64>) -> String {
 ///
 /// # Errors
 /// A message when a row is not a position in range and `targets` counts.
-pub fn parse_counts(answer: &str, instants: usize, targets: usize) -> Result<Vec<Vec<u64>>, String> {
+pub fn parse_counts(
+    answer: &str,
+    instants: usize,
+    targets: usize,
+) -> Result<Vec<Vec<u64>>, String> {
     let mut counts = vec![vec![0; targets]; instants];
     for line in answer.lines().filter(|l| !l.is_empty()) {
         let numbers = line
@@ -162,7 +186,10 @@ pub fn parse_counts(answer: &str, instants: usize, targets: usize) -> Result<Vec
             .and_then(|p| counts.get_mut(p))
             .ok_or_else(|| format!("instant position {position} out of range"))?;
         if row.len() != targets {
-            return Err(format!("expected {targets} counts, ClickHouse gave {}", row.len()));
+            return Err(format!(
+                "expected {targets} counts, ClickHouse gave {}",
+                row.len()
+            ));
         }
         slot.copy_from_slice(row);
     }
@@ -193,6 +220,7 @@ struct Ctx<'a, 'r> {
     tz: &'a TimeZone,
     leaves: Leaves,
     resolve: &'a Resolve<'r>,
+    regex_values: &'a RegexValues,
     /// Referenced segments already written as columns.
     segments: HashMap<SegmentId, String>,
     /// References being expanded (cycle detection).
@@ -221,7 +249,11 @@ impl Ctx<'_, '_> {
                 (us, i64::from(ns))
             })
             .unzip();
-        format!("({}[k], {}[k])", array(us.into_iter()), array(ns.into_iter()))
+        format!(
+            "({}[k], {}[k])",
+            array(us.into_iter()),
+            array(ns.into_iter())
+        )
     }
 
     /// The (µs, ns) pair of the instant `k`.
@@ -231,7 +263,11 @@ impl Ctx<'_, '_> {
             .iter()
             .map(|m| (m.at.0, i64::from(m.at.1)))
             .unzip();
-        format!("({}[k], {}[k])", array(us.into_iter()), array(ns.into_iter()))
+        format!(
+            "({}[k], {}[k])",
+            array(us.into_iter()),
+            array(ns.into_iter())
+        )
     }
 
     fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
@@ -239,7 +275,11 @@ impl Ctx<'_, '_> {
             Filter::All(children) if children.is_empty() => "1".into(),
             Filter::Any(children) if children.is_empty() => "0".into(),
             Filter::All(children) | Filter::Any(children) => {
-                let join = if matches!(filter, Filter::All(_)) { " AND " } else { " OR " };
+                let join = if matches!(filter, Filter::All(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 let parts = children
                     .iter()
                     .map(|c| self.node(c).map(|e| format!("({e})")))
@@ -249,9 +289,10 @@ impl Ctx<'_, '_> {
             Filter::Not(child) => format!("NOT ({})", self.node(child)?),
             Filter::InSegment(id) => self.segment(*id)?,
             Filter::RandomBucket { cmp, value } => format!("toInt64(b) {} {value}", op(*cmp)),
-            Filter::Event { name, count } => {
-                self.count(&format!("type = {} AND name = {}", rows::EVENT, quote(name)), count)
-            }
+            Filter::Event { name, count } => self.count(
+                &format!("type = {} AND name = {}", rows::EVENT, quote(name)),
+                count,
+            ),
             Filter::Purchase { product, count } => {
                 let which = match product {
                     Some(p) => format!("type = {} AND name = {}", rows::PURCHASE, quote(p)),
@@ -292,7 +333,7 @@ impl Ctx<'_, '_> {
 
     fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
         let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
-        let test = self.value_test(attr);
+        let test = self.value_test(name, attr);
         let expr = format!(
             "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
              type = {ty} AND name = {name})",
@@ -310,7 +351,7 @@ impl Ctx<'_, '_> {
     }
 
     /// The test of one written (non-null) value, as a condition on a row.
-    fn value_test(&self, attr: &AttrOp) -> String {
+    fn value_test(&self, name: &str, attr: &AttrOp) -> String {
         match attr {
             AttrOp::Exists => "1".into(),
             AttrOp::NotExists => "0".into(),
@@ -322,7 +363,12 @@ impl Ctx<'_, '_> {
                 format!("kind = {} AND n {} {}", rows::NUMBER, op(*cmp), float(*k))
             }
             AttrOp::Order(cmp, Ordered::DateTime(k)) => {
-                format!("kind = {} AND (d, dn) {} {}", rows::DATETIME, op(*cmp), instant(*k))
+                format!(
+                    "kind = {} AND (d, dn) {} {}",
+                    rows::DATETIME,
+                    op(*cmp),
+                    instant(*k)
+                )
             }
             AttrOp::Contains(x) => format!(
                 "(kind = {} AND position(s, {q}) > 0) OR (kind = {} AND has(a, {q}))",
@@ -330,8 +376,26 @@ impl Ctx<'_, '_> {
                 rows::ARRAY,
                 q = quote(x)
             ),
-            AttrOp::StartsWith(p) => format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p)),
-            AttrOp::Matches(re) => format!("kind = {} AND match(s, {})", rows::STRING, quote(re.as_str())),
+            AttrOp::StartsWith(p) => {
+                format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p))
+            }
+            AttrOp::Matches(re) => {
+                match self
+                    .regex_values
+                    .get(&(name.to_string(), re.as_str().to_string()))
+                {
+                    Some(values) if values.is_empty() => "0".into(),
+                    Some(values) => {
+                        let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
+                        format!("kind = {} AND s IN ({})", rows::STRING, quoted.join(", "))
+                    }
+                    None => format!(
+                        "kind = {} AND match(s, {})",
+                        rows::STRING,
+                        quote(re.as_str())
+                    ),
+                }
+            }
             AttrOp::WithinLastDays(days) => format!(
                 "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
                 rows::DATETIME,
@@ -413,6 +477,41 @@ pub fn quote(text: &str) -> String {
         }
     }
     out.push('\'');
+    out
+}
+
+/// Every `matches` test of `targets` and of the segments they reference, as
+/// (attribute, pattern).
+pub fn regex_tests(
+    targets: &[&Filter],
+    resolve: &Resolve<'_>,
+) -> Vec<(String, headcount_model::filter::Pattern)> {
+    let mut out: Vec<(String, headcount_model::filter::Pattern)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<Arc<Filter>> = targets.iter().map(|f| Arc::new((*f).clone())).collect();
+    while let Some(filter) = stack.pop() {
+        let mut nodes = vec![filter.as_ref()];
+        while let Some(node) = nodes.pop() {
+            match node {
+                Filter::All(c) | Filter::Any(c) => nodes.extend(c.iter()),
+                Filter::Not(c) => nodes.push(c),
+                Filter::InSegment(id) => {
+                    if seen.insert(*id)
+                        && let Some(f) = resolve(*id)
+                    {
+                        stack.push(f);
+                    }
+                }
+                Filter::Attribute {
+                    name,
+                    op: AttrOp::Matches(p),
+                } if !out.iter().any(|(n, q)| n == name && q == p) => {
+                    out.push((name.clone(), p.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
     out
 }
 

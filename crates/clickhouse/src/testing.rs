@@ -129,7 +129,13 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
-fn write_config(dir: &Path, http: u16, tcp: u16, interserver: u16, remote: &str) -> Result<(), String> {
+fn write_config(
+    dir: &Path,
+    http: u16,
+    tcp: u16,
+    interserver: u16,
+    remote: &str,
+) -> Result<(), String> {
     for sub in ["data", "tmp", "user_files", "format_schemas", "log"] {
         std::fs::create_dir_all(dir.join(sub)).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
@@ -168,7 +174,10 @@ fn write_config(dir: &Path, http: u16, tcp: u16, interserver: u16, remote: &str)
 
 fn spawn(dir: &Path) -> Result<Child, String> {
     Command::new(SERVER_BINARY)
-        .arg(format!("--config-file={}", dir.join("config.xml").display()))
+        .arg(format!(
+            "--config-file={}",
+            dir.join("config.xml").display()
+        ))
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -181,19 +190,23 @@ fn wait_ready(url: &str, child: &mut Child, dir: &Path) -> Result<(), String> {
     let http = crate::http::Http::parse(url).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + STARTUP;
     loop {
-        if let Ok(answer) = http.post(&[], "SELECT 1", b"") {
-            if answer.starts_with(b"1") {
-                return Ok(());
-            }
+        if let Ok(answer) = http.post(&[], "SELECT 1", b"")
+            && answer.starts_with(b"1")
+        {
+            return Ok(());
         }
         let log = || std::fs::read_to_string(dir.join("log/error.log")).unwrap_or_default();
         if let Ok(Some(status)) = child.try_wait() {
             let text = log();
             let tail: String = text.lines().rev().take(10).collect::<Vec<_>>().join("\n");
-            return Err(format!("clickhouse-server exited ({status}) at {url}:\n{tail}"));
+            return Err(format!(
+                "clickhouse-server exited ({status}) at {url}:\n{tail}"
+            ));
         }
         if Instant::now() > deadline {
-            return Err(format!("clickhouse-server at {url} did not answer within {STARTUP:?}"));
+            return Err(format!(
+                "clickhouse-server at {url} did not answer within {STARTUP:?}"
+            ));
         }
         std::thread::sleep(Duration::from_millis(50));
     }

@@ -86,11 +86,9 @@ fn check(ch: &ClickHouse, case: &Case) -> Vec<String> {
     let filters: Vec<&Filter> = case.segments.iter().map(|(_, f)| f).collect();
     let mut instants: Vec<Timestamp> = case.days.iter().map(|d| d.end(&case.tz)).collect();
     instants.extend(case.instants.iter().copied());
-    let clock = Instant::now();
     let got = ch
         .size_grid(case.seed as i64, &filters, &resolve, &instants, &case.tz)
         .expect("size grid");
-    eprintln!("seed {}: ClickHouse {:?}", case.seed, clock.elapsed());
     let mut mismatches = Vec::new();
     for (i, at) in instants.iter().enumerate() {
         for (j, plan) in plans.iter().enumerate() {
@@ -132,7 +130,12 @@ fn clickhouse_sizes_equal_the_memory_engine_on_every_day_and_instant() {
         mismatches.is_empty(),
         "{} mismatches, the first ones:\n{}",
         mismatches.len(),
-        mismatches.iter().take(10).cloned().collect::<Vec<_>>().join("\n")
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
     );
 }
 
