@@ -23,7 +23,7 @@ pub mod sql;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use rows::Batch;
+pub use rows::{Batch, SeqClock};
 
 use headcount_model::{Filter, Timestamp};
 use http::Http;

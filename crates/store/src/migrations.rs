@@ -132,4 +132,9 @@ pub const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX imports_by_content ON imports (workspace_id, sha256);
     "#,
+    // 5: the engine that holds a workspace's facts and counts its segments: "memory"
+    // (the in-process index) or "clickhouse" (crates/clickhouse).
+    r#"
+    ALTER TABLE workspaces ADD COLUMN engine TEXT NOT NULL DEFAULT 'memory';
+    "#,
 ];
