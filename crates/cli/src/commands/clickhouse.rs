@@ -134,6 +134,9 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
     })
 }
 
+/// Sizes by instant, then by filter.
+type Grid = Vec<Vec<u64>>;
+
 /// `eval` for a ClickHouse workspace: `sizes[i][j]` of `filters[j]` as of `ends[i]`,
 /// and the number of users that exist as of `now`.
 pub fn sizes(
@@ -144,7 +147,7 @@ pub fn sizes(
     ends: &[Timestamp],
     tz: &TimeZone,
     now: Timestamp,
-) -> Result<(Vec<Vec<u64>>, u64), Box<dyn std::error::Error>> {
+) -> Result<(Grid, u64), Box<dyn std::error::Error>> {
     let ch = connect(args)?;
     let resolve = |id: SegmentId| by_id.get(&id).cloned().map(Arc::new);
     let grid = ch.size_grid(ws.id.0, filters, &resolve, ends, tz)?;
