@@ -15,6 +15,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     // The port first: a taken one fails before the data directory is touched.
     let listener = bind(args.listen)?;
     let store = open(dir)?;
+    warn_of_clickhouse_workspaces(&store)?;
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
@@ -26,6 +27,23 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     };
     serve(Arc::new(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says which workspaces have the engine `clickhouse`, which `serve` does not run yet:
+/// their API requests use the memory engine (`import` and `eval` use ClickHouse).
+fn warn_of_clickhouse_workspaces(
+    store: &dyn headcount_store::Store,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for ws in store.workspaces()? {
+        if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
+            tracing::warn!(
+                workspace = %ws.name,
+                "the workspace's engine is clickhouse, which serve does not run yet: its API \
+                 requests use the memory engine; use import and eval for its ClickHouse data"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Takes the address to listen on, before anything is loaded or printed: a port that
