@@ -137,3 +137,120 @@ fn eval_of_a_clickhouse_workspace_without_a_url_says_what_to_give() {
     )
     .fails_with(&["--clickhouse-url"]);
 }
+
+/// The ClickHouse engine's figures for docs/performance.md (run by hand:
+/// `HEADCOUNT_CH_BENCH_USERS=100000 cargo test -p headcount --test clickhouse -- --ignored --nocapture`):
+/// import facts/s, one day of the 100 bench segments, 100 days of 20, on two shards.
+#[test]
+#[ignore]
+fn bench_clickhouse_engine() {
+    let users = std::env::var("HEADCOUNT_CH_BENCH_USERS").unwrap_or_else(|_| "100000".into());
+    let cluster = start();
+    let urls = cluster.urls().join(",");
+    let ch = [
+        "--clickhouse-url",
+        urls.as_str(),
+        "--clickhouse-cluster",
+        CLUSTER,
+    ];
+    let dir = TempDir::new("clickhouse-bench");
+    let data = dir.data();
+    let mut init = vec!["clickhouse", "init"];
+    init.extend_from_slice(&ch);
+    hc(&data, &init).ok();
+    hc(
+        &data,
+        &["workspaces", "create", "ch", "--engine", "clickhouse"],
+    )
+    .ok();
+    let dataset = hc(
+        &data,
+        &[
+            "gen",
+            "--users",
+            &users,
+            "--seed",
+            "3",
+            "--days",
+            "100",
+            "--end",
+            "2024-06-01T00:00:00Z",
+        ],
+    )
+    .ok()
+    .stdout;
+    let file = dir.write("data.ndjson", &dataset);
+    drop(dataset);
+    let file = file.to_string_lossy().to_string();
+    let mut args = vec!["import", "--workspace", "ch", "--json", file.as_str()];
+    args.extend_from_slice(&ch);
+    let import = hc(&data, &args).ok().stdout;
+    eprintln!("import: {import}");
+    let all: Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/segments.json"),
+        )
+        .expect("segments"),
+    )
+    .expect("json");
+    let twenty: Vec<Value> = all
+        .as_array()
+        .expect("array")
+        .iter()
+        .take(20)
+        .cloned()
+        .collect();
+    // The first 20 may name later ones through in_segment: keep every entry they need.
+    let twenty_file = dir.write(
+        "twenty.json",
+        &serde_json::to_string(&twenty).expect("json"),
+    );
+    let all_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/segments.json");
+    for (label, filters, from) in [
+        (
+            "100 segments, 1 day",
+            all_file.to_string_lossy().to_string(),
+            "2024-05-31",
+        ),
+        (
+            "20 segments, 100 days",
+            twenty_file.to_string_lossy().to_string(),
+            "2024-02-22",
+        ),
+    ] {
+        let mut args = vec![
+            "eval",
+            "--workspace",
+            "ch",
+            "--filters",
+            filters.as_str(),
+            "--from",
+            from,
+            "--to",
+            "2024-05-31",
+        ];
+        args.extend_from_slice(&ch);
+        let run = hc(&data, &args);
+        let out: Value = serde_json::from_str(&run.stdout).unwrap_or(Value::Null);
+        eprintln!(
+            "{label}: eval_seconds {} users {} ({})",
+            out["eval_seconds"],
+            out["users"],
+            run.stderr.trim()
+        );
+    }
+    let mut bytes = 0u64;
+    for url in cluster.urls() {
+        let shard = headcount_clickhouse::ClickHouse::new(&headcount_clickhouse::Config {
+            urls: vec![url],
+            database: "headcount".into(),
+            cluster: None,
+        })
+        .expect("config");
+        let answer = shard
+            .query("SELECT sum(bytes) FROM system.parts WHERE database = 'headcount' AND active")
+            .expect("parts");
+        bytes += answer.trim().parse::<u64>().unwrap_or(0);
+    }
+    eprintln!("ClickHouse parts on disk: {bytes} bytes");
+}
