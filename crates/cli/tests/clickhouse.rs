@@ -254,3 +254,31 @@ fn bench_clickhouse_engine() {
     }
     eprintln!("ClickHouse parts on disk: {bytes} bytes");
 }
+
+#[test]
+fn an_import_into_an_unreachable_clickhouse_fails_saying_nothing_was_acknowledged() {
+    let dir = TempDir::new("clickhouse-down");
+    let data = dir.data();
+    hc(
+        &data,
+        &["workspaces", "create", "ch", "--engine", "clickhouse"],
+    )
+    .ok();
+    let file = dir.write(
+        "one.ndjson",
+        "{\"events\":[{\"external_id\":\"u\",\"name\":\"e\",\"time\":\"2024-01-01T00:00:00Z\"}]}\n",
+    );
+    // Port 1 on loopback: nothing listens there.
+    hc(
+        &data,
+        &[
+            "import",
+            "--workspace",
+            "ch",
+            file.to_str().unwrap(),
+            "--clickhouse-url",
+            "http://127.0.0.1:1",
+        ],
+    )
+    .fails_with(&["unreachable", "acknowledged before it: nothing"]);
+}

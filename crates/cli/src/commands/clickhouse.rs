@@ -64,6 +64,8 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
     let mut batch = Batch::new();
     let mut in_batch = 0;
     let mut stopped = false;
+    // Where the last acknowledged insert ended, for the message of a failed one.
+    let mut acknowledged = String::from("nothing");
     'inputs: for path in &args.files {
         let name = path.display().to_string();
         let reader: Box<dyn BufRead> = if name == "-" {
@@ -96,14 +98,17 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
                 }
             }
             if in_batch >= INSERT_FACTS {
-                ch.insert(&batch)?;
+                ch.insert(&batch)
+                    .map_err(|e| not_acknowledged(e, &acknowledged))?;
+                acknowledged = format!("{name} up to line {number}");
                 batch = Batch::new();
                 in_batch = 0;
             }
         }
     }
     if !batch.is_empty() {
-        ch.insert(&batch)?;
+        ch.insert(&batch)
+            .map_err(|e| not_acknowledged(e, &acknowledged))?;
     }
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
@@ -136,6 +141,15 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
 
 /// Sizes by instant, then by filter.
 type Grid = Vec<Vec<u64>>;
+
+/// The error of an insert that failed, saying what was acknowledged before it: a
+/// second run of the same import would insert those lines again.
+fn not_acknowledged(e: headcount_clickhouse::Error, acknowledged: &str) -> String {
+    format!(
+        "{e}; acknowledged before it: {acknowledged} (the lines after it were not imported; \
+         import only those again, or they will be counted twice)"
+    )
+}
 
 /// `eval` for a ClickHouse workspace: `sizes[i][j]` of `filters[j]` as of `ends[i]`,
 /// and the number of users that exist as of `now`.
