@@ -6,7 +6,8 @@
 //! must be the same on every day of the range and at every probe instant (mid-day,
 //! exact midnights, exact fact times, below the microsecond): 0 mismatches.
 //!
-//! `HEADCOUNT_CH_DIFF_CASES=N` runs seeds `1..=N` (default 9, three per time zone).
+//! `HEADCOUNT_CH_DIFF_CASES=N` runs seeds `1..=N` (default 12, four per time zone);
+//! a few more seeds also run on one server without a cluster (plain tables).
 
 mod generator;
 
@@ -19,17 +20,21 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-const DEFAULT_CASES: u64 = 9;
+const DEFAULT_CASES: u64 = 12;
 
 fn start() -> (Cluster, ClickHouse) {
-    let cluster = match Cluster::start(2) {
+    start_with(2, Some(CLUSTER))
+}
+
+fn start_with(shards: usize, cluster_name: Option<&str>) -> (Cluster, ClickHouse) {
+    let cluster = match Cluster::start(shards) {
         Ok(c) => c,
         Err(e) => panic!("{e}"),
     };
     let ch = ClickHouse::new(&Config {
         urls: cluster.urls(),
         database: "headcount_diff".into(),
-        cluster: Some(CLUSTER.into()),
+        cluster: cluster_name.map(str::to_string),
     })
     .expect("config");
     ch.init().expect("init");
@@ -126,6 +131,26 @@ fn clickhouse_sizes_equal_the_memory_engine_on_every_day_and_instant() {
         "{cases} cases, {probes} (segment, instant) sizes compared in {:?}",
         started.elapsed()
     );
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, the first ones:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
+/// The same on one server with plain tables (no cluster, no `Distributed` table).
+#[test]
+fn one_unsharded_server_gives_the_memory_engine_sizes_too() {
+    let (_server, ch) = start_with(1, None);
+    let mismatches: Vec<String> = (13..=15)
+        .flat_map(|seed| check(&ch, &generate(seed)))
+        .collect();
     assert!(
         mismatches.is_empty(),
         "{} mismatches, the first ones:\n{}",
