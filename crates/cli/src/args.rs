@@ -66,6 +66,33 @@ pub enum Command {
     Backup(BackupArgs),
     /// Read back every stored fact and check the data directory; exit 2 if damaged.
     Verify(VerifyArgs),
+    /// Set up ClickHouse for workspaces created with `--engine clickhouse`.
+    #[command(subcommand)]
+    Clickhouse(ClickhouseCmd),
+}
+
+/// `headcount clickhouse …`
+#[derive(Debug, Subcommand)]
+pub enum ClickhouseCmd {
+    /// Create the database and tables (idempotent): on a cluster, a MergeTree table on
+    /// every shard and Distributed tables over them.
+    Init(ClickHouseArgs),
+}
+
+/// Where a ClickHouse workspace's facts live.
+#[derive(Debug, Clone, Args)]
+pub struct ClickHouseArgs {
+    /// ClickHouse HTTP URL (user and password in it); on a cluster, every shard's
+    /// URL, comma-separated (the first is queried; `clickhouse init` creates the
+    /// tables on each).
+    #[arg(long, env = "HEADCOUNT_CLICKHOUSE_URL", value_delimiter = ',')]
+    pub clickhouse_url: Vec<String>,
+    /// The ClickHouse database.
+    #[arg(long, default_value = "headcount")]
+    pub clickhouse_database: String,
+    /// The cluster of the servers' `remote_servers` to shard over.
+    #[arg(long)]
+    pub clickhouse_cluster: Option<String>,
 }
 
 /// `headcount workspaces …`
@@ -84,6 +111,10 @@ pub enum WorkspacesCmd {
         /// `/users/track` requests per 3 seconds.
         #[arg(long, default_value_t = headcount_store::DEFAULT_TRACK_LIMIT)]
         track_rate_limit: u64,
+        /// Where its facts live and are counted: `memory` (this process) or
+        /// `clickhouse` (see `headcount clickhouse init`).
+        #[arg(long, default_value = "memory", value_parser = ["memory", "clickhouse"])]
+        engine: String,
     },
     /// List workspaces.
     List,
@@ -177,6 +208,9 @@ pub struct ImportArgs {
     /// between commits).
     #[arg(long, hide = true, default_value_t = 200_000)]
     pub commit_facts: usize,
+    /// ClickHouse, for a workspace of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `headcount snapshot`
@@ -255,6 +289,9 @@ pub struct EvalArgs {
     /// Last day of a range (with --from), inclusive.
     #[arg(long, requires = "from")]
     pub to: Option<String>,
+    /// ClickHouse, for a workspace of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `headcount backup`

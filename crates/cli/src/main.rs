@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Command::Eval(cmd) => commands::eval::run(&cli.data_dir, cmd),
         Command::Backup(cmd) => commands::backup::run(&cli.data_dir, cmd),
         Command::Verify(cmd) => commands::verify::run(&cli.data_dir, cmd),
+        Command::Clickhouse(cmd) => commands::clickhouse::run(cmd),
     };
     match result {
         Ok(code) => code,

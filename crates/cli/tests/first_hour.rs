@@ -223,6 +223,7 @@ fn the_top_level_help_lists_every_command() {
             "eval",
             "backup",
             "verify",
+            "clickhouse",
             "help"
         ],
         "{help:#?}"

@@ -28,6 +28,11 @@ pub use types::*;
 
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 
+/// The engine of a workspace whose facts and counting are in this process's memory.
+pub const ENGINE_MEMORY: &str = "memory";
+/// The engine of a workspace whose facts and counting are in ClickHouse.
+pub const ENGINE_CLICKHOUSE: &str = "clickhouse";
+
 /// Facts of one workspace, to append.
 pub type FactBatch<'a> = (WorkspaceId, &'a [(UserKey, Fact)]);
 
@@ -41,6 +46,19 @@ pub trait Store: Send + Sync {
     fn create_workspace(&self, new: &NewWorkspace) -> Result<Workspace>;
     /// Every workspace, oldest first.
     fn workspaces(&self) -> Result<Vec<Workspace>>;
+    /// The engine of a workspace: `"memory"` (the default) or `"clickhouse"`. A
+    /// backend that does not record engines has only memory workspaces.
+    fn workspace_engine(&self, workspace: WorkspaceId) -> Result<String> {
+        let _ = workspace;
+        Ok(ENGINE_MEMORY.to_string())
+    }
+    /// Records the engine of a workspace (see [`Store::workspace_engine`]).
+    fn set_workspace_engine(&self, workspace: WorkspaceId, engine: &str) -> Result<()> {
+        let _ = workspace;
+        Err(StoreError::Conflict(format!(
+            "this store cannot record the engine \"{engine}\" of a workspace"
+        )))
+    }
 
     /// Stores a new key (its secret already hashed).
     fn insert_key(&self, key: &ApiKey) -> Result<()>;

@@ -141,4 +141,9 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     "#,
+    // 6: the engine that holds a workspace's facts and counts its segments: "memory"
+    // (the in-process index) or "clickhouse" (crates/clickhouse).
+    r#"
+    ALTER TABLE workspaces ADD COLUMN engine TEXT NOT NULL DEFAULT 'memory';
+    "#,
 ];

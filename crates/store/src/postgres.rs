@@ -716,4 +716,24 @@ impl Store for PostgresStore {
     fn release_lease(&self, name: &str, holder: &str) -> Result<()> {
         leases::release_lease(self, name, holder)
     }
+
+    fn workspace_engine(&self, workspace: WorkspaceId) -> Result<String> {
+        let row = self.pool.get()?.query_opt(
+            "SELECT engine FROM workspaces WHERE id = $1",
+            &[&workspace.0],
+        )?;
+        row.map(|r| r.get(0))
+            .ok_or_else(|| StoreError::NotFound(format!("no workspace {workspace}")))
+    }
+
+    fn set_workspace_engine(&self, workspace: WorkspaceId, engine: &str) -> Result<()> {
+        let changed = self.pool.get()?.execute(
+            "UPDATE workspaces SET engine = $2 WHERE id = $1",
+            &[&workspace.0, &engine],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no workspace {workspace}")));
+        }
+        Ok(())
+    }
 }

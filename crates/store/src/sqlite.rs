@@ -16,7 +16,7 @@ use crate::{
     Receipts, Result, Segment, Store, StoreError, StoredSize, Workspace,
 };
 use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
-use rusqlite::{Connection, Row, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::Write;
@@ -427,6 +427,29 @@ impl Store for SqliteStore {
             .query_map([], workspace_row)?
             .collect::<rusqlite::Result<_>>()?;
         Ok(rows)
+    }
+
+    fn workspace_engine(&self, workspace: WorkspaceId) -> Result<String> {
+        let engine: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT engine FROM workspaces WHERE id = ?1",
+                params![workspace.0],
+                |r| r.get(0),
+            )
+            .optional()?;
+        engine.ok_or_else(|| StoreError::NotFound(format!("no workspace {workspace}")))
+    }
+
+    fn set_workspace_engine(&self, workspace: WorkspaceId, engine: &str) -> Result<()> {
+        let changed = self.conn().execute(
+            "UPDATE workspaces SET engine = ?2 WHERE id = ?1",
+            params![workspace.0, engine],
+        )?;
+        if changed == 0 {
+            return Err(StoreError::NotFound(format!("no workspace {workspace}")));
+        }
+        Ok(())
     }
 
     fn insert_key(&self, key: &ApiKey) -> Result<()> {

@@ -48,6 +48,33 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
             .map_err(|e| format!("filter \"{name}\": {e}"))
         })
         .collect::<Result<_, _>>()?;
+    if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
+        let evaluating = Instant::now();
+        let ends: Vec<_> = days.iter().map(|day| day.end(&tz)).collect();
+        let filters: Vec<&Filter> = entries.iter().map(|(_, _, f)| f).collect();
+        let (grid, users) =
+            super::clickhouse::sizes(&args.clickhouse, &ws, &filters, &by_id, &ends, &tz, now)?;
+        let results: Vec<Value> = entries
+            .iter()
+            .enumerate()
+            .map(|(j, (name, _, _))| {
+                let sizes: Map<String, Value> = days
+                    .iter()
+                    .zip(&grid)
+                    .map(|(day, row)| (day.to_string(), row.get(j).copied().unwrap_or(0).into()))
+                    .collect();
+                json!({ "name": name, "sizes": sizes })
+            })
+            .collect();
+        let out = json!({
+            "engine": "clickhouse",
+            "users": users,
+            "eval_seconds": evaluating.elapsed().as_secs_f64(),
+            "results": results,
+        });
+        println!("{out}");
+        return Ok(ExitCode::SUCCESS);
+    }
     let loading = Instant::now();
     let index = load_index(dir, store.as_ref(), &ws, Checkpoint::ReadOnly)?;
     let load_seconds = loading.elapsed().as_secs_f64();

@@ -126,6 +126,9 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
         allow_attribute_time: true,
         now: headcount_service::state::now(),
     };
+    if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
+        return super::clickhouse::import(&ws, &args, &options);
+    }
     // Every file is opened before anything is imported: a missing one is an error that
     // leaves the store untouched, rather than one met after earlier files were partly
     // committed.
@@ -643,7 +646,10 @@ fn stream_spinner() -> ProgressBar {
 }
 
 /// Reads one line into facts, or the reason to reject it whole.
-fn read_line(line: &str, options: &TrackOptions) -> Result<Vec<(UserKey, Fact)>, String> {
+pub(crate) fn read_line(
+    line: &str,
+    options: &TrackOptions,
+) -> Result<Vec<(UserKey, Fact)>, String> {
     let track = read_track_text(line, options)?;
     if let Some(first) = track.errors.first() {
         return Err(format!(

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub mod backup;
+pub mod clickhouse;
 pub mod demo;
 pub mod eval;
 pub mod generate;

@@ -26,6 +26,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
     };
     let store = open(dir)?;
+    warn_of_clickhouse_workspaces(store.as_ref())?;
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
@@ -39,6 +40,23 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     };
     serve(Arc::from(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Says which workspaces have the engine `clickhouse`, which `serve` does not run yet:
+/// their API requests use the memory engine (`import` and `eval` use ClickHouse).
+fn warn_of_clickhouse_workspaces(
+    store: &dyn headcount_store::Store,
+) -> Result<(), Box<dyn std::error::Error>> {
+    for ws in store.workspaces()? {
+        if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
+            tracing::warn!(
+                workspace = %ws.name,
+                "the workspace's engine is clickhouse, which serve does not run yet: its API \
+                 requests use the memory engine; use import and eval for its ClickHouse data"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Takes the address to listen on, before anything is loaded or printed: a port that

@@ -16,6 +16,7 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
             time_zone: tz,
             export_rate_limit,
             track_rate_limit,
+            engine,
         } => {
             if name.trim().is_empty() {
                 return Err("the workspace name must not be empty".into());
@@ -35,8 +36,13 @@ pub fn run(dir: &Path, cmd: WorkspacesCmd) -> CmdResult {
                 export_limit: export_rate_limit,
                 track_limit: track_rate_limit,
             })?;
+            let mut engine_note = String::new();
+            if engine != headcount_store::ENGINE_MEMORY {
+                store.set_workspace_engine(ws.id, &engine)?;
+                engine_note = format!(", engine {engine}");
+            }
             eprintln!(
-                "created workspace \"{}\" (time zone {}, export limit {}/hour, track limit {}/3s)",
+                "created workspace \"{}\" (time zone {}, export limit {}/hour, track limit {}/3s{engine_note})",
                 ws.name, ws.time_zone, ws.export_limit, ws.track_limit
             );
         }

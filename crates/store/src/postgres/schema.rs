@@ -137,6 +137,10 @@ pub const MIGRATIONS: &[&str] = &[
         expires_at bigint NOT NULL
     );
     "#,
+    // 3: the engine of a workspace (the embedded store's sixth migration).
+    r#"
+    ALTER TABLE workspaces ADD COLUMN engine text NOT NULL DEFAULT 'memory';
+    "#,
 ];
 
 /// Brings the schema up to date, once even when several processes call it together.

@@ -1,0 +1,311 @@
+//! ClickHouse as headcount's distributed engine: a workspace's facts live in
+//! ClickHouse, sharded by a hash of the user across the servers of a cluster, and
+//! segment sizes are computed there by SQL compiled from the filters ([`sql`]), with
+//! exactly the numbers of the memory engine.
+//!
+//! - [`ClickHouse::init`] creates the database and tables (idempotent): on a cluster a
+//!   `ReplacingMergeTree` table `facts_local` (and `deletions_local`) on every shard and
+//!   `Distributed` tables `facts` and `deletions` over them, sharded by
+//!   `cityHash64(workspace, user)`; without a cluster, plain tables `facts` and
+//!   `deletions`.
+//! - [`ClickHouse::insert`] writes a batch of facts in `RowBinary` ([`rows`]), in one
+//!   synchronous insert per table: once it returns, every shard holds its rows.
+//! - [`ClickHouse::size_grid`] sizes many segments as of many instants with one scan
+//!   per chunk of instants.
+//!
+//! Synchronous: the server calls it from blocking threads.
+
+pub mod error;
+pub mod http;
+pub mod rows;
+pub mod sql;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};
+pub use rows::{Batch, SeqClock};
+
+use headcount_model::{Filter, Timestamp};
+use http::Http;
+use jiff::tz::TimeZone;
+
+/// Default database name.
+pub const DEFAULT_DATABASE: &str = "headcount";
+/// At most this many instants per query (each fact is repeated once per instant it
+/// is before, so this bounds a query's memory); more are split into several queries.
+const INSTANTS_PER_QUERY: usize = 64;
+
+/// Where the facts live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// HTTP URLs: the first is queried; DDL (`init`) runs on every one of them. On a
+    /// cluster, list every shard's server (ClickHouse 18.16 needs ZooKeeper for
+    /// `ON CLUSTER`, which headcount does not require).
+    pub urls: Vec<String>,
+    /// The database (letters, digits, `_`).
+    pub database: String,
+    /// The cluster of the servers' `remote_servers` to shard over, if any.
+    pub cluster: Option<String>,
+}
+
+/// A connection to the ClickHouse servers of one [`Config`].
+#[derive(Debug, Clone)]
+pub struct ClickHouse {
+    servers: Vec<Http>,
+    database: String,
+    cluster: Option<String>,
+}
+
+impl ClickHouse {
+    /// Checks the configuration (nothing is contacted).
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for a bad URL, database or cluster name.
+    pub fn new(config: &Config) -> Result<ClickHouse> {
+        let servers = config
+            .urls
+            .iter()
+            .map(|u| Http::parse(u.trim()))
+            .collect::<Result<Vec<_>>>()?;
+        if servers.is_empty() {
+            return Err(Error::Invalid("no ClickHouse URL given".into()));
+        }
+        let name_ok =
+            |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !name_ok(&config.database) {
+            return Err(Error::Invalid(format!(
+                "ClickHouse database {:?}: use letters, digits and _",
+                config.database
+            )));
+        }
+        if let Some(cluster) = &config.cluster
+            && !name_ok(cluster)
+        {
+            return Err(Error::Invalid(format!(
+                "ClickHouse cluster {cluster:?}: use letters, digits and _"
+            )));
+        }
+        Ok(ClickHouse {
+            servers,
+            database: config.database.clone(),
+            cluster: config.cluster.clone(),
+        })
+    }
+
+    /// The tables queries read.
+    pub fn tables(&self) -> sql::Tables {
+        let db = &self.database;
+        sql::Tables {
+            facts: format!("{db}.facts"),
+            local_deletions: match self.cluster {
+                Some(_) => format!("{db}.deletions_local"),
+                None => format!("{db}.deletions"),
+            },
+        }
+    }
+
+    /// Runs one query on the first server; the answer as text.
+    ///
+    /// # Errors
+    /// As [`Http::post`].
+    pub fn query(&self, sql: &str) -> Result<String> {
+        let answer = self.servers[0].post(&[("wait_end_of_query", "1")], sql, b"")?;
+        Ok(String::from_utf8_lossy(&answer).into_owned())
+    }
+
+    /// Creates the database and tables where missing (see the crate's documentation).
+    ///
+    /// # Errors
+    /// A server unreachable or refusing a statement; on a cluster, a cluster the first
+    /// server does not define, or fewer URLs than the cluster has shards.
+    pub fn init(&self) -> Result<()> {
+        let db = &self.database;
+        let facts_columns = "workspace Int64, user String, bucket UInt16, time Int64, seq UInt64, \
+             sub UInt16, type UInt8, name String, kind UInt8, s String, n Float64, d Int64, \
+             dn UInt16, a Array(String)";
+        let deletion_columns = "workspace Int64, user String, seq UInt64";
+        let engine = |key: &str| format!("ENGINE = ReplacingMergeTree() ORDER BY ({key})");
+        let local_suffix = if self.cluster.is_some() { "_local" } else { "" };
+        let local = [
+            format!("CREATE DATABASE IF NOT EXISTS {db}"),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.facts{local_suffix} ({facts_columns}) {}",
+                engine("workspace, user, seq, sub")
+            ),
+            format!(
+                "CREATE TABLE IF NOT EXISTS {db}.deletions{local_suffix} ({deletion_columns}) {}",
+                engine("workspace, user, seq")
+            ),
+        ];
+        if let Some(cluster) = &self.cluster {
+            let shards = self.query(&format!(
+                "SELECT count(DISTINCT shard_num) FROM system.clusters WHERE cluster = {}",
+                sql::quote(cluster)
+            ))?;
+            let shards: usize = shards.trim().parse().unwrap_or(0);
+            if shards == 0 {
+                return Err(Error::Invalid(format!(
+                    "the ClickHouse server at {} defines no cluster {cluster:?} in remote_servers",
+                    self.servers[0].shown()
+                )));
+            }
+            if shards > self.servers.len() {
+                return Err(Error::Invalid(format!(
+                    "cluster {cluster:?} has {shards} shards but {} ClickHouse URL(s) were given: \
+                     list the HTTP URL of every shard, comma-separated, to create their tables",
+                    self.servers.len()
+                )));
+            }
+        }
+        for server in &self.servers {
+            for statement in &local {
+                server.post(&[], statement, b"")?;
+            }
+            if let Some(cluster) = &self.cluster {
+                for table in ["facts", "deletions"] {
+                    let columns = if table == "facts" {
+                        facts_columns
+                    } else {
+                        deletion_columns
+                    };
+                    server.post(
+                        &[],
+                        &format!(
+                            "CREATE TABLE IF NOT EXISTS {db}.{table} ({columns}) ENGINE = \
+                             Distributed({cluster}, {db}, {table}_local, cityHash64(workspace, user))"
+                        ),
+                        b"",
+                    )?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Inserts a batch; once this returns, ClickHouse holds every row (on its shard).
+    ///
+    /// # Errors
+    /// A server unreachable ([`Error::is_unavailable`]) or refusing the insert; the
+    /// batch may then be partly written: inserting it again with the same `seq`s
+    /// is harmless (rows are identified by workspace, user, `seq` and position).
+    pub fn insert(&self, batch: &Batch) -> Result<()> {
+        let db = &self.database;
+        let settings = [("insert_distributed_sync", "1")];
+        if batch.fact_rows > 0 {
+            self.servers[0].post(
+                &settings,
+                &format!("INSERT INTO {db}.facts FORMAT RowBinary\n"),
+                &batch.facts,
+            )?;
+        }
+        if batch.deletion_rows > 0 {
+            self.servers[0].post(
+                &settings,
+                &format!("INSERT INTO {db}.deletions FORMAT RowBinary\n"),
+                &batch.deletions,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// `sizes[i][j]`: the size of `targets[j]` as of `instants[i]` in `workspace`,
+    /// days in `tz`; `resolve` gives the filters named by `in_segment`.
+    ///
+    /// # Errors
+    /// [`Error::Invalid`] for an unknown segment or a cycle; a server unreachable or
+    /// refusing the query.
+    pub fn size_grid(
+        &self,
+        workspace: i64,
+        targets: &[&Filter],
+        resolve: &sql::Resolve<'_>,
+        instants: &[Timestamp],
+        tz: &TimeZone,
+    ) -> Result<Vec<Vec<u64>>> {
+        let regex_values = self.regex_values(workspace, targets, resolve)?;
+        let mut out = Vec::with_capacity(instants.len());
+        for part in instants.chunks(INSTANTS_PER_QUERY) {
+            let query = sql::size_query(
+                &self.tables(),
+                workspace,
+                targets,
+                resolve,
+                &regex_values,
+                part,
+                tz,
+            )
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+            let answer = self.servers[0].post(
+                &[
+                    ("wait_end_of_query", "1"),
+                    ("distributed_group_by_no_merge", "1"),
+                    ("max_query_size", "268435456"),
+                    ("max_ast_elements", "10000000"),
+                    ("max_expanded_ast_elements", "10000000"),
+                ],
+                &query,
+                b"",
+            )?;
+            let text = String::from_utf8_lossy(&answer);
+            out.extend(
+                sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl ClickHouse {
+    /// For each `matches` test, the distinct string values of its attribute that the
+    /// pattern matches (by headcount's regex engine), when the attribute has at most
+    /// [`MAX_REGEX_VALUES`] distinct strings.
+    fn regex_values(
+        &self,
+        workspace: i64,
+        targets: &[&Filter],
+        resolve: &sql::Resolve<'_>,
+    ) -> Result<sql::RegexValues> {
+        let mut out = sql::RegexValues::new();
+        let mut strings: std::collections::HashMap<String, Option<Vec<String>>> =
+            std::collections::HashMap::new();
+        for (name, pattern) in sql::regex_tests(targets, resolve) {
+            if !strings.contains_key(&name) {
+                let values = self.distinct_strings(workspace, &name)?;
+                strings.insert(name.clone(), values);
+            }
+            if let Some(Some(values)) = strings.get(&name) {
+                let matching = values
+                    .iter()
+                    .filter(|v| pattern.is_match(v))
+                    .cloned()
+                    .collect();
+                out.insert((name, pattern.as_str().to_string()), matching);
+            }
+        }
+        Ok(out)
+    }
+
+    /// The distinct string values attribute `name` ever held, or `None` beyond
+    /// [`MAX_REGEX_VALUES`].
+    fn distinct_strings(&self, workspace: i64, name: &str) -> Result<Option<Vec<String>>> {
+        let answer = self.servers[0].post(
+            &[("wait_end_of_query", "1")],
+            &format!(
+                "SELECT DISTINCT s FROM {}.facts WHERE workspace = {workspace} AND type = {} \
+                 AND kind = {} AND name = {} LIMIT {} FORMAT RowBinary",
+                self.database,
+                rows::ATTRIBUTE,
+                rows::STRING,
+                sql::quote(name),
+                MAX_REGEX_VALUES + 1
+            ),
+            b"",
+        )?;
+        let values = rows::read_strings(&answer).map_err(Error::Invalid)?;
+        Ok((values.len() <= MAX_REGEX_VALUES).then_some(values))
+    }
+}
+
+/// The most distinct strings of one attribute for which `matches` is decided by
+/// headcount's regex engine; beyond, by ClickHouse's `match()`.
+pub const MAX_REGEX_VALUES: usize = 100_000;

@@ -1,0 +1,264 @@
+//! Facts as rows of the `facts` table, in ClickHouse's `RowBinary` format.
+//!
+//! One row per event, per purchase, per attribute written (or unset), and one row for
+//! an attribute object that sets nothing (it still makes the user exist). A deletion
+//! is a row of the `deletions` table instead.
+
+use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
+
+/// `type` of a row that only makes its user exist (an empty attribute object).
+pub const TOUCH: u8 = 0;
+/// `type` of an event row (`name`: the event's name).
+pub const EVENT: u8 = 1;
+/// `type` of a purchase row (`name`: the product id).
+pub const PURCHASE: u8 = 2;
+/// `type` of an attribute write (`name`: the attribute; `kind` and a value column).
+pub const ATTRIBUTE: u8 = 3;
+
+/// `kind` of an unset (a null value).
+pub const UNSET: u8 = 0;
+/// `kind` of a string, in `s`.
+pub const STRING: u8 = 1;
+/// `kind` of a number, in `n`.
+pub const NUMBER: u8 = 2;
+/// `kind` of a boolean, in `n` (0 or 1).
+pub const BOOL: u8 = 3;
+/// `kind` of a datetime: microseconds in `d` (floor), the nanoseconds below in `dn`.
+pub const DATETIME: u8 = 4;
+/// `kind` of an array of strings, in `a`.
+pub const ARRAY: u8 = 5;
+
+/// The text that names a user in the tables; distinct for distinct keys.
+pub fn user_text(user: &UserKey) -> String {
+    match user {
+        UserKey::External(id) => format!("e:{id}"),
+        UserKey::Braze(id) => format!("b:{id}"),
+        UserKey::Alias { name, label } => format!("a:{}:{label}{name}", label.len()),
+    }
+}
+
+/// An instant as microseconds since the epoch (floor) and the nanoseconds below them.
+pub fn micros_and_nanos(t: Timestamp) -> (i64, u16) {
+    let ns = t.as_nanosecond();
+    let us = i64::try_from(ns.div_euclid(1000)).unwrap_or(if ns < 0 { i64::MIN } else { i64::MAX });
+    (us, ns.rem_euclid(1000) as u16)
+}
+
+/// The smallest whole microsecond at or after `t`: a stored time `f` (whole µs) is
+/// before `t` exactly when `f < ceil_micros(t)`.
+pub fn ceil_micros(t: Timestamp) -> i64 {
+    let (us, ns) = micros_and_nanos(t);
+    if ns > 0 { us.saturating_add(1) } else { us }
+}
+
+/// Hands out `seq` numbers in acceptance order, across processes and restarts: the
+/// wall clock in microseconds times 4096, or one more than the last number given
+/// (so more than 4096 facts in a microsecond, or a clock stepping back, still get
+/// increasing numbers).
+#[derive(Debug, Default)]
+pub struct SeqClock {
+    last: std::sync::atomic::AtomicU64,
+}
+
+impl SeqClock {
+    /// A clock that has given no number yet.
+    pub fn new() -> SeqClock {
+        SeqClock::default()
+    }
+
+    /// The next number, greater than every one given before by this clock.
+    pub fn next(&self) -> u64 {
+        use std::sync::atomic::Ordering;
+        let (now, _) = micros_and_nanos(Timestamp::now());
+        let floor = u64::try_from(now).unwrap_or(1).saturating_mul(4096).max(1);
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let next = floor.max(last.saturating_add(1));
+            match self
+                .last
+                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+/// Rows being encoded for one insert.
+#[derive(Default)]
+pub struct Batch {
+    /// `facts` rows, RowBinary.
+    pub facts: Vec<u8>,
+    /// `facts` rows written.
+    pub fact_rows: usize,
+    /// `deletions` rows, RowBinary.
+    pub deletions: Vec<u8>,
+    /// `deletions` rows written.
+    pub deletion_rows: usize,
+}
+
+impl Batch {
+    /// An empty batch.
+    pub fn new() -> Batch {
+        Batch::default()
+    }
+
+    /// Adds one fact of `user` in `workspace`. `seq` orders the facts of a workspace
+    /// as they were accepted (two writes of one attribute at the same microsecond: the
+    /// higher `seq` wins; a deletion forgets the facts of lower `seq`); it must be at
+    /// least 1 and, with the row's position in the fact, identifies the row, so that
+    /// a fact inserted twice with the same `seq` collapses into one.
+    pub fn push(&mut self, workspace: i64, user: &UserKey, fact: &Fact, seq: u64) {
+        let bucket = user.random_bucket();
+        let user = user_text(user);
+        let (time, _) = micros_and_nanos(fact.time);
+        let mut row = |sub: u16, kind_of_row: u8, name: &str, value: Option<&Value>| {
+            let out = &mut self.facts;
+            out.extend_from_slice(&workspace.to_le_bytes());
+            string(out, user.as_bytes());
+            out.extend_from_slice(&bucket.to_le_bytes());
+            out.extend_from_slice(&time.to_le_bytes());
+            out.extend_from_slice(&seq.to_le_bytes());
+            out.extend_from_slice(&sub.to_le_bytes());
+            out.push(kind_of_row);
+            string(out, name.as_bytes());
+            let (kind, s, n, (d, dn), a): (u8, &str, f64, (i64, u16), &[String]) = match value {
+                None => (UNSET, "", 0.0, (0, 0), &[]),
+                Some(Value::String(s)) => (STRING, s, 0.0, (0, 0), &[]),
+                Some(Value::Number(n)) => (NUMBER, "", *n, (0, 0), &[]),
+                Some(Value::Bool(b)) => (BOOL, "", f64::from(u8::from(*b)), (0, 0), &[]),
+                Some(Value::DateTime(t)) => (DATETIME, "", 0.0, micros_and_nanos(*t), &[]),
+                Some(Value::Array(items)) => (ARRAY, "", 0.0, (0, 0), items),
+            };
+            out.push(kind);
+            string(out, s.as_bytes());
+            out.extend_from_slice(&n.to_le_bytes());
+            out.extend_from_slice(&d.to_le_bytes());
+            out.extend_from_slice(&dn.to_le_bytes());
+            varint(out, a.len() as u64);
+            for item in a {
+                string(out, item.as_bytes());
+            }
+            self.fact_rows += 1;
+        };
+        match &fact.kind {
+            FactKind::Attributes(values) if values.is_empty() => row(0, TOUCH, "", None),
+            FactKind::Attributes(values) => {
+                for (sub, (name, value)) in (0u16..).zip(values) {
+                    row(sub, ATTRIBUTE, name, value.as_ref());
+                }
+            }
+            FactKind::Event { name, .. } => row(0, EVENT, name, None),
+            FactKind::Purchase { product, .. } => row(0, PURCHASE, product, None),
+            FactKind::Deletion => {
+                let out = &mut self.deletions;
+                out.extend_from_slice(&workspace.to_le_bytes());
+                string(out, user.as_bytes());
+                out.extend_from_slice(&seq.to_le_bytes());
+                self.deletion_rows += 1;
+            }
+        }
+    }
+
+    /// Whether nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.fact_rows == 0 && self.deletion_rows == 0
+    }
+}
+
+/// Reads a `RowBinary` answer of one `String` column.
+///
+/// # Errors
+/// A message when the bytes end inside a value.
+pub fn read_strings(mut bytes: &[u8]) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        let mut len: u64 = 0;
+        let mut shift = 0;
+        loop {
+            let (&byte, rest) = bytes.split_first().ok_or("a string length ends early")?;
+            bytes = rest;
+            len |= u64::from(byte & 0x7f) << shift;
+            shift += 7;
+            if byte & 0x80 == 0 || shift > 63 {
+                break;
+            }
+        }
+        let len = usize::try_from(len).map_err(|_| "a string too long")?;
+        let (text, rest) = bytes.split_at_checked(len).ok_or("a string ends early")?;
+        out.push(String::from_utf8_lossy(text).into_owned());
+        bytes = rest;
+    }
+    Ok(out)
+}
+
+fn varint(out: &mut Vec<u8>, mut n: u64) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn string(out: &mut Vec<u8>, bytes: &[u8]) {
+    varint(out, bytes.len() as u64);
+    out.extend_from_slice(bytes);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_texts_keep_namespaces_and_alias_parts_apart() {
+        let alias = |name: &str, label: &str| {
+            user_text(&UserKey::Alias {
+                name: name.into(),
+                label: label.into(),
+            })
+        };
+        assert_ne!(alias("b", "a:"), alias(":b", "a"));
+        assert_ne!(
+            user_text(&UserKey::External("x".into())),
+            user_text(&UserKey::Braze("x".into()))
+        );
+    }
+
+    #[test]
+    fn strings_read_back_as_written() {
+        let mut bytes = Vec::new();
+        for text in ["", "a", &"x".repeat(300)] {
+            string(&mut bytes, text.as_bytes());
+        }
+        let read = read_strings(&bytes).unwrap();
+        assert_eq!(read, vec!["".to_string(), "a".into(), "x".repeat(300)]);
+        assert!(read_strings(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn the_seq_clock_only_goes_up() {
+        let clock = SeqClock::new();
+        let first = clock.next();
+        assert!(first > 1_700_000_000_000_000 * 4096);
+        let mut last = first;
+        for _ in 0..10_000 {
+            let next = clock.next();
+            assert!(next > last);
+            last = next;
+        }
+    }
+
+    #[test]
+    fn instants_split_into_micros_and_nanos_toward_the_past() {
+        let t: Timestamp = "1969-12-31T23:59:59.9999995Z".parse().unwrap();
+        assert_eq!(micros_and_nanos(t), (-1, 500));
+        assert_eq!(ceil_micros(t), 0);
+        let whole: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(ceil_micros(whole), micros_and_nanos(whole).0);
+    }
+}

@@ -1,0 +1,544 @@
+//! Segment filters compiled to one ClickHouse query that sizes many segments as of
+//! many instants in a single scan of a workspace's facts.
+//!
+//! Every instant-dependent bound (the instant `T`, the starts of `within_days`
+//! windows, of `within_last_days` and `more_than_days_ago`) is computed here, in the
+//! workspace's time zone, and written into the SQL as integer microseconds: the SQL
+//! never converts a time zone, so daylight-saving days and midnights are exactly the
+//! memory engine's.
+//!
+//! The query has three levels:
+//! 1. per user and instant (`GROUP BY user, k`, on each shard: users never span
+//!    shards): every fact is joined (`arrayJoin`) with the positions `k` of the
+//!    instants it is before, so a group exists exactly when the user exists before
+//!    instant `k`; one aggregate per distinct leaf: `countIf` of events or purchases
+//!    in the window, or for an attribute `argMaxIf(1 + test, (time, seq, sub), …)`,
+//!    the test of its latest write (0 when never written, 1 false, 2 true). Facts at
+//!    or before a deletion of the user are left out by a local join with the
+//!    `deletions` table. Bounds that depend on the instant are constant arrays
+//!    indexed by `k`;
+//! 2. per user and instant, the segments as booleans of those leaves, each
+//!    referenced segment (`in_segment`) once as a named column;
+//! 3. per instant, the sums.
+//!
+//! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`
+//! over `(time, seq, sub)`), no `DateTime64` (microseconds as `Int64`, datetimes as
+//! `(µs, ns)` tuples), an analyzer that is slow on wide queries (hence one set of
+//! leaves for all instants rather than one per instant), and a regex engine (RE2)
+//! whose `(?i)` differs from headcount's: `matches` is decided in Rust over the
+//! attribute's distinct strings and compiled to `s IN (…)`.
+
+use crate::rows;
+use headcount_model::filter::{AttrOp, Cmp, CountTest, Ordered};
+use headcount_model::{Day, Filter, SegmentId, Timestamp, Value};
+use jiff::tz::TimeZone;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+/// Gives the filter of a segment named by `in_segment`, or `None` if unknown.
+pub type Resolve<'a> = dyn Fn(SegmentId) -> Option<Arc<Filter>> + 'a;
+
+/// For `matches` tests, by (attribute, pattern): the attribute's string values the
+/// pattern matches, worked out with headcount's own regex engine (so the SQL needs no
+/// regex dialect of ClickHouse's). A pair missing here is left to ClickHouse's
+/// `match()` (RE2), which agrees on common patterns only.
+pub type RegexValues = HashMap<(String, String), Vec<String>>;
+
+/// Why a filter cannot be compiled.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CompileError {
+    /// An `in_segment` names a segment the resolver does not know.
+    #[error("unknown segment {0}")]
+    UnknownSegment(SegmentId),
+    /// An `in_segment` chain leads back to a segment it started from.
+    #[error("segment {0} refers to itself through in_segment")]
+    Cycle(SegmentId),
+}
+
+/// Where the facts are: the table read (a `Distributed` table on a cluster) and the
+/// table of deletions joined on each shard (the local one).
+#[derive(Debug, Clone)]
+pub struct Tables {
+    /// `db.facts`.
+    pub facts: String,
+    /// `db.deletions_local` on a cluster, `db.deletions` otherwise.
+    pub local_deletions: String,
+}
+
+/// An instant with what its bounds derive from.
+struct Moment {
+    /// `T` as (floor µs, ns below).
+    at: (i64, u16),
+    /// Stored fact times `f` (whole µs) are before `T` when `f < at_micros`.
+    at_micros: i64,
+    /// `R`: the day containing the instant just before `T`.
+    reference: Day,
+}
+
+impl Moment {
+    fn new(at: Timestamp, tz: &TimeZone) -> Moment {
+        Moment {
+            at: rows::micros_and_nanos(at),
+            at_micros: rows::ceil_micros(at),
+            reference: Day::just_before(at, tz),
+        }
+    }
+
+    /// `start(R − days + 1)`.
+    fn window_start(&self, days: u32, tz: &TimeZone) -> Timestamp {
+        self.reference.add_days(1 - i64::from(days)).start(tz)
+    }
+}
+
+/// The query sizing `targets` as of each of `instants` (days in `tz`) for workspace
+/// `workspace`. Its answer has one row per instant at which some user exists:
+/// the instant's position (from 1), then one count per target (read them with
+/// [`parse_counts`]).
+///
+/// Each fact is joined with the positions of the instants it is before
+/// (`arrayJoin`), and grouped by user and position: one scan serves every instant,
+/// and the instant-dependent bounds are constant arrays indexed by the position, so
+/// the query's size grows with the filters, not with the number of instants.
+///
+/// # Errors
+/// An `in_segment` that `resolve` does not know, or a cycle of references.
+pub fn size_query(
+    tables: &Tables,
+    workspace: i64,
+    targets: &[&Filter],
+    resolve: &Resolve<'_>,
+    regex_values: &RegexValues,
+    instants: &[Timestamp],
+    tz: &TimeZone,
+) -> Result<String, CompileError> {
+    let moments: Vec<Moment> = instants.iter().map(|t| Moment::new(*t, tz)).collect();
+    let mut ctx = Ctx {
+        moments: &moments,
+        tz,
+        leaves: Leaves::default(),
+        resolve,
+        regex_values,
+        segments: HashMap::new(),
+        open: Vec::new(),
+        columns: String::new(),
+    };
+    let mut exprs = Vec::new();
+    for target in targets {
+        exprs.push(ctx.node(target)?);
+    }
+    let mut middle = String::from("k");
+    middle.push_str(&ctx.columns);
+    let mut outer = String::from("k");
+    for (j, expr) in exprs.iter().enumerate() {
+        let _ = write!(middle, ", ({expr}) AS m{j}");
+        let _ = write!(outer, ", sum(m{j})");
+    }
+    let max_at = moments
+        .iter()
+        .map(|m| m.at_micros)
+        .max()
+        .unwrap_or(i64::MIN);
+    let ats = array(moments.iter().map(|m| m.at_micros));
+    let positions = array(1..=moments.len() as i64);
+    let mut inner =
+        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b");
+    for (expr, alias) in &ctx.leaves.list {
+        let _ = write!(inner, ", {expr} AS {alias}");
+    }
+    Ok(format!(
+        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts} \
+         ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {deletions} \
+         WHERE workspace = {workspace} GROUP BY user) USING user \
+         WHERE workspace = {workspace} AND time < {max_at} AND seq > deleted \
+         GROUP BY user, k)) GROUP BY k ORDER BY k",
+        facts = tables.facts,
+        deletions = tables.local_deletions,
+    ))
+}
+
+/// A constant array of integers, `[toInt64(a), …]`.
+fn array(values: impl Iterator<Item = i64>) -> String {
+    let items: Vec<String> = values.map(|v| format!("toInt64({v})")).collect();
+    format!("[{}]", items.join(", "))
+}
+
+/// Reads the answer of a [`size_query`]: `counts[i][j]` for instant `i`, target `j`
+/// (0 for an instant at which nobody exists).
+///
+/// # Errors
+/// A message when a row is not a position in range and `targets` counts.
+pub fn parse_counts(
+    answer: &str,
+    instants: usize,
+    targets: usize,
+) -> Result<Vec<Vec<u64>>, String> {
+    let mut counts = vec![vec![0; targets]; instants];
+    for line in answer.lines().filter(|l| !l.is_empty()) {
+        let numbers = line
+            .split('\t')
+            .map(|n| n.parse::<u64>().map_err(|_| format!("not a count: {n:?}")))
+            .collect::<Result<Vec<_>, _>>()?;
+        let (position, row) = numbers.split_first().ok_or("an empty row")?;
+        let slot = usize::try_from(*position)
+            .ok()
+            .and_then(|p| p.checked_sub(1))
+            .and_then(|p| counts.get_mut(p))
+            .ok_or_else(|| format!("instant position {position} out of range"))?;
+        if row.len() != targets {
+            return Err(format!(
+                "expected {targets} counts, ClickHouse gave {}",
+                row.len()
+            ));
+        }
+        slot.copy_from_slice(row);
+    }
+    Ok(counts)
+}
+
+/// The per-user aggregates, each once.
+#[derive(Default)]
+struct Leaves {
+    list: Vec<(String, String)>,
+    aliases: HashMap<String, String>,
+}
+
+impl Leaves {
+    fn alias(&mut self, expr: String) -> String {
+        if let Some(alias) = self.aliases.get(&expr) {
+            return alias.clone();
+        }
+        let alias = format!("l{}", self.list.len());
+        self.aliases.insert(expr.clone(), alias.clone());
+        self.list.push((expr, alias.clone()));
+        alias
+    }
+}
+
+struct Ctx<'a, 'r> {
+    moments: &'a [Moment],
+    tz: &'a TimeZone,
+    leaves: Leaves,
+    resolve: &'a Resolve<'r>,
+    regex_values: &'a RegexValues,
+    /// Referenced segments already written as columns.
+    segments: HashMap<SegmentId, String>,
+    /// References being expanded (cycle detection).
+    open: Vec<SegmentId>,
+    /// `, expr AS alias` of the middle level, dependencies first.
+    columns: String,
+}
+
+impl Ctx<'_, '_> {
+    /// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
+    fn window_starts(&self, days: u32) -> String {
+        let starts = self
+            .moments
+            .iter()
+            .map(|m| rows::ceil_micros(m.window_start(days, self.tz)));
+        format!("{}[k]", array(starts))
+    }
+
+    /// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
+    fn window_start_pair(&self, days: u32) -> String {
+        let (us, ns): (Vec<i64>, Vec<i64>) = self
+            .moments
+            .iter()
+            .map(|m| {
+                let (us, ns) = rows::micros_and_nanos(m.window_start(days, self.tz));
+                (us, i64::from(ns))
+            })
+            .unzip();
+        format!(
+            "({}[k], {}[k])",
+            array(us.into_iter()),
+            array(ns.into_iter())
+        )
+    }
+
+    /// The (µs, ns) pair of the instant `k`.
+    fn at_pair(&self) -> String {
+        let (us, ns): (Vec<i64>, Vec<i64>) = self
+            .moments
+            .iter()
+            .map(|m| (m.at.0, i64::from(m.at.1)))
+            .unzip();
+        format!(
+            "({}[k], {}[k])",
+            array(us.into_iter()),
+            array(ns.into_iter())
+        )
+    }
+
+    fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
+        Ok(match filter {
+            Filter::All(children) if children.is_empty() => "1".into(),
+            Filter::Any(children) if children.is_empty() => "0".into(),
+            Filter::All(children) | Filter::Any(children) => {
+                let join = if matches!(filter, Filter::All(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
+                let parts = children
+                    .iter()
+                    .map(|c| self.node(c).map(|e| format!("({e})")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                parts.join(join)
+            }
+            Filter::Not(child) => format!("NOT ({})", self.node(child)?),
+            Filter::InSegment(id) => self.segment(*id)?,
+            Filter::RandomBucket { cmp, value } => format!("toInt64(b) {} {value}", op(*cmp)),
+            Filter::Event { name, count } => self.count(
+                &format!("type = {} AND name = {}", rows::EVENT, quote(name)),
+                count,
+            ),
+            Filter::Purchase { product, count } => {
+                let which = match product {
+                    Some(p) => format!("type = {} AND name = {}", rows::PURCHASE, quote(p)),
+                    None => format!("type = {}", rows::PURCHASE),
+                };
+                self.count(&which, count)
+            }
+            Filter::Attribute { name, op } => self.attribute(name, op),
+        })
+    }
+
+    fn segment(&mut self, id: SegmentId) -> Result<String, CompileError> {
+        if let Some(alias) = self.segments.get(&id) {
+            return Ok(alias.clone());
+        }
+        if self.open.contains(&id) {
+            return Err(CompileError::Cycle(id));
+        }
+        let filter = (self.resolve)(id).ok_or(CompileError::UnknownSegment(id))?;
+        self.open.push(id);
+        let expr = self.node(&filter)?;
+        self.open.pop();
+        let alias = format!("g{}", self.segments.len());
+        let _ = write!(self.columns, ", ({expr}) AS {alias}");
+        self.segments.insert(id, alias.clone());
+        Ok(alias)
+    }
+
+    fn count(&mut self, which: &str, test: &CountTest) -> String {
+        let lo = match test.within_days {
+            Some(days) => format!(" AND time >= {}", self.window_starts(days)),
+            None => String::new(),
+        };
+        let expr = format!("countIf({which}{lo})");
+        let alias = self.leaves.alias(expr);
+        format!("toInt64({alias}) {} {}", op(test.cmp), test.value)
+    }
+
+    fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
+        let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
+        let test = self.value_test(name, attr);
+        let expr = format!(
+            "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
+             type = {ty} AND name = {name})",
+            unset = rows::UNSET,
+            missing = u8::from(missing),
+            ty = rows::ATTRIBUTE,
+            name = quote(name),
+        );
+        let alias = self.leaves.alias(expr);
+        if missing {
+            format!("{alias} != 1")
+        } else {
+            format!("{alias} = 2")
+        }
+    }
+
+    /// The test of one written (non-null) value, as a condition on a row.
+    fn value_test(&self, name: &str, attr: &AttrOp) -> String {
+        match attr {
+            AttrOp::Exists => "1".into(),
+            AttrOp::NotExists => "0".into(),
+            AttrOp::Eq(v) => equals(v),
+            AttrOp::Ne(v) => format!("NOT ({})", equals(v)),
+            AttrOp::In(vs) => any_equal(vs),
+            AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(vs)),
+            AttrOp::Order(cmp, Ordered::Number(k)) => {
+                format!("kind = {} AND n {} {}", rows::NUMBER, op(*cmp), float(*k))
+            }
+            AttrOp::Order(cmp, Ordered::DateTime(k)) => {
+                format!(
+                    "kind = {} AND (d, dn) {} {}",
+                    rows::DATETIME,
+                    op(*cmp),
+                    instant(*k)
+                )
+            }
+            AttrOp::Contains(x) => format!(
+                "(kind = {} AND position(s, {q}) > 0) OR (kind = {} AND has(a, {q}))",
+                rows::STRING,
+                rows::ARRAY,
+                q = quote(x)
+            ),
+            AttrOp::StartsWith(p) => {
+                format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p))
+            }
+            AttrOp::Matches(re) => {
+                match self
+                    .regex_values
+                    .get(&(name.to_string(), re.as_str().to_string()))
+                {
+                    Some(values) if values.is_empty() => "0".into(),
+                    Some(values) => {
+                        let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
+                        format!("kind = {} AND s IN ({})", rows::STRING, quoted.join(", "))
+                    }
+                    None => format!(
+                        "kind = {} AND match(s, {})",
+                        rows::STRING,
+                        quote(re.as_str())
+                    ),
+                }
+            }
+            AttrOp::WithinLastDays(days) => format!(
+                "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
+                rows::DATETIME,
+                self.window_start_pair(*days),
+                self.at_pair()
+            ),
+            AttrOp::MoreThanDaysAgo(days) => format!(
+                "kind = {} AND (d, dn) < {}",
+                rows::DATETIME,
+                self.window_start_pair(*days)
+            ),
+        }
+    }
+}
+
+/// `eq` of segments.md on a row: same kind, same value.
+fn equals(value: &Value) -> String {
+    match value {
+        Value::String(s) => format!("kind = {} AND s = {}", rows::STRING, quote(s)),
+        Value::Number(n) => format!("kind = {} AND n = {}", rows::NUMBER, float(*n)),
+        Value::Bool(b) => format!("kind = {} AND n = {}", rows::BOOL, u8::from(*b)),
+        Value::DateTime(t) => format!("kind = {} AND (d, dn) = {}", rows::DATETIME, instant(*t)),
+        Value::Array(items) => {
+            let array = if items.is_empty() {
+                "emptyArrayString()".to_string()
+            } else {
+                let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
+                format!("[{}]", quoted.join(", "))
+            };
+            format!("kind = {} AND a = {array}", rows::ARRAY)
+        }
+    }
+}
+
+fn any_equal(values: &[Value]) -> String {
+    match values {
+        [] => return "0".into(),
+        // The text of `eq`, so that `in [x]` and `eq x` share one aggregate: ClickHouse
+        // 18.16 keeps one alias for two aggregates whose syntax trees are equal.
+        [one] => return equals(one),
+        _ => {}
+    }
+    let parts: Vec<String> = values.iter().map(|v| format!("({})", equals(v))).collect();
+    parts.join(" OR ")
+}
+
+fn op(cmp: Cmp) -> &'static str {
+    match cmp {
+        Cmp::Eq => "=",
+        Cmp::Ne => "!=",
+        Cmp::Gt => ">",
+        Cmp::Gte => ">=",
+        Cmp::Lt => "<",
+        Cmp::Lte => "<=",
+    }
+}
+
+/// A float literal that reads back as the same f64 (Rust prints the shortest text
+/// that round-trips).
+fn float(f: f64) -> String {
+    format!("toFloat64({f:?})")
+}
+
+fn instant(t: Timestamp) -> String {
+    let (us, ns) = rows::micros_and_nanos(t);
+    format!("(toInt64({us}), toUInt16({ns}))")
+}
+
+/// A ClickHouse string literal.
+pub fn quote(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('\'');
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '\0' => out.push_str("\\0"),
+            c => out.push(c),
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// Every `matches` test of `targets` and of the segments they reference, as
+/// (attribute, pattern).
+pub fn regex_tests(
+    targets: &[&Filter],
+    resolve: &Resolve<'_>,
+) -> Vec<(String, headcount_model::filter::Pattern)> {
+    let mut out: Vec<(String, headcount_model::filter::Pattern)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<Arc<Filter>> = targets.iter().map(|f| Arc::new((*f).clone())).collect();
+    while let Some(filter) = stack.pop() {
+        let mut nodes = vec![filter.as_ref()];
+        while let Some(node) = nodes.pop() {
+            match node {
+                Filter::All(c) | Filter::Any(c) => nodes.extend(c.iter()),
+                Filter::Not(c) => nodes.push(c),
+                Filter::InSegment(id) => {
+                    if seen.insert(*id)
+                        && let Some(f) = resolve(*id)
+                    {
+                        stack.push(f);
+                    }
+                }
+                Filter::Attribute {
+                    name,
+                    op: AttrOp::Matches(p),
+                } if !out.iter().any(|(n, q)| n == name && q == p) => {
+                    out.push((name.clone(), p.clone()));
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_literals_escape_quotes_and_backslashes() {
+        assert_eq!(quote(r"a'b\c"), r"'a\'b\\c'");
+    }
+
+    #[test]
+    fn floats_are_written_to_read_back_exactly() {
+        assert_eq!(float(0.1), "toFloat64(0.1)");
+        assert_eq!(float(1e-9), "toFloat64(1e-9)");
+        assert_eq!(float(-0.0), "toFloat64(-0.0)");
+    }
+
+    #[test]
+    fn counts_are_read_instant_by_instant() {
+        assert_eq!(
+            parse_counts("1\t2\t3\n3\t4\t5\n", 3, 2).unwrap(),
+            vec![vec![2, 3], vec![0, 0], vec![4, 5]]
+        );
+        assert!(parse_counts("1\t2\n", 2, 2).is_err());
+        assert!(parse_counts("4\t2\t3\n", 3, 2).is_err());
+        assert_eq!(parse_counts("", 3, 0).unwrap(), vec![Vec::<u64>::new(); 3]);
+    }
+}
