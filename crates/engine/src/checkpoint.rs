@@ -216,7 +216,11 @@ fn read_index<R: Read>(d: &mut Decoder<R>, position: u64) -> Result<Index, Check
         live_events,
         version,
         latest_fact,
-        datetimes: Instants::from_sorted(datetimes),
+        datetimes: {
+            let mut set = Instants::from_sorted(datetimes);
+            set.forget_up_to(latest_fact);
+            set
+        },
         position,
     })
 }

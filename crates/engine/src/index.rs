@@ -31,7 +31,8 @@ pub struct Index {
     pub(crate) version: u64,
     /// The latest fact time applied (µs).
     pub(crate) latest_fact: i64,
-    /// Every datetime attribute value ever written (µs): the instants at which a
+    /// The datetime attribute values written (µs) that are later than `latest_fact`
+    /// (some earlier ones may stay until [`Index::compact`]): the instants at which a
     /// `within_last_days` answer can change without a new fact.
     pub(crate) datetimes: Instants,
     /// The position in its owner's fact log up to which the index holds every fact
@@ -63,7 +64,11 @@ impl Index {
             FactKind::Attributes(values) => {
                 for (name, value) in values {
                     if let Some(Value::DateTime(t)) = value {
-                        self.datetimes.insert(floor_micros(*t));
+                        // Only a datetime after the latest fact can end a stable answer.
+                        let t = floor_micros(*t);
+                        if t > self.latest_fact {
+                            self.datetimes.insert(t);
+                        }
                     }
                     self.attributes
                         .get_or_create(name)
@@ -114,6 +119,7 @@ impl Index {
             column.compact(&keep);
         }
         self.users.shrink_to_fit();
+        self.datetimes.forget_up_to(self.latest_fact);
         self.datetimes.shrink_to_fit();
     }
 

@@ -1,6 +1,10 @@
 //! A set of instants (µs) asked for the first one at or after a given instant: the
 //! datetime attribute values at which a `within_last_days` answer can change.
 //!
+//! [`crate::Index::stable_until`] needs only those after the latest fact (before it,
+//! it answers at once), so the index keeps only those ([`Instants::forget_up_to`]):
+//! datetimes in the past, such as signup dates, cost nothing.
+//!
 //! Kept as one sorted vector (8 bytes an instant) and a small ordered set of recent
 //! additions, merged into the vector when it reaches 1/16 of it (at least 1024), so
 //! that adding costs O(log n) amortized; a `BTreeSet` of every instant cost ~14 bytes
@@ -58,6 +62,13 @@ impl Instants {
         }
     }
 
+    /// Forgets the instants at or before `floor`.
+    pub fn forget_up_to(&mut self, floor: i64) {
+        self.merge();
+        let keep = self.sorted.partition_point(|&x| x <= floor);
+        self.sorted.drain(..keep);
+    }
+
     /// Moves the recent additions into the sorted vector, without spare capacity.
     pub fn shrink_to_fit(&mut self) {
         self.merge();
@@ -104,5 +115,8 @@ mod tests {
         set.shrink_to_fit();
         assert!(set.recent.is_empty());
         assert_eq!(set.first_from(0), reference.first().copied());
+        set.forget_up_to(25_000);
+        assert_eq!(set.first_from(0), reference.range(25_001..).next().copied());
+        assert_eq!(set.to_vec().len(), reference.range(25_001..).count());
     }
 }
