@@ -120,7 +120,6 @@ impl Index {
         }
         self.users.shrink_to_fit();
         self.datetimes.forget_up_to(self.latest_fact);
-        self.datetimes.shrink_to_fit();
     }
 
     /// Every attribute name ever written, in no particular order.

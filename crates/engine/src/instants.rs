@@ -62,16 +62,11 @@ impl Instants {
         }
     }
 
-    /// Forgets the instants at or before `floor`.
+    /// Forgets the instants at or before `floor` and gives back their memory.
     pub fn forget_up_to(&mut self, floor: i64) {
         self.merge();
         let keep = self.sorted.partition_point(|&x| x <= floor);
         self.sorted.drain(..keep);
-    }
-
-    /// Moves the recent additions into the sorted vector, without spare capacity.
-    pub fn shrink_to_fit(&mut self) {
-        self.merge();
         self.sorted.shrink_to_fit();
     }
 
@@ -112,7 +107,7 @@ mod tests {
             assert_eq!(set.first_from(at), reference.range(at..).next().copied());
         }
         assert_eq!(set.to_vec(), reference.iter().copied().collect::<Vec<_>>());
-        set.shrink_to_fit();
+        set.forget_up_to(i64::MIN);
         assert!(set.recent.is_empty());
         assert_eq!(set.first_from(0), reference.first().copied());
         set.forget_up_to(25_000);
