@@ -40,6 +40,9 @@ const MAX_INLINE_LEN: usize = 1 << LEN_BITS;
 /// Text arenas up to this size keep their strings inline.
 const MAX_INLINE_START: usize = 1 << (64 - LEN_BITS);
 
+/// Values reserved for at most before reading a checkpoint's values.
+const RESERVE_MAX: usize = 1 << 24;
+
 /// One stored value, borrowed: what [`Interner::get`] returns.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ValueRef<'a> {
@@ -370,6 +373,12 @@ impl Interner {
         let corrupt = CheckpointError::Corrupt;
         let count = d.count()?;
         let mut interner = Interner::default();
+        // The table sized once (growing it would hash every value again), within a
+        // bound: the count is not yet known to be intact (the checksum comes last).
+        let expected = count.min(RESERVE_MAX);
+        interner.table.reserve(expected, |_| 0);
+        interner.kinds.reserve_exact(expected);
+        interner.words.reserve_exact(expected);
         for id in 0..count {
             let value = decode_value(d)?;
             if interner.intern(&value) as usize != id {
