@@ -581,7 +581,7 @@ class Bench:
                             "empty_server_rss_bytes": empty, "held_bytes": rss - empty,
                             "bytes_per_event": round(rss / max(ev, 1), 2),
                             "bytes_per_user": round(rss / self.a.users, 1),
-                            "budget_bytes": 16 * ev + 200 * self.a.users}
+                            "budget_bytes": 12 * ev + 200 * self.a.users}
         m = re.search(r"heap_mb=(\d+)", open(os.path.join(self.work, "serve.log")).read())
         if m:
             self.r["memory"]["index_heap_mib_logged"] = int(m.group(1))
@@ -772,14 +772,14 @@ def table(r: dict) -> tuple[list[list[str]], dict]:
         # have no empty server: the whole RSS then).
         held = m.get("held_bytes", m["rss_bytes"])
         ok = held <= m["budget_bytes"]
-        targets["memory <= 16 B/event + 200 B/user"] = ok
+        targets["memory <= 12 B/event + 200 B/user"] = ok
         rows.append(["server RSS after loading", f"{m['rss_bytes']/2**20:,.0f} MiB",
                      (f"{held/2**20:,.0f} MiB above an empty server's "
                       f"{m['empty_server_rss_bytes']/2**20:,.0f} MiB; " if "held_bytes" in m else "")
                      + f"{m['bytes_per_event']} B/event, {m['bytes_per_user']} B/user in all"
                      + (f" (index heap {m['index_heap_mib_logged']} MiB as logged)" if m.get('index_heap_mib_logged') else "")
                      + "; budget "
-                     f"16 B/event + 200 B/user = {m['budget_bytes']/2**20:,.0f} MiB", "held ≤ budget", ok])
+                     f"12 B/event + 200 B/user = {m['budget_bytes']/2**20:,.0f} MiB", "held ≤ budget", ok])
     return rows, targets
 
 
