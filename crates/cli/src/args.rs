@@ -219,9 +219,9 @@ pub struct SnapshotArgs {
     /// The workspace.
     #[arg(long)]
     pub workspace: String,
-    /// Only this segment (default: every live segment).
+    /// Only this segment (repeatable; default: every live segment).
     #[arg(long)]
-    pub segment: Option<String>,
+    pub segment: Vec<String>,
     /// First day, YYYY-MM-DD.
     #[arg(long)]
     pub from: String,

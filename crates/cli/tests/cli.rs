@@ -1049,6 +1049,17 @@ fn snapshot_stores_hand_computed_daily_sizes() {
         assert_eq!(sizes[0].size, 2);
         assert!(sizes[0].computed_at > long_ago);
     }
+    // --segment repeats (a segment named twice is computed once).
+    let everyone_id = everyone.to_string();
+    let mut args = vec!["--segment", &everyone_id, "--segment", &french_id];
+    args.extend_from_slice(&["--segment", &everyone_id, "--recompute"]);
+    args.extend_from_slice(&one_day);
+    let run = snapshot(&args).ok();
+    assert!(
+        run.stderr
+            .contains("computed 2 daily sizes (2 segments x 1 day, 0 already stored)"),
+        "{run:#?}"
+    );
     let run = snapshot(&["--from", "2024-03-29", "--to", "2024-04-02", "--recompute"]).ok();
     assert!(run.stderr.contains("computed 15 daily sizes"), "{run:#?}");
     assert_eq!(

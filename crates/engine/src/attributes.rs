@@ -8,7 +8,7 @@
 
 use crate::bitset::Bitset;
 use crate::column::Column;
-use crate::intern::Interner;
+use crate::intern::{Interner, ValueRef};
 use crate::time::Moment;
 use headcount_model::Value;
 use headcount_model::filter::{AttrOp, Cmp, Ordered};
@@ -91,11 +91,10 @@ impl AttrColumn {
                     moments.iter().map(|m| m.at).collect::<Vec<_>>(),
                 );
                 self.values
-                    .values()
                     .iter()
                     .map(|value| match value {
                         // from <= x: a prefix of the positions; x < to: a suffix.
-                        Value::DateTime(x) => span(position(&to, x), position(&from, x)),
+                        ValueRef::DateTime(x) => span(position(&to, &x), position(&from, &x)),
                         _ => 0..0,
                     })
                     .collect()
@@ -103,10 +102,9 @@ impl AttrColumn {
             AttrOp::MoreThanDaysAgo(days) => {
                 let before = ends(*days);
                 self.values
-                    .values()
                     .iter()
                     .map(|value| match value {
-                        Value::DateTime(x) => span(position(&before, x), n),
+                        ValueRef::DateTime(x) => span(position(&before, &x), n),
                         _ => 0..0,
                     })
                     .collect()
@@ -140,11 +138,6 @@ impl AttrColumn {
     /// The number of writes recorded.
     pub fn len(&self) -> usize {
         self.column.len()
-    }
-
-    /// An estimate of the bytes of memory held.
-    pub fn heap_bytes(&self) -> usize {
-        self.column.heap_bytes() + self.values.heap_bytes()
     }
 
     /// Drops the writes of users for which `keep` fails; gives back spare capacity.
@@ -190,7 +183,7 @@ pub fn holds_when_missing(op: &AttrOp) -> bool {
 
 /// Per value id, whether `op` holds for that value.
 fn matching_values(values: &Interner, op: &AttrOp, moment: &Moment) -> Vec<bool> {
-    let n = values.values().len();
+    let n = values.len();
     let by_lookup = |operands: &[Value], negate: bool| {
         let mut matching = vec![negate; n];
         for id in operands.iter().filter_map(|v| values.find(v)) {
@@ -207,7 +200,7 @@ fn matching_values(values: &Interner, op: &AttrOp, moment: &Moment) -> Vec<bool>
         AttrOp::NotIn(vs) => by_lookup(vs, true),
         _ => {
             let test = ValueTest::new(op, moment);
-            values.values().iter().map(|v| test.holds(v)).collect()
+            values.iter().map(|v| test.holds(v)).collect()
         }
     }
 }
@@ -253,17 +246,19 @@ impl<'a> ValueTest<'a> {
         }
     }
 
-    fn holds(&self, value: &Value) -> bool {
+    fn holds(&self, value: ValueRef<'_>) -> bool {
         match (self, value) {
             (ValueTest::Always(answer), _) => *answer,
-            (ValueTest::Order(cmp, Ordered::Number(k)), Value::Number(x)) => cmp.holds(*x, *k),
-            (ValueTest::Order(cmp, Ordered::DateTime(k)), Value::DateTime(x)) => cmp.holds(*x, *k),
-            (ValueTest::Contains(s), Value::String(x)) => x.contains(s),
-            (ValueTest::Contains(s), Value::Array(items)) => items.iter().any(|item| item == s),
-            (ValueTest::StartsWith(s), Value::String(x)) => x.starts_with(s),
-            (ValueTest::Matches(re), Value::String(x)) => re.is_match(x),
-            (ValueTest::Within { from, to }, Value::DateTime(x)) => from <= x && x < to,
-            (ValueTest::Before { before }, Value::DateTime(x)) => x < before,
+            (ValueTest::Order(cmp, Ordered::Number(k)), ValueRef::Number(x)) => cmp.holds(x, *k),
+            (ValueTest::Order(cmp, Ordered::DateTime(k)), ValueRef::DateTime(x)) => {
+                cmp.holds(x, *k)
+            }
+            (ValueTest::Contains(s), ValueRef::String(x)) => x.contains(s),
+            (ValueTest::Contains(s), ValueRef::Array(items)) => items.iter().any(|item| item == s),
+            (ValueTest::StartsWith(s), ValueRef::String(x)) => x.starts_with(s),
+            (ValueTest::Matches(re), ValueRef::String(x)) => re.is_match(x),
+            (ValueTest::Within { from, to }, ValueRef::DateTime(x)) => *from <= x && x < *to,
+            (ValueTest::Before { before }, ValueRef::DateTime(x)) => x < *before,
             _ => false,
         }
     }

@@ -36,11 +36,11 @@ use crate::attributes::{AttrColumn, UNSET};
 use crate::codec::{Decoder, Encoder};
 use crate::column::Column;
 use crate::index::Index;
+use crate::instants::Instants;
 use crate::intern::Interner;
 use crate::names::Named;
 use crate::users::Users;
-use headcount_model::{Value, WorkspaceId};
-use jiff::Timestamp;
+use headcount_model::WorkspaceId;
 use std::io::{self, Read, Write};
 
 /// The first bytes of every checkpoint.
@@ -107,8 +107,7 @@ impl Index {
         e.item(self.version)?;
         e.item(self.latest_fact)?;
         e.len(self.live_events)?;
-        let datetimes: Vec<i64> = self.datetimes.iter().copied().collect();
-        e.items(&datetimes)?;
+        e.items(&self.datetimes.to_vec())?;
         self.users.encode(&mut e)?;
         e.len(self.events.items().len())?;
         for (name, column) in self.events.names().into_iter().zip(self.events.items()) {
@@ -129,11 +128,7 @@ impl Index {
             .zip(self.attributes.items())
         {
             e.str(name)?;
-            let values = attribute.interner().values();
-            e.len(values.len())?;
-            for value in values {
-                encode_value(&mut e, value)?;
-            }
+            attribute.interner().encode(&mut e)?;
             attribute.column().encode(&mut e)?;
         }
         e.finish()
@@ -184,7 +179,7 @@ fn read_index<R: Read>(d: &mut Decoder<R>, position: u64) -> Result<Index, Check
     let latest_fact: i64 = d.item()?;
     let live_events = usize::try_from(d.item::<u64>()?).map_err(|_| corrupt("event count"))?;
     let datetimes: Vec<i64> = d.items()?;
-    if !datetimes.is_sorted() {
+    if !datetimes.is_sorted_by(|a, b| a < b) {
         return Err(corrupt("datetimes out of order"));
     }
     let users = Users::decode(d)?;
@@ -205,16 +200,11 @@ fn read_index<R: Read>(d: &mut Decoder<R>, position: u64) -> Result<Index, Check
     let (mut names, mut columns) = (Vec::new(), Vec::new());
     for _ in 0..n {
         names.push(d.string()?);
-        let count = d.count()?;
-        let values: Vec<Value> = (0..count)
-            .map(|_| decode_value(d))
-            .collect::<Result<_, _>>()?;
+        let values = Interner::decode(d)?;
+        let count = values.len();
         let valid = |id: u32| id == UNSET || (id as usize) < count;
         let column = Column::<u32>::decode(d, n_users, &valid)?;
-        columns.push(AttrColumn::from_parts(
-            column,
-            Interner::from_values(values),
-        ));
+        columns.push(AttrColumn::from_parts(column, values));
     }
     let attributes = Named::from_parts(names, columns).ok_or(corrupt("attribute names repeat"))?;
     Ok(Index {
@@ -226,61 +216,11 @@ fn read_index<R: Read>(d: &mut Decoder<R>, position: u64) -> Result<Index, Check
         live_events,
         version,
         latest_fact,
-        datetimes: datetimes.into_iter().collect(),
-        position,
-    })
-}
-
-fn encode_value<W: Write>(e: &mut Encoder<W>, value: &Value) -> io::Result<()> {
-    match value {
-        Value::String(s) => {
-            e.item(0u8)?;
-            e.str(s)
-        }
-        Value::Number(f) => {
-            e.item(1u8)?;
-            e.item(f.to_bits())
-        }
-        Value::Bool(b) => {
-            e.item(2u8)?;
-            e.item(u8::from(*b))
-        }
-        Value::DateTime(t) => {
-            e.item(3u8)?;
-            let ns = t.as_nanosecond();
-            e.item(ns as u64)?;
-            e.item((ns >> 64) as i64)
-        }
-        Value::Array(items) => {
-            e.item(4u8)?;
-            e.len(items.len())?;
-            items.iter().try_for_each(|item| e.str(item))
-        }
-    }
-}
-
-fn decode_value<R: Read>(d: &mut Decoder<R>) -> Result<Value, CheckpointError> {
-    Ok(match d.item::<u8>()? {
-        0 => Value::String(d.string()?),
-        1 => Value::Number(f64::from_bits(d.item()?)),
-        2 => match d.item::<u8>()? {
-            0 => Value::Bool(false),
-            1 => Value::Bool(true),
-            _ => return Err(CheckpointError::Corrupt("a boolean that is neither")),
+        datetimes: {
+            let mut set = Instants::from_sorted(datetimes);
+            set.forget_up_to(latest_fact);
+            set
         },
-        3 => {
-            let low: u64 = d.item()?;
-            let high: i64 = d.item()?;
-            let ns = (i128::from(high) << 64) | i128::from(low);
-            Value::DateTime(
-                Timestamp::from_nanosecond(ns)
-                    .map_err(|_| CheckpointError::Corrupt("a datetime out of range"))?,
-            )
-        }
-        4 => {
-            let n = d.count()?;
-            Value::Array((0..n).map(|_| d.string()).collect::<Result<_, _>>()?)
-        }
-        _ => return Err(CheckpointError::Corrupt("an unknown value kind")),
+        position,
     })
 }

@@ -3,6 +3,7 @@
 use crate::attributes::AttrColumn;
 use crate::column::Column;
 use crate::eval::AsOf;
+use crate::instants::Instants;
 use crate::names::Named;
 use crate::plan::Plan;
 use crate::time::{Moment, floor_micros};
@@ -11,7 +12,6 @@ use headcount_model::Value;
 use headcount_model::{Day, Fact, FactKind, UserKey};
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use std::collections::BTreeSet;
 use std::fmt;
 
 /// All users and facts of one workspace, in memory.
@@ -31,9 +31,10 @@ pub struct Index {
     pub(crate) version: u64,
     /// The latest fact time applied (µs).
     pub(crate) latest_fact: i64,
-    /// Every datetime attribute value ever written (µs): the instants at which a
+    /// The datetime attribute values written (µs) that are later than `latest_fact`
+    /// (some earlier ones may stay until [`Index::compact`]): the instants at which a
     /// `within_last_days` answer can change without a new fact.
-    pub(crate) datetimes: BTreeSet<i64>,
+    pub(crate) datetimes: Instants,
     /// The position in its owner's fact log up to which the index holds every fact
     /// (see [`Index::set_position`]).
     pub(crate) position: u64,
@@ -63,7 +64,11 @@ impl Index {
             FactKind::Attributes(values) => {
                 for (name, value) in values {
                     if let Some(Value::DateTime(t)) = value {
-                        self.datetimes.insert(floor_micros(*t));
+                        // Only a datetime after the latest fact can end a stable answer.
+                        let t = floor_micros(*t);
+                        if t > self.latest_fact {
+                            self.datetimes.insert(t);
+                        }
                     }
                     self.attributes
                         .get_or_create(name)
@@ -114,6 +119,7 @@ impl Index {
             column.compact(&keep);
         }
         self.users.shrink_to_fit();
+        self.datetimes.forget_up_to(self.latest_fact);
     }
 
     /// Every attribute name ever written, in no particular order.
@@ -163,9 +169,8 @@ impl Index {
         let midnight = moment.reference.next().start(tz);
         let datetime = self
             .datetimes
-            .range(moment.at_micros..)
-            .next()
-            .and_then(|us| Timestamp::from_microsecond(*us).ok());
+            .first_from(moment.at_micros)
+            .and_then(|us| Timestamp::from_microsecond(us).ok());
         match datetime {
             Some(t) if t < midnight => t,
             _ => midnight,
@@ -186,20 +191,28 @@ impl Index {
     /// tables and the text of keys, names and values (not the allocator's overhead).
     /// Takes time proportional to the number of users and distinct values.
     pub fn heap_bytes(&self) -> usize {
+        self.memory().total()
+    }
+
+    /// [`Index::heap_bytes`] by part: what grows with the users and what grows with
+    /// the events.
+    pub fn memory(&self) -> MemoryUse {
         let events: usize = self.events.items().iter().map(Column::heap_bytes).sum();
-        let attributes: usize = self
-            .attributes
-            .items()
-            .iter()
-            .map(AttrColumn::heap_bytes)
-            .sum();
-        self.users.heap_bytes()
-            + self.events.heap_bytes()
-            + events
-            + self.purchases.heap_bytes()
-            + self.products.heap_bytes()
-            + self.attributes.heap_bytes()
-            + attributes
+        let attributes = self.attributes.items();
+        MemoryUse {
+            users: self.users.heap_bytes(),
+            events: self.events.heap_bytes()
+                + events
+                + self.purchases.heap_bytes()
+                + self.products.heap_bytes(),
+            attribute_writes: self.attributes.heap_bytes()
+                + attributes
+                    .iter()
+                    .map(|a| a.column().heap_bytes())
+                    .sum::<usize>(),
+            attribute_values: attributes.iter().map(|a| a.interner().heap_bytes()).sum(),
+            datetimes: self.datetimes.heap_bytes(),
+        }
     }
 
     /// Evaluations as of instant `at` (facts strictly before `at`), days in `tz`,
@@ -240,6 +253,29 @@ impl Index {
     /// The members of `plan` as of `at`, sorted (for tests and debugging).
     pub fn members(&self, plan: &Plan, at: Timestamp, tz: &TimeZone) -> Vec<UserKey> {
         self.as_of(at, tz).members(plan)
+    }
+}
+
+/// The bytes of memory an [`Index`] holds, by part (estimates, as
+/// [`Index::heap_bytes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MemoryUse {
+    /// The registry of users: keys, their hash table, per-user numbers.
+    pub users: usize,
+    /// The event and purchase columns and their names.
+    pub events: usize,
+    /// The attribute columns (time, user, value id per write) and their names.
+    pub attribute_writes: usize,
+    /// The distinct values of every attribute and their hash tables.
+    pub attribute_values: usize,
+    /// The set of datetime values kept for [`Index::stable_until`].
+    pub datetimes: usize,
+}
+
+impl MemoryUse {
+    /// The sum of the parts.
+    pub fn total(&self) -> usize {
+        self.users + self.events + self.attribute_writes + self.attribute_values + self.datetimes
     }
 }
 

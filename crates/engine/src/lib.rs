@@ -52,9 +52,9 @@ mod column;
 mod counts;
 mod eval;
 mod grid;
-mod hashids;
 mod history;
 mod index;
+mod instants;
 mod intern;
 mod names;
 mod plan;
@@ -64,7 +64,7 @@ mod users;
 
 pub use checkpoint::{CheckpointError, CheckpointHeader, FORMAT_VERSION};
 pub use eval::AsOf;
-pub use index::Index;
+pub use index::{Index, MemoryUse};
 pub use plan::{Inlined, Measure, Plan, PlanError, Resolve};
 
 #[cfg(test)]

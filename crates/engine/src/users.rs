@@ -2,9 +2,9 @@
 //! and per index the few numbers every evaluation needs.
 //!
 //! Keys are stored once, encoded in one byte arena (a kind byte, then the text; an
-//! alias adds the 8-byte length of its name) and found through [`HashIds`]. Per user:
-//! the key's bytes, an 8-byte arena offset, a hash slot (9 bytes, tables at most about
-//! half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
+//! alias adds the 8-byte length of its name) and found through a hash table of bare
+//! indices, hashed again from the arena when it grows. Per user: the key's bytes, an
+//! 8-byte arena offset, a hash slot (5 bytes, tables at most about half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
 //! tombstone that no instant passes), its random bucket (2 bytes) and its number of
 //! events and purchases (4 bytes): about 40 bytes plus the key, and up to twice that
 //! while vectors have spare capacity. A deleted user's index and key
@@ -13,9 +13,9 @@
 use crate::bitset::Bitset;
 use crate::checkpoint::CheckpointError;
 use crate::codec::{Decoder, Encoder};
-use crate::hashids::HashIds;
+use hashbrown::HashTable;
 use headcount_model::UserKey;
-use std::hash::Hasher;
+use std::hash::{BuildHasher, Hasher, RandomState};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 
@@ -105,7 +105,9 @@ impl<'a> Parts<'a> {
 /// Every user ever seen, live or deleted, by dense index.
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    ids: HashIds,
+    /// The index of every live user, by hash of its key.
+    ids: HashTable<u32>,
+    keys: RandomState,
     /// Every key, encoded, one after the other.
     arena: Vec<u8>,
     /// Where each key's record ends in `arena` (it starts where the previous ends).
@@ -121,7 +123,7 @@ impl Users {
     /// earliest-fact time to `time`.
     pub fn touch(&mut self, key: &UserKey, time: i64) -> u32 {
         let parts = Parts::of(key);
-        let hash = parts.hash(self.ids.hasher());
+        let hash = parts.hash(self.keys.build_hasher());
         let index = match self.find(hash, parts) {
             Some(index) => index,
             None => {
@@ -129,7 +131,7 @@ impl Users {
                     u32::try_from(self.first.len()).expect("fewer than 2^32 users per workspace");
                 parts.encode(&mut self.arena);
                 self.ends.push(self.arena.len() as u64);
-                self.ids.insert(hash, index);
+                self.insert(hash, index);
                 self.first.push(time);
                 self.buckets.push(key.random_bucket());
                 self.facts.push(0);
@@ -153,9 +155,11 @@ impl Users {
     /// if it was not a live user.
     pub fn delete(&mut self, key: &UserKey) -> Option<u32> {
         let parts = Parts::of(key);
-        let hash = parts.hash(self.ids.hasher());
+        let hash = parts.hash(self.keys.build_hasher());
         let index = self.find(hash, parts)?;
-        self.ids.remove(hash, index);
+        if let Ok(entry) = self.ids.find_entry(hash, |&other| other == index) {
+            entry.remove();
+        }
         self.first[index as usize] = DELETED;
         self.live -= 1;
         Some(std::mem::take(&mut self.facts[index as usize]))
@@ -173,7 +177,8 @@ impl Users {
 
     /// An estimate of the bytes of memory held.
     pub fn heap_bytes(&self) -> usize {
-        self.ids.heap_bytes()
+        // hashbrown: a control byte per bucket besides the index.
+        self.ids.capacity() * 8 / 7 * (size_of::<u32>() + 1)
             + self.arena.capacity()
             + self.ends.capacity() * size_of::<u64>()
             + self.first.capacity() * size_of::<i64>()
@@ -183,6 +188,9 @@ impl Users {
 
     /// Gives back the memory reserved for users not added yet.
     pub fn shrink_to_fit(&mut self) {
+        let (keys, arena, ends) = (&self.keys, &self.arena, &self.ends);
+        self.ids
+            .shrink_to_fit(|&index| hash_at(keys, arena, ends, index));
         self.arena.shrink_to_fit();
         self.ends.shrink_to_fit();
         self.first.shrink_to_fit();
@@ -234,20 +242,40 @@ impl Users {
 
     fn find(&self, hash: u64, parts: Parts<'_>) -> Option<u32> {
         self.ids
-            .find(hash, |index| self.parts(index) == Some(parts))
+            .find(hash, |&index| self.parts(index) == Some(parts))
+            .copied()
+    }
+
+    /// Records `index` under `hash` (its key's, already in the arena).
+    fn insert(&mut self, hash: u64, index: u32) {
+        let (keys, arena, ends) = (&self.keys, &self.arena, &self.ends);
+        self.ids
+            .insert_unique(hash, index, |&index| hash_at(keys, arena, ends, index));
     }
 
     fn parts(&self, index: u32) -> Option<Parts<'_>> {
-        let index = index as usize;
-        let start = match index {
-            0 => 0,
-            _ => *self.ends.get(index - 1)?,
-        };
-        let end = *self.ends.get(index)?;
-        let record = self
-            .arena
-            .get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
-        Parts::decode(record)
+        parts_at(&self.arena, &self.ends, index)
+    }
+}
+
+/// The key of `index`, from the arena and the records' ends.
+fn parts_at<'a>(arena: &'a [u8], ends: &[u64], index: u32) -> Option<Parts<'a>> {
+    let index = index as usize;
+    let start = match index {
+        0 => 0,
+        _ => *ends.get(index - 1)?,
+    };
+    let end = *ends.get(index)?;
+    let record = arena.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
+    Parts::decode(record)
+}
+
+/// The hash of the key of `index` (of nothing, for a record that does not decode:
+/// never the case for an index in the table).
+fn hash_at(keys: &RandomState, arena: &[u8], ends: &[u64], index: u32) -> u64 {
+    match parts_at(arena, ends, index) {
+        Some(parts) => parts.hash(keys.build_hasher()),
+        None => 0,
     }
 }
 
@@ -283,7 +311,8 @@ impl Users {
         {
             return Err(corrupt("user keys out of place"));
         }
-        let mut ids = HashIds::default();
+        let live = (0..n as u32).filter(|&index| users.is_live(index)).count();
+        users.ids.reserve(live, |_| 0);
         for index in 0..n as u32 {
             if !users.is_live(index) {
                 continue;
@@ -291,11 +320,13 @@ impl Users {
             let parts = users
                 .parts(index)
                 .ok_or(corrupt("a user key that does not decode"))?;
-            let hash = parts.hash(ids.hasher());
-            ids.insert(hash, index);
+            let hash = parts.hash(users.keys.build_hasher());
+            if users.find(hash, parts).is_some() {
+                return Err(corrupt("a live user key twice"));
+            }
+            users.insert(hash, index);
             users.live += 1;
         }
-        users.ids = ids;
         Ok(users)
     }
 }
