@@ -123,6 +123,23 @@ pub struct ServeArgs {
     /// Most connections open at once; beyond, new ones wait to be accepted.
     #[arg(long, value_name = "N", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     pub max_connections: u64,
+    /// Serve `GET /metrics` on this address, HOST:PORT, instead of on the API's
+    /// (where it is then 404).
+    #[arg(long, value_name = "ADDR", value_parser = listen_address)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How log lines are written on stderr: `text` for people, `json` (one object a
+    /// line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// `headcount import`

@@ -38,6 +38,9 @@ pub struct Config {
     pub checkpoint_changes: u64,
     /// …or once this long has passed since it, if anything changed.
     pub checkpoint_every: Duration,
+    /// Whether the API's address also serves `GET /metrics` (false when
+    /// `serve --metrics-listen` serves it elsewhere).
+    pub metrics_on_api: bool,
 }
 
 impl Default for Config {
@@ -52,6 +55,7 @@ impl Default for Config {
             checkpoints: None,
             checkpoint_changes: 1_000_000,
             checkpoint_every: Duration::from_secs(600),
+            metrics_on_api: true,
         }
     }
 }
@@ -97,6 +101,8 @@ pub struct Shared {
     /// Per workspace, the index version its last checkpoint holds and when it was
     /// written; absent: no checkpoint matches the index.
     pub checkpointed: Mutex<HashMap<WorkspaceId, (u64, Instant)>>,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What handlers receive.
@@ -132,8 +138,14 @@ impl Shared {
         loading
             .workspaces
             .store(catalog.workspaces().count(), Ordering::Relaxed);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let observed = metrics.clone();
         let state = Arc::new(Shared {
-            writer: crate::writer::Writer::start(&store),
+            writer: crate::writer::Writer::start(
+                &store,
+                Box::new(move |requests, took| observed.writer_commit(requests, took)),
+            ),
+            metrics,
             store,
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(HashMap::new()),

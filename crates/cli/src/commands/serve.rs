@@ -14,6 +14,7 @@ use std::time::Duration;
 pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     // The port first: a taken one fails before the data directory is touched.
     let listener = bind(args.listen)?;
+    let metrics_listener = args.metrics_listen.map(bind).transpose()?;
     let store = open(dir)?;
     let config = Config {
         backfill_days: args.backfill_days,
@@ -22,9 +23,10 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         idle_timeout: Duration::from_secs(args.idle_timeout),
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         checkpoints: Some(checkpoints::dir_of(dir)),
+        metrics_on_api: metrics_listener.is_none(),
         ..Config::default()
     };
-    serve(Arc::new(store), config, listener)?;
+    serve_with_metrics(Arc::new(store), config, listener, metrics_listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -50,8 +52,18 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener, Box<dyn std::error::Error
 /// background (the API answers 503 until they are ready).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
+    config: Config,
+    listener: TcpListener,
+) -> Result<(), Box<dyn std::error::Error>> {
+    serve_with_metrics(store, config, listener, None)
+}
+
+/// [`serve`], with `GET /metrics` on `metrics` (from [`bind`]) if given.
+pub fn serve_with_metrics(
+    store: Arc<dyn headcount_store::Store>,
     mut config: Config,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let open_files = raise_open_file_limit();
     // Each connection is a file; the store and the runtime need a few more.
@@ -73,6 +85,16 @@ pub fn serve(
         let state = tokio::task::spawn_blocking(move || Shared::open(store, config)).await??;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tracing::info!(address = %listener.local_addr()?, "listening; /readyz says when the indexes are loaded");
+        if let Some(metrics) = metrics {
+            let metrics = tokio::net::TcpListener::from_std(metrics)?;
+            tracing::info!(address = %metrics.local_addr()?, "serving /metrics");
+            let observed = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = headcount_server::observe::serve_metrics(observed, metrics).await {
+                    tracing::error!(error = %e, "serving /metrics failed");
+                }
+            });
+        }
         let loaded = state.clone();
         tokio::spawn(async move {
             loaded.loading.wait_ready().await;
