@@ -141,7 +141,7 @@ impl Shared {
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let observed = metrics.clone();
         let state = Arc::new(Shared {
-            writer: crate::writer::Writer::start(
+            writer: crate::writer::Writer::start_with(
                 &store,
                 Box::new(move |requests, took| observed.writer_commit(requests, took)),
             ),

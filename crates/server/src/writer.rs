@@ -47,7 +47,12 @@ impl Writer {
     /// Starts the writer thread and the purge thread. Both hold the store weakly, so
     /// they never keep the data directory open after the server is gone; they end
     /// when the `Writer` is dropped.
-    pub fn start(store: &Arc<dyn Store>, on_commit: CommitHook) -> Writer {
+    pub fn start(store: &Arc<dyn Store>) -> Writer {
+        Writer::start_with(store, Box::new(|_, _| {}))
+    }
+
+    /// [`Writer::start`], telling `on_commit` of every group committed.
+    pub fn start_with(store: &Arc<dyn Store>, on_commit: CommitHook) -> Writer {
         let (jobs, queue) = channel();
         let purger = Purger::start(store);
         let wake = purger.waker();
