@@ -221,7 +221,18 @@ async fn metrics_count_requests_facts_429s_and_rejected_keys_exactly() {
         .expect("GET a console page");
     server.get(&key, "/no/such/path").await.expect(404);
 
-    let (status, text) = scrape(&server).await;
+    // The daily job's catch-up pass runs in the background once the server is ready:
+    // wait (up to 10 s) until it has recorded its day.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let (status, text) = loop {
+        let (status, text) = scrape(&server).await;
+        if text.contains("headcount_last_stored_day_age_seconds{")
+            || std::time::Instant::now() > deadline
+        {
+            break (status, text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
     assert_eq!(status, 200, "{text}");
     let samples = parse_exposition(&text);
     let requests = |route: &str, method: &str, status: &str| {
