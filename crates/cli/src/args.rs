@@ -181,6 +181,23 @@ pub struct ServeArgs {
     /// every node sharing it; without it, in this process (saved to the store).
     #[arg(long, value_name = "URL", env = "HEADCOUNT_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// Serve `GET /metrics` on this address, HOST:PORT, instead of on the API's
+    /// (where it is then 404).
+    #[arg(long, value_name = "ADDR", value_parser = listen_address)]
+    pub metrics_listen: Option<SocketAddr>,
+    /// How log lines are written on stderr: `text` for people, `json` (one object a
+    /// line) for log collectors.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line.
+    Json,
 }
 
 /// `headcount import`

@@ -14,7 +14,9 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    let json =
+        matches!(&cli.command, Command::Serve(args) if args.log_format == args::LogFormat::Json);
+    init_logging(json);
     if let Some(url) = cli.database.clone() {
         database::choose(database::Database {
             url,
@@ -43,13 +45,22 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+/// Logs to stderr, filtered by `HEADCOUNT_LOG` (default `info`); `json`: one JSON
+/// object a line, with the fields of the current span (a request's id among them).
+fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("HEADCOUNT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    if json {
+        builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init();
+    } else {
+        builder.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }

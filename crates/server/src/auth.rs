@@ -2,6 +2,7 @@
 //! front of every endpoint, so that each handler starts from a known caller.
 
 use crate::error::ApiError;
+use crate::metrics::KeyRejection;
 use crate::ratelimit::{Bucket, Window};
 use crate::state::{AppState, read};
 use axum::extract::{ConnectInfo, Request, State};
@@ -100,6 +101,8 @@ pub async fn guard(
         })
     };
     let Some((caller, (limit, window_secs), allowed_ip, permitted)) = checked else {
+        let reason = crate::observe::rejection_of(&read(&state.catalog), &sent);
+        state.metrics.key_rejected(reason);
         let mut response = ApiError::InvalidKey(sent).into_response();
         set_window_headers(&mut response, None);
         return response;
@@ -107,11 +110,13 @@ pub async fn guard(
     let key = (caller.workspace, bucket);
     let now = epoch_seconds();
     let refusal = if !allowed_ip {
+        state.metrics.key_rejected(KeyRejection::Ip);
         Some(ApiError::Forbidden(format!(
             "the address {} is not allowed to use this API key",
             peer.ip()
         )))
     } else if !permitted {
+        state.metrics.key_rejected(KeyRejection::Permission);
         Some(ApiError::Forbidden(format!(
             "this API key lacks the permission {permission}"
         )))
@@ -145,6 +150,7 @@ pub async fn guard(
         }
     };
     let mut response = if window.exceeded {
+        state.metrics.rate_limited(bucket.as_str());
         ApiError::RateLimited {
             retry_after: window.reset.saturating_sub(now).max(1),
         }

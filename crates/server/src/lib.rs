@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod http_errors;
 pub mod idempotency;
+pub mod observe;
 pub mod openapi;
 pub mod routes;
 
@@ -21,8 +22,8 @@ pub mod routes;
 // as `crate::catalog`, `headcount_server::state` and so on.
 pub use headcount_service::{AppState, Config, Shared};
 pub use headcount_service::{
-    catalog, checkpoints, ingest, jobs, json, loading, purge, ratelimit, sizes, state, upkeep,
-    warnings, writer,
+    catalog, checkpoints, ingest, jobs, json, loading, metrics, purge, ratelimit, sizes, state,
+    upkeep, warnings, writer,
 };
 
 use axum::extract::State;
@@ -50,17 +51,27 @@ pub fn app(state: AppState) -> Router {
         ))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::guard))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_ready));
-    routes::mount(public_endpoints())
+    let mut router = routes::mount(public_endpoints());
+    // No key: scrapers send none (an operator who wants it private serves it on
+    // another address with `serve --metrics-listen`; see docs/operations.md).
+    if state.config.metrics_on_api {
+        router = router.route("/metrics", axum::routing::get(observe::metrics));
+    }
+    router
         .merge(api)
         .merge(
             console::router()
                 .route_layer(middleware::from_fn_with_state(state.clone(), require_ready)),
         )
+        .route_layer(middleware::from_fn(observe::mark_route))
         .fallback(|| async { ApiError::NotFound })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn(single_headers))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            observe::observe,
+        ))
         .with_state(state)
 }
 
@@ -197,22 +208,6 @@ async fn single_headers(request: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(request).await
-}
-
-/// One log line per request: method, path, status, latency. Never headers (the key).
-async fn log_request(request: Request, next: Next) -> Response {
-    let method = request.method().clone();
-    let path = request.uri().path().to_string();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        %method,
-        %path,
-        status = response.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
 }
 
 /// Loads the indexes in the background ([`Shared::start_loading`]) and serves the

@@ -5,13 +5,15 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::leases::{Lease, sizes_lease};
 use crate::sizes::{Sizer, last_completed_days};
 use crate::state::{AppState, now, read, write};
-use headcount_model::SegmentId;
+use headcount_model::{Day, SegmentId, Timestamp, WorkspaceId};
 use headcount_store::StoreError;
+use std::collections::HashMap;
 
 /// Computes (in the background) the missing sizes of the last `backfill_days`
 /// completed days of each segment.
 pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
     let state = state.clone();
+    state.metrics.backfill_pending(segments.len() as i64);
     tokio::task::spawn_blocking(move || {
         let _one_at_a_time = state.backfills.lock().unwrap_or_else(|p| p.into_inner());
         let days = state.config.backfill_days;
@@ -19,6 +21,7 @@ pub fn backfill(state: &AppState, segments: Vec<SegmentId>) {
             if let Err(e) = fill_segment(&state, id, days) {
                 tracing::error!(segment = %id, error = %e, "backfill failed");
             }
+            state.metrics.backfill_pending(-1);
         }
     });
 }
@@ -87,26 +90,47 @@ pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize,
 }
 
 /// Stores every live segment's missing completed days among the last `days`.
+/// Records in the metrics, per workspace whose segments all succeeded, the end of the
+/// last day completed at the start of the pass.
 pub fn fill_all(state: &AppState, days: u32) {
-    let ids: Vec<SegmentId> = {
+    let started = now();
+    let (ids, mut complete): (
+        Vec<(WorkspaceId, SegmentId)>,
+        HashMap<WorkspaceId, Timestamp>,
+    ) = {
         let catalog = read(&state.catalog);
-        catalog
+        let ends = catalog
+            .workspaces()
+            .map(|w| (w.workspace.id, Day::containing(started, &w.tz).start(&w.tz)))
+            .collect();
+        let ids = catalog
             .workspaces()
             .flat_map(|w| {
                 catalog
                     .segments_of(w.workspace.id)
                     .filter(|e| e.segment.archived_at.is_none())
-                    .map(|e| e.segment.id)
+                    .map(|e| (w.workspace.id, e.segment.id))
                     .collect::<Vec<_>>()
             })
-            .collect()
+            .collect();
+        (ids, ends)
     };
-    for id in ids {
+    let mut pending = ids.len() as i64;
+    state.metrics.daily_pending(pending);
+    for (ws, id) in ids {
         match fill_segment(state, id, days) {
             Ok(0) => {}
             Ok(n) => tracing::info!(segment = %id, days = n, "stored daily sizes"),
-            Err(e) => tracing::error!(segment = %id, error = %e, "computing daily sizes failed"),
+            Err(e) => {
+                complete.remove(&ws);
+                tracing::error!(segment = %id, error = %e, "computing daily sizes failed")
+            }
         }
+        pending -= 1;
+        state.metrics.daily_pending(pending);
+    }
+    for (ws, end) in complete {
+        state.metrics.day_stored(ws, end);
     }
 }
 

@@ -14,6 +14,7 @@ pub mod json;
 pub mod leases;
 pub mod limits;
 pub mod loading;
+pub mod metrics;
 pub mod purge;
 pub mod ratelimit;
 pub mod resp;

@@ -45,6 +45,9 @@ pub struct Config {
     /// Where rate-limit windows are counted (`serve --redis-url`: a
     /// [`crate::limits::RedisCounter`]); `None`: in this process, saved to the store.
     pub counter: Option<Arc<dyn WindowCounter>>,
+    /// Whether the API's address also serves `GET /metrics` (false when
+    /// `serve --metrics-listen` serves it elsewhere).
+    pub metrics_on_api: bool,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             checkpoint_every: Duration::from_secs(600),
             node_name: String::new(),
             counter: None,
+            metrics_on_api: true,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Shared {
     /// Per workspace, the index version its last checkpoint holds and when it was
     /// written; absent: no checkpoint matches the index.
     pub checkpointed: Mutex<HashMap<WorkspaceId, (u64, Instant)>>,
+    /// The server's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What handlers receive.
@@ -151,8 +157,14 @@ impl Shared {
         loading
             .workspaces
             .store(catalog.workspaces().count(), Ordering::Relaxed);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let observed = metrics.clone();
         let state = Arc::new(Shared {
-            writer: crate::writer::Writer::start(&store),
+            writer: crate::writer::Writer::start_with(
+                &store,
+                Box::new(move |requests, took| observed.writer_commit(requests, took)),
+            ),
+            metrics,
             store,
             catalog: RwLock::new(catalog),
             indexes: RwLock::new(HashMap::new()),

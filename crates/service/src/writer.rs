@@ -20,6 +20,10 @@ use tokio::sync::oneshot;
 /// Facts gathered into one transaction at most (a bound on the latency of a group).
 const GROUP_FACTS: usize = 100_000;
 
+/// Told of every group committed: its number of requests and its commit's duration
+/// (the metrics' hook).
+pub type CommitHook = Box<dyn Fn(usize, std::time::Duration) + Send>;
+
 /// One request's facts, waiting for the writer.
 struct Job {
     workspace: WorkspaceId,
@@ -44,13 +48,18 @@ impl Writer {
     /// they never keep the data directory open after the server is gone; they end
     /// when the `Writer` is dropped.
     pub fn start(store: &Arc<dyn Store>) -> Writer {
+        Writer::start_with(store, Box::new(|_, _| {}))
+    }
+
+    /// [`Writer::start`], telling `on_commit` of every group committed.
+    pub fn start_with(store: &Arc<dyn Store>, on_commit: CommitHook) -> Writer {
         let (jobs, queue) = channel();
         let purger = Purger::start(store);
         let wake = purger.waker();
         let store = Arc::downgrade(store);
         std::thread::Builder::new()
             .name("headcount-writer".into())
-            .spawn(move || run(store, queue, wake))
+            .spawn(move || run(store, queue, wake, on_commit))
             .expect("spawning the writer thread");
         Writer {
             jobs,
@@ -131,7 +140,7 @@ impl Writer {
 /// Groups, commits, and hands each committed group to a second thread that applies it
 /// to the indexes and acknowledges it: the next group's commit overlaps the last one's
 /// application, and groups are applied in commit order.
-fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>) {
+fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>, on_commit: CommitHook) {
     let (to_applier, committed) = sync_channel::<Committed>(1);
     let applier = std::thread::Builder::new()
         .name("headcount-apply".into())
@@ -155,10 +164,14 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>) {
                 Err(_) => break,
             }
         }
+        let started = std::time::Instant::now();
         let result = match store.upgrade() {
             Some(store) => commit(store.as_ref(), &group),
             None => Err("the store is closed".to_string()),
         };
+        if result.is_ok() {
+            on_commit(group.len(), started.elapsed());
+        }
         let deletes = group
             .iter()
             .flat_map(|job| &job.facts)

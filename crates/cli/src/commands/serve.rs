@@ -25,6 +25,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         Some(_) => return Err("--node-name must not be empty".into()),
         None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
     };
+    let metrics_listener = args.metrics_listen.map(bind).transpose()?;
     let store = open(dir)?;
     warn_of_clickhouse_workspaces(store.as_ref())?;
     let config = Config {
@@ -36,9 +37,10 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         checkpoints: Some(super::checkpoint_dir(dir)),
         node_name,
         counter,
+        metrics_on_api: metrics_listener.is_none(),
         ..Config::default()
     };
-    serve(Arc::from(store), config, listener)?;
+    serve_with_metrics(Arc::from(store), config, listener, metrics_listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -81,8 +83,18 @@ pub fn bind(listen: SocketAddr) -> Result<TcpListener, Box<dyn std::error::Error
 /// background (the API answers 503 until they are ready).
 pub fn serve(
     store: Arc<dyn headcount_store::Store>,
+    config: Config,
+    listener: TcpListener,
+) -> Result<(), Box<dyn std::error::Error>> {
+    serve_with_metrics(store, config, listener, None)
+}
+
+/// [`serve`], with `GET /metrics` on `metrics` (from [`bind`]) if given.
+pub fn serve_with_metrics(
+    store: Arc<dyn headcount_store::Store>,
     mut config: Config,
     listener: TcpListener,
+    metrics: Option<TcpListener>,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let open_files = raise_open_file_limit();
     // Each connection is a file; the store and the runtime need a few more.
@@ -108,6 +120,16 @@ pub fn serve(
             node = %state.config.node_name,
             "listening; /readyz says when the indexes are loaded"
         );
+        if let Some(metrics) = metrics {
+            let metrics = tokio::net::TcpListener::from_std(metrics)?;
+            tracing::info!(address = %metrics.local_addr()?, "serving /metrics");
+            let observed = state.clone();
+            tokio::spawn(async move {
+                if let Err(e) = headcount_server::observe::serve_metrics(observed, metrics).await {
+                    tracing::error!(error = %e, "serving /metrics failed");
+                }
+            });
+        }
         let loaded = state.clone();
         tokio::spawn(async move {
             loaded.loading.wait_ready().await;

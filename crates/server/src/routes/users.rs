@@ -161,6 +161,7 @@ async fn track(
     }
     let response = track.response();
     let facts = track.facts;
+    let counts = crate::metrics::FactCounts::of(&facts);
     let index = state.index(caller.workspace);
     // An answer to remember for an Idempotency-Key is committed with the facts.
     let record = match &remember {
@@ -175,6 +176,7 @@ async fn track(
         .append_remembering(caller.workspace, index, facts, record)
         .await
         .map_err(ApiError::Internal)?;
+    state.metrics.facts_ingested(counts);
     if let Some(Extension(remember)) = remember {
         remember.mark_stored();
     }
