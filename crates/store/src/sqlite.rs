@@ -6,7 +6,9 @@
 mod leases;
 mod maintenance;
 mod purge;
+mod transfer;
 
+pub use transfer::SqliteLoad;
 pub use maintenance::{BackupSummary, ChunkCheck, ChunkFault, copy_private, create_backup_dir};
 
 use crate::chunk;
