@@ -10,11 +10,11 @@ mod common;
 
 use common::{Server, TempDir, create_key, create_workspace, hc, open_store};
 use headcount_model::{Day, SegmentId, Timestamp};
-use std::str::FromStr;
 use headcount_store::testing::TestPostgres;
 use headcount_store::{PostgresStore, Store};
 use serde_json::{Value, json};
 use std::path::Path;
+use std::str::FromStr;
 
 /// An answer of a server: what was asked (with which key), its status and body.
 type Answer = (String, u16, Value);
@@ -31,7 +31,11 @@ fn answers(server: &Server, keys: &[&str], segments: &[String]) -> Vec<Answer> {
                 format!("/segments/details?segment_id={id}"),
             ] {
                 let answer = server.call(&path, key, None);
-                out.push((format!("{path} with {}", &key[..8]), answer.status, answer.body));
+                out.push((
+                    format!("{path} with {}", &key[..8]),
+                    answer.status,
+                    answer.body,
+                ));
             }
         }
     }
@@ -145,7 +149,10 @@ fn a_data_directory_moved_into_postgres_and_back_serves_the_same_answers() {
     ));
     assert_eq!(pinger_sizes[2..], [40, 41, 3], "{expected:?}");
     assert_eq!(
-        sizes(find(&expected, &format!("/segments/data_series?segment_id={}", segments[1])))[4],
+        sizes(find(
+            &expected,
+            &format!("/segments/data_series?segment_id={}", segments[1])
+        ))[4],
         2
     );
 
@@ -162,8 +169,12 @@ fn a_data_directory_moved_into_postgres_and_back_serves_the_same_answers() {
             day(0),
         )
         .expect("sizes");
-    assert_eq!(stored.len(), 2);
-    assert_eq!(stored[0].computed_at, computed_at);
+    let mine: Vec<(Day, u64)> = stored
+        .iter()
+        .filter(|s| s.computed_at == computed_at)
+        .map(|s| (s.day, s.size))
+        .collect();
+    assert_eq!(mine, vec![(day(2), 40), (day(1), 41)], "{stored:?}");
     drop(db);
     let checkpoints = tmp.path().join("pg-checkpoints");
     let global = [
@@ -176,7 +187,11 @@ fn a_data_directory_moved_into_postgres_and_back_serves_the_same_answers() {
     assert_eq!(answers(&on_pg, &keys, &segments), expected);
     let refused = on_pg.call("/segments/list", &revoked, None);
     assert_eq!(refused.status, 401, "{refused:?}");
-    let limited = on_pg.call(&format!("/segments/details?segment_id={}", segments[0]), &read_only, None);
+    let limited = on_pg.call(
+        &format!("/segments/details?segment_id={}", segments[0]),
+        &read_only,
+        None,
+    );
     assert_eq!(limited.status, 403, "{limited:?}");
     // New rows continue after the copied ids, and the log after its positions.
     let fresh = create_segment(&on_pg, &acme, "fresh", "buy");
@@ -202,8 +217,10 @@ fn a_data_directory_moved_into_postgres_and_back_serves_the_same_answers() {
     let copy = Server::start(&back, tmp.path());
     // What changed on PostgreSQL: a new segment listed, one more buyer today.
     let mut expected_back = expected.clone();
-    for (p, _, body) in expected_back.iter_mut() {
-        if p.starts_with(&format!("/segments/data_series?segment_id={}", segments[1])) {
+    for (p, status, body) in expected_back.iter_mut() {
+        if *status == 200
+            && p.starts_with(&format!("/segments/data_series?segment_id={}", segments[1]))
+        {
             body["data"][4]["size"] = json!(3);
         }
     }

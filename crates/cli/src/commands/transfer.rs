@@ -11,8 +11,8 @@ use super::{CmdResult, require_data};
 use crate::database::redacted;
 use crate::output::count;
 use crate::progress;
-use headcount_store::transfer::{Sink, Table, TransferSummary, Value};
 use headcount_store::sqlite::create_backup_dir;
+use headcount_store::transfer::{Sink, Table, TransferSummary, Value};
 use headcount_store::{PostgresStore, SqliteStore, StoreError};
 use indicatif::ProgressBar;
 use std::path::Path;
@@ -26,9 +26,11 @@ const NOT_EMPTY: u8 = 2;
 pub fn to_database(dir: &Path, url: &str) -> CmdResult {
     let started = Instant::now();
     if crate::database::chosen().is_some() {
-        return Err("--to-database copies the data directory (--data-dir) into the database \
+        return Err(
+            "--to-database copies the data directory (--data-dir) into the database \
                     it names: leave out --database (or HEADCOUNT_DATABASE_URL)"
-            .into());
+                .into(),
+        );
     }
     require_data(dir)?;
     let source = SqliteStore::open_shared(dir)?;

@@ -96,18 +96,20 @@ impl PostgresStore {
 fn values(table: &Table, row: &Row) -> Result<Vec<Value>> {
     let mut values = Vec::with_capacity(table.columns.len());
     for (i, column) in table.columns.iter().enumerate() {
-        values.push(match column.kind {
-            Kind::Int8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
-            Kind::Int4 => row
-                .try_get::<_, Option<i32>>(i)?
-                .map(|n| Value::Int(n.into())),
-            Kind::Bool => row
-                .try_get::<_, Option<bool>>(i)?
-                .map(|b| Value::Int(b.into())),
-            Kind::Text => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
-            Kind::Bytes => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
-        }
-        .unwrap_or(Value::Null));
+        values.push(
+            match column.kind {
+                Kind::Int8 => row.try_get::<_, Option<i64>>(i)?.map(Value::Int),
+                Kind::Int4 => row
+                    .try_get::<_, Option<i32>>(i)?
+                    .map(|n| Value::Int(n.into())),
+                Kind::Bool => row
+                    .try_get::<_, Option<bool>>(i)?
+                    .map(|b| Value::Int(b.into())),
+                Kind::Text => row.try_get::<_, Option<String>>(i)?.map(Value::Text),
+                Kind::Bytes => row.try_get::<_, Option<Vec<u8>>>(i)?.map(Value::Bytes),
+            }
+            .unwrap_or(Value::Null),
+        );
     }
     Ok(values)
 }

@@ -109,7 +109,9 @@ impl Sink for SqliteLoad<'_> {
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let values = row.into_iter().zip(table.columns).map(|(v, c)| match v {
             Value::Null => rusqlite::types::Value::Null,
-            Value::Int(n) if c.kind == Kind::Bool => rusqlite::types::Value::Integer(i64::from(n != 0)),
+            Value::Int(n) if c.kind == Kind::Bool => {
+                rusqlite::types::Value::Integer(i64::from(n != 0))
+            }
             Value::Int(n) => rusqlite::types::Value::Integer(n),
             Value::Text(t) => rusqlite::types::Value::Text(t),
             Value::Bytes(b) => rusqlite::types::Value::Blob(b),
