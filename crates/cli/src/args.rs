@@ -62,7 +62,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Size ad-hoc filters on completed days, offline, without storing anything.
     Eval(EvalArgs),
-    /// Copy the data directory, consistently, to a new directory (while serving or not).
+    /// Copy the data directory, consistently, to a new directory (while serving or not),
+    /// or into an empty PostgreSQL database and back (`--to-database`, `--from-database`).
     Backup(BackupArgs),
     /// Read back every stored fact and check the data directory; exit 2 if damaged.
     Verify(VerifyArgs),
@@ -316,7 +317,16 @@ pub struct EvalArgs {
 pub struct BackupArgs {
     /// The directory to write the copy to: new, or empty. Serve it with
     /// `--data-dir DEST`.
-    pub dest: PathBuf,
+    #[arg(required_unless_present = "to_database")]
+    pub dest: Option<PathBuf>,
+    /// Copy the data directory into this PostgreSQL database instead, which must be
+    /// empty (exit 2 if not); serve it with `--database URL`.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["dest", "from_database"])]
+    pub to_database: Option<String>,
+    /// Copy this PostgreSQL database into DEST (a new data directory) instead of the
+    /// data directory.
+    #[arg(long, value_name = "URL")]
+    pub from_database: Option<String>,
 }
 
 /// `headcount verify`

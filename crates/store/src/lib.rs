@@ -17,6 +17,7 @@ mod purge_plan;
 pub mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod transfer;
 pub mod types;
 
 pub use chunk::EncodedFacts;

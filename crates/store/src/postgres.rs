@@ -14,9 +14,11 @@ mod maintenance;
 mod pool;
 mod purge;
 mod schema;
+mod transfer;
 mod writer;
 
 pub use schema::MIGRATIONS;
+pub use transfer::PostgresLoad;
 
 use crate::chunk;
 use crate::sqlite::{stored_filter, to_json_list};

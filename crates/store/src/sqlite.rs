@@ -6,8 +6,10 @@
 mod leases;
 mod maintenance;
 mod purge;
+mod transfer;
 
 pub use maintenance::{BackupSummary, ChunkCheck, ChunkFault, copy_private, create_backup_dir};
+pub use transfer::SqliteLoad;
 
 use crate::chunk;
 use crate::migrations::MIGRATIONS;

@@ -22,16 +22,25 @@ const CHECKPOINTS: &str = "checkpoints";
 /// Runs a backup.
 pub fn run(dir: &Path, args: BackupArgs) -> CmdResult {
     let started = Instant::now();
+    if let Some(url) = &args.to_database {
+        return super::transfer::to_database(dir, url);
+    }
+    let Some(dest) = &args.dest else {
+        return Err("backup needs a destination directory (or --to-database URL)".into());
+    };
+    if let Some(url) = &args.from_database {
+        return super::transfer::from_database(url, dest);
+    }
     if crate::database::chosen().is_some() {
         return Err(
             "backup copies a data directory; a PostgreSQL database (--database) is \
-                    backed up with PostgreSQL's own tools (pg_dump, base backups)"
+                    backed up with PostgreSQL's own tools (pg_dump, base backups), or \
+                    copied into a new data directory with `backup --from-database URL DEST`"
                 .into(),
         );
     }
     require_data(dir)?;
     let store = headcount_store::SqliteStore::open_shared(dir)?;
-    let dest = &args.dest;
     if same_directory(dir, dest) {
         return Err(format!(
             "{} is the data directory itself: back it up to another directory",

@@ -9,6 +9,7 @@ pub mod import;
 pub mod keys;
 pub mod serve;
 pub mod snapshot;
+pub mod transfer;
 pub mod verify;
 pub mod workspaces;
 
