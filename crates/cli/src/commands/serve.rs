@@ -1,8 +1,9 @@
 //! `headcount serve`: load the data directory and serve the API.
 
-use super::{CmdResult, open};
+use super::{CmdResult, open, open_shared};
 use crate::args::ServeArgs;
 use headcount_service::limits::{RedisCounter, WindowCounter};
+use headcount_service::store_counter::StoreCounter;
 use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -25,7 +26,20 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         Some(_) => return Err("--node-name must not be empty".into()),
         None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
     };
-    let store = open(dir)?;
+    // On a database, several nodes serve together: no writer lock, each follows the
+    // others' appends, and rate limits are counted in the database unless in Redis.
+    let clustered = crate::database::chosen().is_some();
+    let store: Arc<dyn headcount_store::Store> = if clustered {
+        Arc::from(open_shared(dir)?)
+    } else {
+        Arc::from(open(dir)?)
+    };
+    let counter = match counter {
+        None if clustered => {
+            Some(Arc::new(StoreCounter::new(store.clone())) as Arc<dyn WindowCounter>)
+        }
+        other => other,
+    };
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
@@ -35,9 +49,10 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         checkpoints: Some(super::checkpoint_dir(dir)),
         node_name,
         counter,
+        follow_log: clustered,
         ..Config::default()
     };
-    serve(Arc::from(store), config, listener)?;
+    serve(store, config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 

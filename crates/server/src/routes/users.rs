@@ -173,8 +173,7 @@ async fn track(
     state
         .writer
         .append_remembering(caller.workspace, index, facts, record)
-        .await
-        .map_err(ApiError::Internal)?;
+        .await?;
     if let Some(Extension(remember)) = remember {
         remember.mark_stored();
     }
@@ -274,11 +273,7 @@ async fn delete(
     // Through the writer, as deletion entries of the fact log: ordered with every
     // track of the same users, and counted from the index in that order.
     let index = state.index(caller.workspace);
-    let deleted = state
-        .writer
-        .delete(caller.workspace, index, users)
-        .await
-        .map_err(ApiError::Internal)?;
+    let deleted = state.writer.delete(caller.workspace, index, users).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeleteAnswer {
