@@ -22,6 +22,9 @@ pub const POLL: Duration = Duration::from_millis(100);
 /// Chunks read from the log at once.
 const PAGE: u32 = 256;
 
+/// A chunk read from the log: its workspace, position and facts.
+type Chunk = (WorkspaceId, u64, Vec<(UserKey, Fact)>);
+
 /// Every workspace's index, shared by the state, the writer and the follower.
 pub type Indexes = RwLock<HashMap<WorkspaceId, SharedIndex>>;
 
@@ -78,7 +81,7 @@ impl Follow {
             if upto.is_some_and(|u| *seen >= u) {
                 return Ok(applied);
             }
-            let mut chunks: Vec<(WorkspaceId, u64, Vec<(UserKey, Fact)>)> = Vec::new();
+            let mut chunks: Vec<Chunk> = Vec::new();
             let mut read = 0u32;
             let last =
                 store.scan_log_after(*seen, PAGE, &mut |ws, position, user, fact| match chunks

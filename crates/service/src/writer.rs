@@ -275,11 +275,9 @@ fn apply_followed(
 /// fact-log position: from then on it holds every fact of the group, so that a
 /// checkpoint taken under that lock never claims a fact it lacks.
 fn apply_one((group, result): Committed, store: &Weak<dyn Store>, follow: &Follow) {
-    if follow.enabled {
-        if let Ok(Some(range)) = &result {
-            apply_followed(group, *range, store, follow);
-            return;
-        }
+    if let (true, Ok(Some(range))) = (follow.enabled, &result) {
+        apply_followed(group, *range, store, follow);
+        return;
     }
     let result = result.map(|range| range.map_or(0, |(_, last)| last));
     let last_of_workspace: HashMap<WorkspaceId, usize> = group
