@@ -92,7 +92,8 @@ fn serve_on_postgres_counts_tracked_users_exactly_and_keeps_them_across_restarts
     let verified = hcdb(&data, &url, &["verify"]).ok();
     assert!(verified.stdout.contains("no problem found"), "{verified:?}");
     assert!(verified.stdout.contains("5 facts"), "{verified:?}");
-    // The fact log has one writer, as on a data directory.
+    // `serve` holds no writer lock on a database (its nodes follow every append): an
+    // import runs next to it.
     let input = tmp.write("one.ndjson", "{\"events\":[]}\n");
     hcdb(
         &data,
@@ -104,7 +105,7 @@ fn serve_on_postgres_counts_tracked_users_exactly_and_keeps_them_across_restarts
             input.to_str().expect("UTF-8 path"),
         ],
     )
-    .fails_with(&["in use by another headcount writer", "serve"]);
+    .ok();
     assert_eq!(server.terminate().code(), Some(0));
 
     // Committed in PostgreSQL: a new server answers the same, from its checkpoint.

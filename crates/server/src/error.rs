@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use headcount_service::ServiceError;
+use headcount_service::writer::WriteError;
 use headcount_store::StoreError;
 use serde_json::json;
 
@@ -57,20 +58,53 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// 503: the database cannot be reached (PostgreSQL down or restarting); retry
+    /// after this many seconds.
+    #[error("store unavailable: {cause}")]
+    StoreUnavailable {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+        /// What failed, logged.
+        cause: String,
+    },
     /// 500: a failure of ours, logged with its cause.
     #[error("internal error: {0}")]
     Internal(String),
 }
 
+/// Seconds a client is asked to wait while the database cannot be reached.
+pub const STORE_RETRY_AFTER: u64 = 1;
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            StoreError::Unavailable(cause) => ApiError::StoreUnavailable {
+                retry_after: STORE_RETRY_AFTER,
+                cause,
+            },
+            other => ApiError::Internal(other.to_string()),
+        }
     }
 }
 
 impl From<ServiceError> for ApiError {
     fn from(e: ServiceError) -> Self {
-        ApiError::Internal(e.to_string())
+        match e {
+            ServiceError::Store(store) => store.into(),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Unavailable(cause) => ApiError::StoreUnavailable {
+                retry_after: STORE_RETRY_AFTER,
+                cause,
+            },
+            WriteError::Failed(cause) => ApiError::Internal(cause),
+        }
     }
 }
 
@@ -119,6 +153,10 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "message": "Service Unavailable: the rate-limit counters cannot be reached, retry shortly" }),
             ),
+            ApiError::StoreUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": "Service Unavailable: the database cannot be reached, retry shortly" }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message": "Internal Server Error" }),
@@ -132,12 +170,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "internal error");
         }
+        if let ApiError::StoreUnavailable { cause, .. } = &self {
+            tracing::warn!(%cause, "the database is unavailable");
+        }
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         match self {
             ApiError::RateLimited { retry_after }
             | ApiError::Loading { retry_after }
-            | ApiError::CountersUnavailable { retry_after } => {
+            | ApiError::CountersUnavailable { retry_after }
+            | ApiError::StoreUnavailable { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

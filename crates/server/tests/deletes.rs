@@ -87,7 +87,13 @@ async fn writer_orders_deletes_with_tracks_so_the_index_equals_a_rebuild() {
         .expect("a workspace")
         .id;
     let index: SharedIndex = SharedIndex::default();
-    let writer = Arc::new(Writer::start(&store));
+    let writer = Arc::new(Writer::start(
+        &store,
+        Arc::new(headcount_service::follow::Follow::new(
+            Default::default(),
+            false,
+        )),
+    ));
     let base = ts("2024-01-01T00:00:00Z").as_second();
     let mut tasks = Vec::new();
     for task in 0..6u64 {

@@ -86,7 +86,12 @@ pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize,
         tz: &tz,
         now,
     };
-    sizer.fill(&last_completed_days(now, days, &tz), false)
+    let computed = sizer.fill(&last_completed_days(now, days, &tz), false)?;
+    if computed > 0 {
+        // One line per computation, on the node that made it (the lease makes it one).
+        tracing::info!(segment = %id, days = computed, node = %state.config.node_name, "computed daily sizes");
+    }
+    Ok(computed)
 }
 
 /// Stores every live segment's missing completed days among the last `days`.
@@ -119,8 +124,7 @@ pub fn fill_all(state: &AppState, days: u32) {
     state.metrics.daily_pending(pending);
     for (ws, id) in ids {
         match fill_segment(state, id, days) {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(segment = %id, days = n, "stored daily sizes"),
+            Ok(_) => {}
             Err(e) => {
                 complete.remove(&ws);
                 tracing::error!(segment = %id, error = %e, "computing daily sizes failed")

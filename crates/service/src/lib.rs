@@ -7,6 +7,7 @@
 pub mod catalog;
 pub mod checkpoints;
 pub mod error;
+pub mod follow;
 pub mod idempotency;
 pub mod ingest;
 pub mod jobs;
@@ -20,6 +21,7 @@ pub mod ratelimit;
 pub mod resp;
 pub mod sizes;
 pub mod state;
+pub mod store_counter;
 pub mod upkeep;
 pub mod warnings;
 pub mod writer;

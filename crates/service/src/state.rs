@@ -48,6 +48,9 @@ pub struct Config {
     /// Whether the API's address also serves `GET /metrics` (false when
     /// `serve --metrics-listen` serves it elsewhere).
     pub metrics_on_api: bool,
+    /// Whether other nodes append to the store's fact log (several `serve` on one
+    /// PostgreSQL database): this node then follows it (see `follow.rs`).
+    pub follow_log: bool,
 }
 
 impl Default for Config {
@@ -65,6 +68,7 @@ impl Default for Config {
             node_name: String::new(),
             counter: None,
             metrics_on_api: true,
+            follow_log: false,
         }
     }
 }
@@ -79,7 +83,9 @@ pub struct Shared {
     /// Workspaces, keys and segments.
     pub catalog: RwLock<Catalog>,
     /// User facts of each workspace.
-    pub indexes: RwLock<HashMap<WorkspaceId, SharedIndex>>,
+    pub indexes: Arc<crate::follow::Indexes>,
+    /// The gate through which the writer and the follower apply chunks.
+    pub follow: Arc<crate::follow::Follow>,
     /// This process's rate-limit counters (saved by `upkeep.rs`).
     pub limiter: Arc<RateLimiter>,
     /// Where requests are counted: `limiter`, or the shared counter of
@@ -159,15 +165,26 @@ impl Shared {
             .store(catalog.workspaces().count(), Ordering::Relaxed);
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let observed = metrics.clone();
+        let indexes = Arc::new(RwLock::new(HashMap::new()));
+        let follow = Arc::new(crate::follow::Follow::new(
+            indexes.clone(),
+            config.follow_log,
+        ));
+        if config.follow_log {
+            // The indexes are loaded from the log as it stands now or later.
+            follow.start_at(store.last_fact_position()?);
+        }
         let state = Arc::new(Shared {
             writer: crate::writer::Writer::start_with(
                 &store,
+                follow.clone(),
                 Box::new(move |requests, took| observed.writer_commit(requests, took)),
             ),
             metrics,
             store,
             catalog: RwLock::new(catalog),
-            indexes: RwLock::new(HashMap::new()),
+            indexes,
+            follow,
             limiter,
             counter,
             idempotency: Default::default(),
@@ -182,6 +199,12 @@ impl Shared {
             checkpointed: Mutex::new(HashMap::new()),
         });
         crate::upkeep::restore_windows(&state)?;
+        if state.config.follow_log {
+            let weak = Arc::downgrade(&state);
+            crate::follow::Follow::start(&state.follow, &state.store, move || {
+                weak.upgrade().is_some_and(|s| s.loading.is_ready())
+            });
+        }
         Ok(state)
     }
 
@@ -276,10 +299,7 @@ impl Shared {
 
     /// The index of a workspace (created empty on first use).
     pub fn index(&self, ws: WorkspaceId) -> SharedIndex {
-        if let Some(index) = read(&self.indexes).get(&ws) {
-            return index.clone();
-        }
-        write(&self.indexes).entry(ws).or_default().clone()
+        self.follow.index(ws)
     }
 
     /// The lock of a segment's stored sizes (see [`Shared`]); blocking, so taken off

@@ -8,6 +8,7 @@
 //! same user in the same order. The facts a deletion leaves behind in older chunks
 //! are removed afterwards by the [`Purger`], which the writer wakes.
 
+use crate::follow::Follow;
 use crate::purge::Purger;
 use crate::state::{SharedIndex, now, write};
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
@@ -33,7 +34,28 @@ struct Job {
     /// facts.
     remember: Option<IdempotencyRecord>,
     /// Answered with the number of deletion entries whose user existed.
-    done: oneshot::Sender<Result<u64, String>>,
+    done: oneshot::Sender<Result<u64, WriteError>>,
+}
+
+/// Why a write was not acknowledged.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError {
+    /// The store cannot be reached (PostgreSQL down or restarting): nothing was
+    /// committed, retry shortly.
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<StoreError> for WriteError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => WriteError::Unavailable(m),
+            other => WriteError::Failed(other.to_string()),
+        }
+    }
 }
 
 /// The handle through which requests hand their facts to the writer thread.
@@ -47,19 +69,23 @@ impl Writer {
     /// Starts the writer thread and the purge thread. Both hold the store weakly, so
     /// they never keep the data directory open after the server is gone; they end
     /// when the `Writer` is dropped.
-    pub fn start(store: &Arc<dyn Store>) -> Writer {
-        Writer::start_with(store, Box::new(|_, _| {}))
+    pub fn start(store: &Arc<dyn Store>, follow: Arc<Follow>) -> Writer {
+        Writer::start_with(store, follow, Box::new(|_, _| {}))
     }
 
     /// [`Writer::start`], telling `on_commit` of every group committed.
-    pub fn start_with(store: &Arc<dyn Store>, on_commit: CommitHook) -> Writer {
+    pub fn start_with(
+        store: &Arc<dyn Store>,
+        follow: Arc<Follow>,
+        on_commit: CommitHook,
+    ) -> Writer {
         let (jobs, queue) = channel();
         let purger = Purger::start(store);
         let wake = purger.waker();
         let store = Arc::downgrade(store);
         std::thread::Builder::new()
             .name("headcount-writer".into())
-            .spawn(move || run(store, queue, wake, on_commit))
+            .spawn(move || run(store, queue, wake, follow, on_commit))
             .expect("spawning the writer thread");
         Writer {
             jobs,
@@ -73,7 +99,7 @@ impl Writer {
         workspace: WorkspaceId,
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         self.submit(workspace, index, facts, None).await.map(|_| ())
     }
 
@@ -86,7 +112,7 @@ impl Writer {
         workspace: WorkspaceId,
         index: SharedIndex,
         users: Vec<UserKey>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, WriteError> {
         let time = now();
         let facts = users
             .into_iter()
@@ -109,7 +135,7 @@ impl Writer {
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
         remember: Option<IdempotencyRecord>,
-    ) -> Result<(), String> {
+    ) -> Result<(), WriteError> {
         self.submit(workspace, index, facts, remember)
             .await
             .map(|_| ())
@@ -121,7 +147,7 @@ impl Writer {
         index: SharedIndex,
         facts: Vec<(UserKey, Fact)>,
         remember: Option<IdempotencyRecord>,
-    ) -> Result<u64, String> {
+    ) -> Result<u64, WriteError> {
         let (done, wait) = oneshot::channel();
         self.jobs
             .send(Job {
@@ -131,20 +157,27 @@ impl Writer {
                 remember,
                 done,
             })
-            .map_err(|_| "the writer has stopped".to_string())?;
+            .map_err(|_| WriteError::Failed("the writer has stopped".to_string()))?;
         wait.await
-            .map_err(|_| "the writer dropped the request".to_string())?
+            .map_err(|_| WriteError::Failed("the writer dropped the request".to_string()))?
     }
 }
 
 /// Groups, commits, and hands each committed group to a second thread that applies it
 /// to the indexes and acknowledges it: the next group's commit overlaps the last one's
 /// application, and groups are applied in commit order.
-fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>, on_commit: CommitHook) {
+fn run(
+    store: Weak<dyn Store>,
+    queue: Receiver<Job>,
+    purge: SyncSender<()>,
+    follow: Arc<Follow>,
+    on_commit: CommitHook,
+) {
     let (to_applier, committed) = sync_channel::<Committed>(1);
+    let (applier_store, applier_follow) = (store.clone(), follow.clone());
     let applier = std::thread::Builder::new()
         .name("headcount-apply".into())
-        .spawn(move || apply(committed));
+        .spawn(move || apply(committed, &applier_store, &applier_follow));
     let applier = match applier {
         Ok(handle) => Some(handle),
         Err(e) => {
@@ -167,7 +200,7 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>, on_c
         let started = std::time::Instant::now();
         let result = match store.upgrade() {
             Some(store) => commit(store.as_ref(), &group),
-            None => Err("the store is closed".to_string()),
+            None => Err(WriteError::Failed("the store is closed".to_string())),
         };
         if result.is_ok() {
             on_commit(group.len(), started.elapsed());
@@ -186,7 +219,7 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>, on_c
             None => Some(done),
         };
         if let Some(done) = unsent {
-            apply_one(done);
+            apply_one(done, &store, &follow);
         }
     }
     drop(to_applier);
@@ -195,13 +228,67 @@ fn run(store: Weak<dyn Store>, queue: Receiver<Job>, purge: SyncSender<()>, on_c
     }
 }
 
-/// A group of jobs and the outcome of its commit: the fact-log position of its last
-/// chunk.
-type Committed = (Vec<Job>, Result<u64, String>);
+/// A group of jobs and the outcome of its commit: the fact-log positions of its first
+/// and last chunk (`None`: it wrote none).
+type Committed = (Vec<Job>, Result<Option<(u64, u64)>, WriteError>);
 
-fn apply(committed: Receiver<Committed>) {
+fn apply(committed: Receiver<Committed>, store: &Weak<dyn Store>, follow: &Follow) {
     for done in committed {
-        apply_one(done);
+        apply_one(done, store, follow);
+    }
+}
+
+/// Applies a committed group when other nodes append too: under the follower's
+/// gate, after the chunks committed before it (read from the store), each job whose
+/// chunk its index has not applied yet (the follower may have got there first).
+/// Should catching up fail, the group is left to the follower: it is committed, and
+/// acknowledged.
+fn apply_followed(
+    group: Vec<Job>,
+    (first, last): (u64, u64),
+    store: &Weak<dyn Store>,
+    follow: &Follow,
+) {
+    let mut seen = follow.gate();
+    if seen.saturating_add(1) < first {
+        let caught = match store.upgrade() {
+            Some(store) => follow
+                .catch_up(store.as_ref(), &mut seen, Some(first - 1))
+                .map_err(|e| e.to_string()),
+            None => Err("the store is closed".to_string()),
+        };
+        if let Err(e) = caught {
+            tracing::warn!(
+                error = %e,
+                "cannot read the chunks before a group; the follower will apply it"
+            );
+        }
+    }
+    let in_order = seen.saturating_add(1) >= first;
+    let mut position = first;
+    for job in group {
+        if job.facts.is_empty() {
+            let _ = job.done.send(Ok(0));
+            continue;
+        }
+        let mut deleted = 0;
+        if in_order {
+            let mut index = write(&job.index);
+            if index.position() < position {
+                for (user, fact) in &job.facts {
+                    match fact.kind {
+                        FactKind::Deletion => deleted += u64::from(index.delete_user(user)),
+                        _ => index.apply(user, fact),
+                    }
+                }
+                index.set_position(position);
+            }
+        }
+        position += 1;
+        let _ = job.done.send(Ok(deleted));
+    }
+    if in_order {
+        *seen = (*seen).max(last);
     }
 }
 
@@ -210,7 +297,12 @@ fn apply(committed: Receiver<Committed>) {
 /// job of each workspace, under the same lock, its index records the group's
 /// fact-log position: from then on it holds every fact of the group, so that a
 /// checkpoint taken under that lock never claims a fact it lacks.
-fn apply_one((group, result): Committed) {
+fn apply_one((group, result): Committed, store: &Weak<dyn Store>, follow: &Follow) {
+    if let (true, Ok(Some(range))) = (follow.enabled, &result) {
+        apply_followed(group, *range, store, follow);
+        return;
+    }
+    let result = result.map(|range| range.map_or(0, |(_, last)| last));
     let last_of_workspace: HashMap<WorkspaceId, usize> = group
         .iter()
         .enumerate()
@@ -236,25 +328,17 @@ fn apply_one((group, result): Committed) {
     }
 }
 
-/// Commits a group and returns the fact-log position of its last chunk: this thread
-/// is the fact log's one writer, so the log ends with this group's chunks.
-fn commit(store: &dyn Store, group: &[Job]) -> Result<u64, String> {
+/// Commits a group and returns the fact-log positions of its first and last chunk.
+fn commit(store: &dyn Store, group: &[Job]) -> Result<Option<(u64, u64)>, WriteError> {
     let batches: Vec<FactBatch<'_>> = group
         .iter()
         .map(|j| (j.workspace, j.facts.as_slice()))
         .collect();
     let responses: Vec<IdempotencyRecord> =
         group.iter().filter_map(|j| j.remember.clone()).collect();
-    let appended = if responses.is_empty() {
-        store.append_batches(&batches)
-    } else {
-        let receipts = Receipts {
-            responses: &responses,
-            imports: &[],
-        };
-        store.append_batches_with(&batches, receipts)
+    let receipts = Receipts {
+        responses: &responses,
+        imports: &[],
     };
-    appended
-        .and_then(|()| store.last_fact_position())
-        .map_err(|e: StoreError| e.to_string())
+    Ok(store.append_batches_at(&batches, receipts)?)
 }

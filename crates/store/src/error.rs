@@ -62,9 +62,17 @@ make it owner-only with `chmod go-w {path}` (or `chmod 700 {path}`)",
     /// The embedded database failed.
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// The PostgreSQL database failed (or could not be reached).
+    /// The PostgreSQL database failed.
     #[error("PostgreSQL error: {}", postgres_message(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
+    /// The database cannot be reached (down, restarting, connection lost): worth
+    /// retrying shortly; nothing of the failed operation was committed unless it says so.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The store does not implement this operation (a PostgreSQL-only one on a data
+    /// directory).
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
     /// A database URL that does not parse.
     #[error("invalid database URL: {0}")]
     Url(String),
@@ -88,4 +96,29 @@ fn postgres_message(e: &postgres::Error) -> String {
         },
         None => e.to_string(),
     }
+}
+
+impl From<postgres::Error> for StoreError {
+    /// Connection-class failures (refused, lost, the server shutting down or starting
+    /// up) become [`StoreError::Unavailable`]; the rest stay [`StoreError::Postgres`].
+    fn from(e: postgres::Error) -> Self {
+        if is_unavailable(&e) {
+            StoreError::Unavailable(postgres_message(&e))
+        } else {
+            StoreError::Postgres(e)
+        }
+    }
+}
+
+/// Whether a PostgreSQL error means the server cannot be reached right now.
+fn is_unavailable(e: &postgres::Error) -> bool {
+    if let Some(db) = e.as_db_error() {
+        let code = db.code().code();
+        // Class 08: connection exception; 57P01-57P03: shutting down, crashed,
+        // starting up.
+        return code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+    }
+    e.is_closed()
+        || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+        || e.to_string().contains("timed out")
 }

@@ -184,6 +184,71 @@ pub trait Store: Send + Sync {
         self.append_encoded_with(&encoded, receipts)
     }
 
+    /// [`Store::append_encoded_with`], answering the fact-log positions of the first
+    /// and last chunk written (`None`: nothing was). The default reads the last
+    /// position after the commit: exact only for a store with one appender whose
+    /// positions are consecutive; PostgreSQL, appended to by several nodes, answers
+    /// from its transaction.
+    fn append_encoded_at(
+        &self,
+        chunks: &[(WorkspaceId, EncodedFacts)],
+        receipts: Receipts<'_>,
+    ) -> Result<Option<(u64, u64)>> {
+        let written = chunks.iter().filter(|(_, c)| !c.is_empty()).count() as u64;
+        self.append_encoded_with(chunks, receipts)?;
+        if written == 0 {
+            return Ok(None);
+        }
+        let last = self.last_fact_position()?;
+        Ok(Some((last.saturating_sub(written - 1), last)))
+    }
+    /// [`Store::append_batches_with`] answering positions as [`Store::append_encoded_at`].
+    fn append_batches_at(
+        &self,
+        batches: &[FactBatch<'_>],
+        receipts: Receipts<'_>,
+    ) -> Result<Option<(u64, u64)>> {
+        let encoded: Vec<(WorkspaceId, EncodedFacts)> = batches
+            .iter()
+            .filter(|(_, facts)| !facts.is_empty())
+            .map(|(ws, facts)| (*ws, EncodedFacts::encode(facts)))
+            .collect();
+        self.append_encoded_at(&encoded, receipts)
+    }
+    /// Calls `visit` with the facts of every workspace in the chunks after fact-log
+    /// position `after`, in log order, with each chunk's workspace and position, up to
+    /// `max_chunks` chunks; returns the position of the last chunk read (`after` when
+    /// none). How a node follows the appends of the others (PostgreSQL only).
+    fn scan_log_after(
+        &self,
+        after: u64,
+        max_chunks: u32,
+        visit: &mut dyn FnMut(WorkspaceId, u64, &UserKey, Fact),
+    ) -> Result<u64> {
+        let _ = (after, max_chunks, visit);
+        Err(StoreError::Unsupported("following the fact log"))
+    }
+    /// Waits until another process may have appended to the fact log, at most
+    /// `timeout`; answers whether it was woken (PostgreSQL: `LISTEN`). The default
+    /// just sleeps: a caller polls.
+    fn wait_for_appends(&self, timeout: std::time::Duration) -> Result<bool> {
+        std::thread::sleep(timeout);
+        Ok(false)
+    }
+    /// Counts one request (when `hit`; otherwise reads) in the shared rate-limit
+    /// window of (`workspace`, `bucket`) starting at `window_start` (epoch seconds),
+    /// atomically across every process, and returns its count (PostgreSQL only).
+    fn count_rate_window(
+        &self,
+        workspace: WorkspaceId,
+        bucket: &str,
+        window_start: u64,
+        hit: bool,
+    ) -> Result<u64> {
+        let _ = (workspace, bucket, window_start, hit);
+        Err(StoreError::Unsupported("shared rate-limit windows"))
+    }
+
     /// The answer remembered for `key` in `workspace`, if it was given at or after
     /// `since` (an older one has expired and is as good as absent).
     fn idempotency_record(

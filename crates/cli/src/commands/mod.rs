@@ -27,7 +27,8 @@ pub type StoreHandle = Box<dyn Store>;
 /// or own the store's background work (`serve`, `import`, `demo`, `snapshot`). It
 /// takes the writer lock (a second writer is refused at once): the data directory's
 /// `LOCK`, or the database's advisory lock (`PostgresStore::lock_writer`; appends of
-/// several processes are safe there, the lock only keeps a server's index whole).
+/// several processes are safe there). `serve` on a database opens it with
+/// [`open_shared`] instead: its nodes follow each other's appends.
 pub fn open(dir: &Path) -> Result<StoreHandle, Box<dyn std::error::Error>> {
     if let Some(db) = crate::database::chosen() {
         let store = crate::database::open(db)?;

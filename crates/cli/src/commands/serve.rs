@@ -1,8 +1,9 @@
 //! `headcount serve`: load the data directory and serve the API.
 
-use super::{CmdResult, open};
+use super::{CmdResult, open, open_shared};
 use crate::args::ServeArgs;
 use headcount_service::limits::{RedisCounter, WindowCounter};
+use headcount_service::store_counter::StoreCounter;
 use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -26,8 +27,21 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
     };
     let metrics_listener = args.metrics_listen.map(bind).transpose()?;
-    let store = open(dir)?;
+    // On a database, several nodes serve together: no writer lock, each follows the
+    // others' appends, and rate limits are counted in the database unless in Redis.
+    let clustered = crate::database::chosen().is_some();
+    let store: Arc<dyn headcount_store::Store> = if clustered {
+        Arc::from(open_shared(dir)?)
+    } else {
+        Arc::from(open(dir)?)
+    };
     warn_of_clickhouse_workspaces(store.as_ref())?;
+    let counter = match counter {
+        None if clustered => {
+            Some(Arc::new(StoreCounter::new(store.clone())) as Arc<dyn WindowCounter>)
+        }
+        other => other,
+    };
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
@@ -38,9 +52,10 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         node_name,
         counter,
         metrics_on_api: metrics_listener.is_none(),
+        follow_log: clustered,
         ..Config::default()
     };
-    serve_with_metrics(Arc::from(store), config, listener, metrics_listener)?;
+    serve_with_metrics(store, config, listener, metrics_listener)?;
     Ok(ExitCode::SUCCESS)
 }
 

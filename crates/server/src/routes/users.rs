@@ -174,8 +174,7 @@ async fn track(
     state
         .writer
         .append_remembering(caller.workspace, index, facts, record)
-        .await
-        .map_err(ApiError::Internal)?;
+        .await?;
     state.metrics.facts_ingested(counts);
     if let Some(Extension(remember)) = remember {
         remember.mark_stored();
@@ -276,11 +275,7 @@ async fn delete(
     // Through the writer, as deletion entries of the fact log: ordered with every
     // track of the same users, and counted from the index in that order.
     let index = state.index(caller.workspace);
-    let deleted = state
-        .writer
-        .delete(caller.workspace, index, users)
-        .await
-        .map_err(ApiError::Internal)?;
+    let deleted = state.writer.delete(caller.workspace, index, users).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(DeleteAnswer {

@@ -141,6 +141,17 @@ pub const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE workspaces ADD COLUMN engine text NOT NULL DEFAULT 'memory';
     "#,
+    // 4: rate-limit windows counted in the database, shared exactly by every node
+    // (`serve` on PostgreSQL without Redis).
+    r#"
+    CREATE TABLE rate_counts (
+        workspace_id bigint NOT NULL,
+        bucket text NOT NULL,
+        window_start bigint NOT NULL,
+        count bigint NOT NULL,
+        PRIMARY KEY (workspace_id, bucket, window_start)
+    );
+    "#,
 ];
 
 /// Brings the schema up to date, once even when several processes call it together.

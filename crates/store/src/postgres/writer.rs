@@ -1,11 +1,10 @@
 //! The writer lock of a PostgreSQL database: a session-level advisory lock held on a
-//! connection of its own by the one process whose in-memory index follows the fact
-//! log it appends to (`serve`, `import`, `snapshot`, `demo`), so that a second one is
+//! connection of its own by `import`, `snapshot` and `demo`, so that a second one is
 //! refused with a message naming the holder, as on a data directory.
 //!
-//! The store's appends are safe from several writers (see `postgres.rs`): this lock
-//! only keeps a server's in-memory index whole until servers follow each other's
-//! appends. Dropping it is one call less in `headcount`'s `commands::open`.
+//! The store's appends are safe from several writers (see `postgres.rs`), and `serve`
+//! nodes follow each other's appends (`headcount_service::follow`): `serve` does not
+//! take this lock on a database.
 
 use super::PostgresStore;
 use crate::{Result, StoreError};

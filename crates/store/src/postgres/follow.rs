@@ -1,0 +1,111 @@
+//! What several nodes on one database share besides the catalog: the fact log read
+//! by position across workspaces (each node follows the others' appends; every
+//! append also sends `NOTIFY headcount_facts` at its commit), and rate-limit windows
+//! counted atomically in `rate_counts`.
+
+use super::{PostgresStore, count};
+use crate::{Result, StoreError, chunk};
+use headcount_model::{Fact, UserKey, WorkspaceId};
+use postgres::fallible_iterator::FallibleIterator;
+
+/// The chunks of every workspace after `after`, in position order, at most
+/// `max_chunks` of them; answers the last position read.
+pub(super) fn scan_log_after(
+    store: &PostgresStore,
+    after: u64,
+    max_chunks: u32,
+    visit: &mut dyn FnMut(WorkspaceId, u64, &UserKey, Fact),
+) -> Result<u64> {
+    let rows = store.pool.get()?.query(
+        "SELECT position, workspace_id, data FROM fact_chunks WHERE position > $1 \
+         ORDER BY position LIMIT $2",
+        &[&count(after), &i64::from(max_chunks.max(1))],
+    )?;
+    let mut last = after;
+    for row in &rows {
+        let position = u64::try_from(row.get::<_, i64>(0)).unwrap_or(0);
+        let workspace = WorkspaceId(row.get(1));
+        let data: &[u8] = row.get(2);
+        chunk::decode(data, &mut |user, fact| {
+            visit(workspace, position, user, fact)
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        last = position;
+    }
+    Ok(last)
+}
+
+/// Counts a hit in a window (or reads it), atomically: the row's lock orders
+/// concurrent hits, so that every caller sees a distinct count. The first hit of a
+/// window removes the older windows of its (workspace, bucket).
+pub(super) fn count_rate_window(
+    store: &PostgresStore,
+    workspace: WorkspaceId,
+    bucket: &str,
+    window_start: u64,
+    hit: bool,
+) -> Result<u64> {
+    let mut client = store.pool.get()?;
+    let start = count(window_start);
+    if !hit {
+        let found: Option<i64> = client
+            .query_opt(
+                "SELECT count FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
+                 AND window_start = $3",
+                &[&workspace.0, &bucket, &start],
+            )?
+            .map(|r| r.get(0));
+        return Ok(found.unwrap_or(0).max(0) as u64);
+    }
+    let counted: i64 = client
+        .query_one(
+            "INSERT INTO rate_counts (workspace_id, bucket, window_start, count) \
+             VALUES ($1, $2, $3, 1) ON CONFLICT (workspace_id, bucket, window_start) \
+             DO UPDATE SET count = rate_counts.count + 1 RETURNING count",
+            &[&workspace.0, &bucket, &start],
+        )?
+        .get(0);
+    if counted == 1 {
+        client.execute(
+            "DELETE FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
+             AND window_start < $3",
+            &[&workspace.0, &bucket, &start],
+        )?;
+    }
+    Ok(counted.max(0) as u64)
+}
+
+/// Waits for a `NOTIFY headcount_facts` on a connection of its own (opened and
+/// `LISTEN`ing on first use, again after it broke), at most `timeout`.
+pub(super) fn wait_for_appends(
+    store: &PostgresStore,
+    timeout: std::time::Duration,
+) -> Result<bool> {
+    let mut held = store.listener.lock().unwrap_or_else(|p| p.into_inner());
+    if held.as_ref().is_none_or(|c| c.is_closed()) {
+        if let Some(old) = held.take() {
+            super::pool::drop_elsewhere(vec![old]);
+        }
+        let mut client = store.pool.config().connect(postgres::NoTls)?;
+        client.batch_execute("LISTEN headcount_facts")?;
+        *held = Some(client);
+    }
+    let Some(client) = held.as_mut() else {
+        return Ok(false);
+    };
+    let mut notifications = client.notifications();
+    let woken = notifications.timeout_iter(timeout).next();
+    let woken = match woken {
+        Ok(found) => found.is_some(),
+        Err(e) => {
+            drop(notifications);
+            if let Some(broken) = held.take() {
+                super::pool::drop_elsewhere(vec![broken]);
+            }
+            return Err(e.into());
+        }
+    };
+    // Several appends may have notified: one pass of the follower reads them all.
+    while let Ok(Some(_)) = notifications.iter().next() {}
+    Ok(woken)
+}

@@ -1,0 +1,175 @@
+//! What several nodes on one PostgreSQL database rely on: appends answering their own
+//! positions, the log read across workspaces by position, rate-limit windows counted
+//! atomically, and an unreachable server reported as `StoreError::Unavailable`.
+
+use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
+use headcount_store::testing::TestPostgres;
+use headcount_store::{NewWorkspace, PostgresStore, Receipts, Store, StoreError};
+use std::collections::BTreeMap;
+
+fn event(second: i64) -> Fact {
+    Fact {
+        time: headcount_model::Timestamp::from_second(1_700_000_000 + second).expect("time"),
+        kind: FactKind::Event {
+            name: "login".into(),
+            detail: None,
+        },
+    }
+}
+
+fn workspace(store: &dyn Store, name: &str) -> WorkspaceId {
+    store
+        .create_workspace(&NewWorkspace {
+            name: name.into(),
+            time_zone: "UTC".into(),
+            export_limit: 1,
+            track_limit: 1,
+        })
+        .expect("workspace")
+        .id
+}
+
+#[test]
+fn concurrent_appends_answer_their_own_positions_and_the_log_reads_them_back() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let setup = PostgresStore::open(&url).expect("open");
+    let (a, b) = (workspace(&setup, "a"), workspace(&setup, "b"));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let store = PostgresStore::open(&url).expect("open a writer");
+            std::thread::spawn(move || {
+                let mut mine = Vec::new();
+                for i in 0..25 {
+                    let ua = vec![(UserKey::External(format!("a{w}-{i}")), event(i))];
+                    let ub = vec![(UserKey::External(format!("b{w}-{i}")), event(i))];
+                    let empty: Vec<(UserKey, Fact)> = Vec::new();
+                    let batches = [
+                        (a, ua.as_slice()),
+                        (b, empty.as_slice()),
+                        (b, ub.as_slice()),
+                    ];
+                    let range = store
+                        .append_batches_at(&batches, Receipts::default())
+                        .expect("append")
+                        .expect("positions");
+                    mine.push((range, format!("{w}-{i}")));
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut ranges: BTreeMap<u64, (u64, String)> = BTreeMap::new();
+    for w in writers {
+        for ((first, last), name) in w.join().expect("writer") {
+            assert_eq!(last, first + 1, "two chunks written, consecutive");
+            assert!(
+                ranges.insert(first, (last, name)).is_none(),
+                "a position used twice"
+            );
+        }
+    }
+    // The log by position: each append's chunks where it said, in its order.
+    let mut chunks: BTreeMap<u64, (WorkspaceId, String)> = BTreeMap::new();
+    let mut after = 0;
+    loop {
+        let last = setup
+            .scan_log_after(after, 7, &mut |ws, position, user, _| {
+                let UserKey::External(id) = user else {
+                    panic!("an external id")
+                };
+                chunks.insert(position, (ws, id.clone()));
+            })
+            .expect("scan the log");
+        if last == after {
+            break;
+        }
+        after = last;
+    }
+    assert_eq!(chunks.len(), 200);
+    assert_eq!(after, 200);
+    for (first, (last, name)) in &ranges {
+        assert_eq!(chunks[first], (a, format!("a{name}")));
+        assert_eq!(chunks[last], (b, format!("b{name}")));
+    }
+}
+
+#[test]
+fn rate_windows_in_the_database_count_every_hit_once_across_stores() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let setup = PostgresStore::open(&url).expect("open");
+    let ws = workspace(&setup, "acme");
+    let counters: Vec<_> = (0..4)
+        .map(|_| {
+            let store = PostgresStore::open(&url).expect("open");
+            std::thread::spawn(move || {
+                (0..25)
+                    .map(|_| {
+                        store
+                            .count_rate_window(ws, "track", 3000, true)
+                            .expect("hit")
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut counts: Vec<u64> = counters
+        .into_iter()
+        .flat_map(|c| c.join().expect("counter"))
+        .collect();
+    counts.sort_unstable();
+    assert_eq!(
+        counts,
+        (1..=100).collect::<Vec<u64>>(),
+        "each hit its own count"
+    );
+    assert_eq!(
+        setup
+            .count_rate_window(ws, "track", 3000, false)
+            .expect("read"),
+        100
+    );
+    assert_eq!(
+        setup
+            .count_rate_window(ws, "export", 3000, false)
+            .expect("read"),
+        0
+    );
+    // A new window starts at 1 and forgets the old one.
+    assert_eq!(
+        setup
+            .count_rate_window(ws, "track", 3003, true)
+            .expect("hit"),
+        1
+    );
+    assert_eq!(
+        setup
+            .count_rate_window(ws, "track", 3000, false)
+            .expect("read"),
+        0
+    );
+}
+
+#[test]
+fn an_unreachable_server_is_reported_unavailable_and_recovered_from() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let store = PostgresStore::open(&url).expect("open");
+    let ws = workspace(&store, "acme");
+    pg.stop();
+    let user = UserKey::External("u".into());
+    match store.append_facts(ws, &[(user.clone(), event(1))]) {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    match store.catalog_version() {
+        Err(StoreError::Unavailable(_)) => {}
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    pg.start();
+    assert!(store.append_facts(ws, &[(user, event(2))]).is_ok());
+    let mut n = 0;
+    store.scan_facts(ws, &mut |_, _| n += 1).expect("scan");
+    assert_eq!(n, 1, "the append refused while down was not committed");
+}
