@@ -181,6 +181,9 @@ pub struct ServeArgs {
     /// every node sharing it; without it, in this process (saved to the store).
     #[arg(long, value_name = "URL", env = "HEADCOUNT_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// ClickHouse, for workspaces of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `headcount import`
@@ -231,6 +234,9 @@ pub struct SnapshotArgs {
     /// Recompute days already stored.
     #[arg(long)]
     pub recompute: bool,
+    /// ClickHouse, for a workspace of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `headcount demo`

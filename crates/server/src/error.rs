@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use headcount_service::ServiceError;
+use headcount_service::counting::{RETRY_AFTER_SECONDS, SizeError};
 use headcount_store::StoreError;
 use serde_json::json;
 
@@ -57,6 +58,15 @@ pub enum ApiError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// 503: the workspace's engine (ClickHouse) is unavailable: nothing was applied;
+    /// retry after this many seconds. The cause is logged.
+    #[error("engine unavailable: {cause}")]
+    EngineUnavailable {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+        /// What failed (logged, not shown).
+        cause: String,
+    },
     /// 500: a failure of ours, logged with its cause.
     #[error("internal error: {0}")]
     Internal(String),
@@ -65,6 +75,18 @@ pub enum ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<SizeError> for ApiError {
+    fn from(e: SizeError) -> Self {
+        match e {
+            SizeError::Store(e) => e.into(),
+            SizeError::Engine(cause) => ApiError::EngineUnavailable {
+                retry_after: RETRY_AFTER_SECONDS,
+                cause,
+            },
+        }
     }
 }
 
@@ -119,6 +141,10 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "message": "Service Unavailable: the rate-limit counters cannot be reached, retry shortly" }),
             ),
+            ApiError::EngineUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": "Service Unavailable: the workspace's ClickHouse cannot be reached or refused the request; nothing was applied, retry shortly" }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message": "Internal Server Error" }),
@@ -132,12 +158,16 @@ impl IntoResponse for ApiError {
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "internal error");
         }
+        if let ApiError::EngineUnavailable { cause, .. } = &self {
+            tracing::warn!(%cause, "ClickHouse unavailable");
+        }
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         match self {
             ApiError::RateLimited { retry_after }
             | ApiError::Loading { retry_after }
-            | ApiError::CountersUnavailable { retry_after } => {
+            | ApiError::CountersUnavailable { retry_after }
+            | ApiError::EngineUnavailable { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

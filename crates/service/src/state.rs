@@ -45,6 +45,9 @@ pub struct Config {
     /// Where rate-limit windows are counted (`serve --redis-url`: a
     /// [`crate::limits::RedisCounter`]); `None`: in this process, saved to the store.
     pub counter: Option<Arc<dyn WindowCounter>>,
+    /// Where the facts of workspaces of engine `clickhouse` live (`serve
+    /// --clickhouse-url`); `None`: such workspaces answer 503.
+    pub clickhouse: Option<headcount_clickhouse::ClickHouse>,
 }
 
 impl Default for Config {
@@ -61,6 +64,7 @@ impl Default for Config {
             checkpoint_every: Duration::from_secs(600),
             node_name: String::new(),
             counter: None,
+            clickhouse: None,
         }
     }
 }
@@ -111,6 +115,8 @@ pub struct Shared {
     /// Per workspace, the index version its last checkpoint holds and when it was
     /// written; absent: no checkpoint matches the index.
     pub checkpointed: Mutex<HashMap<WorkspaceId, (u64, Instant)>>,
+    /// Each workspace's engine, and ClickHouse (see `counting.rs`).
+    pub engines: crate::counting::Engines,
 }
 
 /// What handlers receive.
@@ -151,7 +157,9 @@ impl Shared {
         loading
             .workspaces
             .store(catalog.workspaces().count(), Ordering::Relaxed);
+        let engines = crate::counting::Engines::new(config.clickhouse.clone());
         let state = Arc::new(Shared {
+            engines,
             writer: crate::writer::Writer::start(&store),
             store,
             catalog: RwLock::new(catalog),

@@ -26,7 +26,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         None => format!("{}:{}", host_name(), listener.local_addr()?.port()),
     };
     let store = open(dir)?;
-    warn_of_clickhouse_workspaces(store.as_ref())?;
+    let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
     let config = Config {
         backfill_days: args.backfill_days,
         max_track_objects: args.max_track_objects,
@@ -36,27 +36,33 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         checkpoints: Some(super::checkpoint_dir(dir)),
         node_name,
         counter,
+        clickhouse,
         ..Config::default()
     };
     serve(Arc::from(store), config, listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Says which workspaces have the engine `clickhouse`, which `serve` does not run yet:
-/// their API requests use the memory engine (`import` and `eval` use ClickHouse).
-fn warn_of_clickhouse_workspaces(
+/// The ClickHouse of `--clickhouse-url`, if given; without one, an error when a
+/// workspace's engine is `clickhouse` (its API requests could only answer 503).
+fn clickhouse(
     store: &dyn headcount_store::Store,
-) -> Result<(), Box<dyn std::error::Error>> {
+    args: &crate::args::ClickHouseArgs,
+) -> Result<Option<headcount_clickhouse::ClickHouse>, Box<dyn std::error::Error>> {
+    if !args.clickhouse_url.is_empty() {
+        return Ok(Some(super::clickhouse::connect(args)?));
+    }
     for ws in store.workspaces()? {
         if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
-            tracing::warn!(
-                workspace = %ws.name,
-                "the workspace's engine is clickhouse, which serve does not run yet: its API \
-                 requests use the memory engine; use import and eval for its ClickHouse data"
-            );
+            return Err(format!(
+                "workspace {} has the engine clickhouse: give --clickhouse-url http://HOST:8123 \
+                 (or set HEADCOUNT_CLICKHOUSE_URL)",
+                ws.name
+            )
+            .into());
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Takes the address to listen on, before anything is loaded or printed: a port that
