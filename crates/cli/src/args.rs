@@ -88,10 +88,14 @@ pub struct ClickHouseArgs {
     #[arg(long, env = "HEADCOUNT_CLICKHOUSE_URL", value_delimiter = ',')]
     pub clickhouse_url: Vec<String>,
     /// The ClickHouse database.
-    #[arg(long, default_value = "headcount")]
+    #[arg(
+        long,
+        env = "HEADCOUNT_CLICKHOUSE_DATABASE",
+        default_value = "headcount"
+    )]
     pub clickhouse_database: String,
     /// The cluster of the servers' `remote_servers` to shard over.
-    #[arg(long)]
+    #[arg(long, env = "HEADCOUNT_CLICKHOUSE_CLUSTER")]
     pub clickhouse_cluster: Option<String>,
 }
 
