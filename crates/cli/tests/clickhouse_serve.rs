@@ -115,9 +115,9 @@ fn a_clickhouse_workspace_serves_tracks_series_and_snapshots_like_a_memory_works
     }
     // Backfilled history and a live today, equal in both workspaces.
     let mut nonzero = 0;
-    for s in 0..ids[0].len() {
-        let (m_status, memory) = series_of(&server, &keys[0], &ids[0][s], "length=8");
-        let (c_status, clickhouse) = series_of(&server, &keys[1], &ids[1][s], "length=8");
+    for (s, (m_id, c_id)) in ids[0].iter().zip(&ids[1]).enumerate() {
+        let (m_status, memory) = series_of(&server, &keys[0], m_id, "length=8");
+        let (c_status, clickhouse) = series_of(&server, &keys[1], c_id, "length=8");
         assert_eq!((m_status, c_status), (200, 200), "{memory} {clickhouse}");
         assert_eq!(memory["data"], clickhouse["data"], "segment {s}");
         nonzero += memory["data"]
@@ -179,9 +179,9 @@ fn a_clickhouse_workspace_serves_tracks_series_and_snapshots_like_a_memory_works
         server.call("/users/track", &keys[1], Some(&body)).status,
         201
     );
-    for s in 0..ids[0].len() {
-        let (_, memory) = series_of(&server, &keys[0], &ids[0][s], "length=8");
-        let (c_status, clickhouse) = series_of(&server, &keys[1], &ids[1][s], "length=8");
+    for (s, (m_id, c_id)) in ids[0].iter().zip(&ids[1]).enumerate() {
+        let (_, memory) = series_of(&server, &keys[0], m_id, "length=8");
+        let (c_status, clickhouse) = series_of(&server, &keys[1], c_id, "length=8");
         assert_eq!(c_status, 200, "{clickhouse}");
         assert_eq!(
             memory["data"], clickhouse["data"],
@@ -211,7 +211,7 @@ fn a_clickhouse_workspace_serves_tracks_series_and_snapshots_like_a_memory_works
     }
     let store = common::open_store(&data);
     use headcount_store::Store;
-    for s in 0..ids[0].len() {
+    for (s, (m_id, c_id)) in ids[0].iter().zip(&ids[1]).enumerate() {
         let sizes = |id: &str| -> Vec<(String, u64)> {
             let id = id.parse().expect("segment id");
             store
@@ -221,7 +221,7 @@ fn a_clickhouse_workspace_serves_tracks_series_and_snapshots_like_a_memory_works
                 .map(|s| (s.day.to_string(), s.size))
                 .collect()
         };
-        let (m, c) = (sizes(&ids[0][s]), sizes(&ids[1][s]));
+        let (m, c) = (sizes(m_id), sizes(c_id));
         assert_eq!(m.len(), 5, "{m:?}");
         assert_eq!(m, c, "segment {s}");
     }
