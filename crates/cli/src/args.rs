@@ -89,10 +89,14 @@ pub struct ClickHouseArgs {
     #[arg(long, env = "HEADCOUNT_CLICKHOUSE_URL", value_delimiter = ',')]
     pub clickhouse_url: Vec<String>,
     /// The ClickHouse database.
-    #[arg(long, default_value = "headcount")]
+    #[arg(
+        long,
+        env = "HEADCOUNT_CLICKHOUSE_DATABASE",
+        default_value = "headcount"
+    )]
     pub clickhouse_database: String,
     /// The cluster of the servers' `remote_servers` to shard over.
-    #[arg(long)]
+    #[arg(long, env = "HEADCOUNT_CLICKHOUSE_CLUSTER")]
     pub clickhouse_cluster: Option<String>,
 }
 
@@ -182,6 +186,9 @@ pub struct ServeArgs {
     /// every node sharing it; without it, in this process (saved to the store).
     #[arg(long, value_name = "URL", env = "HEADCOUNT_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// ClickHouse, for workspaces of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
     /// Serve `GET /metrics` on this address, HOST:PORT, instead of on the API's
     /// (where it is then 404).
     #[arg(long, value_name = "ADDR", value_parser = listen_address)]
@@ -249,6 +256,9 @@ pub struct SnapshotArgs {
     /// Recompute days already stored.
     #[arg(long)]
     pub recompute: bool,
+    /// ClickHouse, for a workspace of engine `clickhouse`.
+    #[command(flatten)]
+    pub clickhouse: ClickHouseArgs,
 }
 
 /// `headcount demo`

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use headcount_service::ServiceError;
+use headcount_service::counting::{RETRY_AFTER_SECONDS, SizeError};
 use headcount_service::writer::WriteError;
 use headcount_store::StoreError;
 use serde_json::json;
@@ -67,6 +68,15 @@ pub enum ApiError {
         /// What failed, logged.
         cause: String,
     },
+    /// 503: the workspace's engine (ClickHouse) is unavailable: nothing was applied;
+    /// retry after this many seconds. The cause is logged.
+    #[error("engine unavailable: {cause}")]
+    EngineUnavailable {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+        /// What failed (logged, not shown).
+        cause: String,
+    },
     /// 500: a failure of ours, logged with its cause.
     #[error("internal error: {0}")]
     Internal(String),
@@ -83,6 +93,18 @@ impl From<StoreError> for ApiError {
                 cause,
             },
             other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<SizeError> for ApiError {
+    fn from(e: SizeError) -> Self {
+        match e {
+            SizeError::Store(e) => e.into(),
+            SizeError::Engine(cause) => ApiError::EngineUnavailable {
+                retry_after: RETRY_AFTER_SECONDS,
+                cause,
+            },
         }
     }
 }
@@ -157,6 +179,10 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({ "message": "Service Unavailable: the database cannot be reached, retry shortly" }),
             ),
+            ApiError::EngineUnavailable { .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                json!({ "message": "Service Unavailable: the workspace's ClickHouse cannot be reached or refused the request; nothing was applied, retry shortly" }),
+            ),
             ApiError::Internal(_) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 json!({ "message": "Internal Server Error" }),
@@ -173,13 +199,17 @@ impl IntoResponse for ApiError {
         if let ApiError::StoreUnavailable { cause, .. } = &self {
             tracing::warn!(%cause, "the database is unavailable");
         }
+        if let ApiError::EngineUnavailable { cause, .. } = &self {
+            tracing::warn!(%cause, "ClickHouse unavailable");
+        }
         let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         match self {
             ApiError::RateLimited { retry_after }
             | ApiError::Loading { retry_after }
             | ApiError::CountersUnavailable { retry_after }
-            | ApiError::StoreUnavailable { retry_after, .. } => {
+            | ApiError::StoreUnavailable { retry_after, .. }
+            | ApiError::EngineUnavailable { retry_after, .. } => {
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));

@@ -1,12 +1,12 @@
 //! Background work on daily sizes: backfilling history when a segment is created or
 //! its filter changes, and storing each completed day shortly after local midnight.
 
+use crate::counting::{Counting, SizeError, segment_filters};
 use crate::error::{ServiceError, ServiceResult};
 use crate::leases::{Lease, sizes_lease};
 use crate::sizes::{Sizer, last_completed_days};
 use crate::state::{AppState, now, read, write};
 use headcount_model::{Day, SegmentId, Timestamp, WorkspaceId};
-use headcount_store::StoreError;
 use std::collections::HashMap;
 
 /// Computes (in the background) the missing sizes of the last `backfill_days`
@@ -49,7 +49,7 @@ pub async fn recompute(state: &AppState, segments: Vec<SegmentId>) -> ServiceRes
 /// Stores the sizes of the last `days` completed days of one segment that are not
 /// stored yet; returns how many it computed. Under the segment's lease (see
 /// `leases.rs`): nothing while another process computes them.
-pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, StoreError> {
+pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize, SizeError> {
     let Some(_lease) = Lease::take(state, sizes_lease(id))? else {
         tracing::debug!(segment = %id, "daily sizes skipped: another node computes them");
         return Ok(0);
@@ -57,7 +57,7 @@ pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize,
     // Held from reading the plan to storing the sizes (see `Shared::size_lock`).
     let lock = state.size_lock(id);
     let _held = read(&lock);
-    let (entry, tz, plan) = {
+    let (entry, tz, plan, filters) = {
         let catalog = read(&state.catalog);
         let Some(entry) = catalog.segment_in_any(id).cloned() else {
             return Ok(0);
@@ -73,15 +73,39 @@ pub fn fill_segment(state: &AppState, id: SegmentId, days: u32) -> Result<usize,
                 return Ok(0);
             }
         };
-        (entry, ws.tz.clone(), plan)
+        let filters = match state
+            .engines
+            .clickhouse_of(state.store.as_ref(), entry.segment.workspace)?
+        {
+            Some(_) => Some(
+                segment_filters(&catalog, state.store.as_ref(), id)
+                    .map_err(|e| SizeError::Engine(e.to_string()))?,
+            ),
+            None => None,
+        };
+        (entry, ws.tz.clone(), plan, filters)
     };
-    let index = state.index(entry.segment.workspace);
+    let ws = entry.segment.workspace;
+    let index = state.index(ws);
     let index = read(&index);
     let now = now();
+    let counting = match (
+        &filters,
+        state.engines.clickhouse_of(state.store.as_ref(), ws)?,
+    ) {
+        (Some(filters), Some(ch)) => Counting::ClickHouse {
+            ch,
+            workspace: ws,
+            filters,
+        },
+        _ => Counting::Memory {
+            index: &index,
+            plan: &plan,
+        },
+    };
     let sizer = Sizer {
         store: state.store.as_ref(),
-        index: &index,
-        plan: &plan,
+        counting,
         segment: id,
         tz: &tz,
         now,

@@ -6,6 +6,7 @@
 
 pub mod catalog;
 pub mod checkpoints;
+pub mod counting;
 pub mod error;
 pub mod follow;
 pub mod idempotency;

@@ -2,9 +2,9 @@
 //! and the live size of the current day. Synchronous: callers off the async runtime
 //! (handlers through `spawn_blocking`, the scheduler, the CLI) share it.
 
-use headcount_engine::{Index, Plan};
+use crate::counting::{Counting, SizeError};
 use headcount_model::{Day, SegmentId, Timestamp};
-use headcount_store::{Store, StoreError};
+use headcount_store::Store;
 use jiff::tz::TimeZone;
 
 /// One segment's sizes in one workspace, as of `now`.
@@ -12,10 +12,8 @@ use jiff::tz::TimeZone;
 pub struct Sizer<'a> {
     /// Where sizes are stored.
     pub store: &'a dyn Store,
-    /// The workspace's facts.
-    pub index: &'a Index,
-    /// The segment's plan.
-    pub plan: &'a Plan,
+    /// What counts the segment's sizes (the workspace's engine).
+    pub counting: Counting<'a>,
     /// The segment.
     pub segment: SegmentId,
     /// The workspace's time zone.
@@ -28,7 +26,7 @@ impl Sizer<'_> {
     /// Computes and stores the sizes of the completed days among `days` (those that ended
     /// by `now`). Only days not stored yet, unless `recompute`. Returns how many were
     /// computed.
-    pub fn fill(&self, days: &[Day], recompute: bool) -> Result<usize, StoreError> {
+    pub fn fill(&self, days: &[Day], recompute: bool) -> Result<usize, SizeError> {
         let completed: Vec<Day> = days
             .iter()
             .copied()
@@ -60,8 +58,8 @@ impl Sizer<'_> {
     pub fn series(
         &self,
         days: &[Day],
-        live: &mut dyn FnMut() -> u64,
-    ) -> Result<Vec<(Day, u64)>, StoreError> {
+        live: &mut dyn FnMut() -> Result<u64, SizeError>,
+    ) -> Result<Vec<(Day, u64)>, SizeError> {
         let (Some(first), Some(last)) = (days.first(), days.last()) else {
             return Ok(Vec::new());
         };
@@ -79,7 +77,12 @@ impl Sizer<'_> {
             .collect();
         known.extend(self.compute(missing)?);
         known.sort_unstable_by_key(|k| k.0);
-        Ok(assemble(days, today, &known, live))
+        // The live size first (it may fail), then the points.
+        let live_size = match days.last() {
+            Some(last) if *last >= today => live()?,
+            _ => 0,
+        };
+        Ok(assemble(days, today, &known, &mut || live_size))
     }
 
     /// Whether a day has ended by `now`.
@@ -88,11 +91,11 @@ impl Sizer<'_> {
     }
 
     /// Computes and stores the sizes of `days`, all completed; returns them.
-    fn compute(&self, days: Vec<Day>) -> Result<Vec<(Day, u64)>, StoreError> {
+    fn compute(&self, days: Vec<Day>) -> Result<Vec<(Day, u64)>, SizeError> {
         if days.is_empty() {
             return Ok(Vec::new());
         }
-        let sizes = self.index.sizes(self.plan, &days, self.tz);
+        let sizes = self.counting.day_sizes(&days, self.tz)?;
         let rows: Vec<(Day, u64)> = days.into_iter().zip(sizes).collect();
         self.store.put_sizes(self.segment, &rows, self.now)?;
         Ok(rows)

@@ -51,6 +51,9 @@ pub struct Config {
     /// Whether other nodes append to the store's fact log (several `serve` on one
     /// PostgreSQL database): this node then follows it (see `follow.rs`).
     pub follow_log: bool,
+    /// Where the facts of workspaces of engine `clickhouse` live (`serve
+    /// --clickhouse-url`); `None`: such workspaces answer 503.
+    pub clickhouse: Option<headcount_clickhouse::ClickHouse>,
 }
 
 impl Default for Config {
@@ -69,6 +72,7 @@ impl Default for Config {
             counter: None,
             metrics_on_api: true,
             follow_log: false,
+            clickhouse: None,
         }
     }
 }
@@ -123,6 +127,8 @@ pub struct Shared {
     pub checkpointed: Mutex<HashMap<WorkspaceId, (u64, Instant)>>,
     /// The server's metrics (`GET /metrics`).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Each workspace's engine, and ClickHouse (see `counting.rs`).
+    pub engines: crate::counting::Engines,
 }
 
 /// What handlers receive.
@@ -174,7 +180,9 @@ impl Shared {
             // The indexes are loaded from the log as it stands now or later.
             follow.start_at(store.last_fact_position()?);
         }
+        let engines = crate::counting::Engines::new(config.clickhouse.clone());
         let state = Arc::new(Shared {
+            engines,
             writer: crate::writer::Writer::start_with(
                 &store,
                 follow.clone(),

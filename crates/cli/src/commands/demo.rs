@@ -15,6 +15,7 @@ use headcount_engine::Index;
 use headcount_model::{Filter, SegmentId};
 use headcount_service::Config;
 use headcount_service::catalog::Catalog;
+use headcount_service::counting::Counting;
 use headcount_service::ingest::{TrackOptions, read_track};
 use headcount_service::sizes::{Sizer, last_completed_days};
 use headcount_service::state::now;
@@ -196,8 +197,7 @@ fn compute_history(
         let plan = catalog.segment_plan(entry, store)?;
         let sizer = Sizer {
             store,
-            index,
-            plan: &plan,
+            counting: Counting::Memory { index, plan: &plan },
             segment: entry.segment.id,
             tz: &tz,
             now: at,

@@ -35,7 +35,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     } else {
         Arc::from(open(dir)?)
     };
-    warn_of_clickhouse_workspaces(store.as_ref())?;
+    let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
     let counter = match counter {
         None if clustered => {
             Some(Arc::new(StoreCounter::new(store.clone())) as Arc<dyn WindowCounter>)
@@ -53,27 +53,33 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         counter,
         metrics_on_api: metrics_listener.is_none(),
         follow_log: clustered,
+        clickhouse,
         ..Config::default()
     };
     serve_with_metrics(store, config, listener, metrics_listener)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// Says which workspaces have the engine `clickhouse`, which `serve` does not run yet:
-/// their API requests use the memory engine (`import` and `eval` use ClickHouse).
-fn warn_of_clickhouse_workspaces(
+/// The ClickHouse of `--clickhouse-url`, if given; without one, an error when a
+/// workspace's engine is `clickhouse` (its API requests could only answer 503).
+fn clickhouse(
     store: &dyn headcount_store::Store,
-) -> Result<(), Box<dyn std::error::Error>> {
+    args: &crate::args::ClickHouseArgs,
+) -> Result<Option<headcount_clickhouse::ClickHouse>, Box<dyn std::error::Error>> {
+    if !args.clickhouse_url.is_empty() {
+        return Ok(Some(super::clickhouse::connect(args)?));
+    }
     for ws in store.workspaces()? {
         if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
-            tracing::warn!(
-                workspace = %ws.name,
-                "the workspace's engine is clickhouse, which serve does not run yet: its API \
-                 requests use the memory engine; use import and eval for its ClickHouse data"
-            );
+            return Err(format!(
+                "workspace {} has the engine clickhouse: give --clickhouse-url http://HOST:8123 \
+                 (or set HEADCOUNT_CLICKHOUSE_URL)",
+                ws.name
+            )
+            .into());
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Takes the address to listen on, before anything is loaded or printed: a port that

@@ -9,6 +9,7 @@ use headcount_engine::Index;
 use headcount_model::{Day, SegmentId};
 use headcount_service::catalog::{Catalog, time_zone};
 use headcount_service::checkpoints::{self, Checkpoints};
+use headcount_service::counting::{Counting, segment_filters};
 use headcount_service::sizes::Sizer;
 use headcount_store::Store;
 use std::path::Path;
@@ -67,7 +68,16 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
         }
         ids
     };
-    let index = load_index(dir, store.as_ref(), &ws, Checkpoint::Write)?;
+    let clickhouse = if store.workspace_engine(ws.id)? == headcount_store::ENGINE_CLICKHOUSE {
+        Some(super::clickhouse::connect(&args.clickhouse)?)
+    } else {
+        None
+    };
+    // A ClickHouse workspace's facts are not in the store: no index to load.
+    let index = match clickhouse {
+        Some(_) => Index::default(),
+        None => load_index(dir, store.as_ref(), &ws, Checkpoint::Write)?,
+    };
     let days: Vec<Day> = (0..=from.days_until(to))
         .map(|n| from.add_days(n))
         .collect();
@@ -76,10 +86,24 @@ pub fn run(dir: &Path, args: SnapshotArgs) -> CmdResult {
     for id in &segments {
         let entry = catalog.segment_in(ws.id, *id).ok_or("segment vanished")?;
         let plan = catalog.segment_plan(entry, store.as_ref())?;
+        let filters = match clickhouse {
+            Some(_) => Some(segment_filters(&catalog, store.as_ref(), *id)?),
+            None => None,
+        };
+        let counting = match (&clickhouse, &filters) {
+            (Some(ch), Some(filters)) => Counting::ClickHouse {
+                ch,
+                workspace: ws.id,
+                filters,
+            },
+            _ => Counting::Memory {
+                index: &index,
+                plan: &plan,
+            },
+        };
         let sizer = Sizer {
             store: store.as_ref(),
-            index: &index,
-            plan: &plan,
+            counting,
             segment: *id,
             tz: &tz,
             now,

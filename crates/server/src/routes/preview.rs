@@ -11,8 +11,10 @@ use crate::state::{AppState, now, read};
 use axum::extract::State;
 use axum::{Extension, Json};
 use headcount_model::{Day, SegmentId, Timestamp};
+use headcount_service::counting::{Counting, Filters};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// Completed days in a preview.
@@ -51,6 +53,42 @@ pub async fn compute(
         .map_err(|e| ApiError::bad(format!("filter: {e}")))?;
     let index = state.index(caller.workspace);
     let tz = caller.tz.clone();
+    if state
+        .engines
+        .is_clickhouse(state.store.as_ref(), caller.workspace)?
+    {
+        let filters = {
+            let catalog = read(&state.catalog);
+            let store = state.store.as_ref();
+            Filters::collect(Arc::new(filter.clone()), &|id| {
+                catalog.stored_filter(id, store).ok()
+            })
+        };
+        let shared = state.clone();
+        let ws = caller.workspace;
+        return tokio::task::spawn_blocking(move || {
+            let as_of = now();
+            let days = last_completed_days(as_of, PREVIEW_DAYS, &tz);
+            let Some(ch) = shared.engines.clickhouse_of(shared.store.as_ref(), ws)? else {
+                return Err(ApiError::Internal("the engine changed".into()));
+            };
+            let counting = Counting::ClickHouse {
+                ch,
+                workspace: ws,
+                filters: &filters,
+            };
+            let sizes = counting.day_sizes(&days, &tz)?;
+            Ok(Preview {
+                as_of,
+                live_size: counting.size_at(as_of, &tz)?,
+                days: days.into_iter().zip(sizes).collect(),
+                // The index does not see a ClickHouse workspace's names.
+                warnings: Vec::new(),
+            })
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    }
     tokio::task::spawn_blocking(move || {
         let index = read(&index);
         let as_of = now();

@@ -20,6 +20,7 @@ use headcount_model::day::{FIRST_DAY, series_days};
 use headcount_model::describe::describe;
 use headcount_model::limits::check_workspace_patterns;
 use headcount_model::{Day, Filter, SegmentId, Timestamp, WorkspaceId};
+use headcount_service::counting::{Counting, segment_filters};
 use headcount_store::Segment;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -494,18 +495,40 @@ pub(crate) fn series_blocking(
     };
     let index = state.index(caller.workspace);
     let index = read(&index);
+    let store = state.store.as_ref();
+    if let Some(ch) = state.engines.clickhouse_of(store, caller.workspace)? {
+        // ClickHouse: no live-size cache (the index does not see its facts).
+        let filters = segment_filters(&read(&state.catalog), store, id)
+            .map_err(|e| cannot_compute(e.to_string()))?;
+        let sizer = Sizer {
+            store,
+            counting: Counting::ClickHouse {
+                ch,
+                workspace: caller.workspace,
+                filters: &filters,
+            },
+            segment: id,
+            tz: &caller.tz,
+            now,
+        };
+        return Ok(sizer.series(days, &mut || sizer.counting.size_at(now, &caller.tz))?);
+    }
     Ok(Sizer {
-        store: state.store.as_ref(),
-        index: &index,
-        plan: &plan,
+        store,
+        counting: Counting::Memory {
+            index: &index,
+            plan: &plan,
+        },
         segment: id,
         tz: &caller.tz,
         now,
     }
     .series(days, &mut || {
-        state.live_size(id, &index, generation, now, &caller.tz, || {
-            index.size(&plan, now, &caller.tz)
-        })
+        Ok(
+            state.live_size(id, &index, generation, now, &caller.tz, || {
+                index.size(&plan, now, &caller.tz)
+            }),
+        )
     })?)
 }
 

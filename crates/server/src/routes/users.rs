@@ -162,6 +162,15 @@ async fn track(
     let response = track.response();
     let facts = track.facts;
     let counts = crate::metrics::FactCounts::of(&facts);
+    if state
+        .engines
+        .is_clickhouse(state.store.as_ref(), caller.workspace)?
+    {
+        // ClickHouse holds the facts: 201 once it acknowledged them. An
+        // Idempotency-Key's answer is remembered by the middleware after this.
+        clickhouse_write(&state, caller.workspace, facts).await?;
+        return Ok((StatusCode::CREATED, Json(response)));
+    }
     let index = state.index(caller.workspace);
     // An answer to remember for an Idempotency-Key is committed with the facts.
     let record = match &remember {
@@ -272,6 +281,29 @@ async fn delete(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<DeleteAnswer>)> {
     let users = users_to_delete(&body)?;
+    if state
+        .engines
+        .is_clickhouse(state.store.as_ref(), caller.workspace)?
+    {
+        let time = now();
+        let count = users.len() as u64;
+        let facts = users
+            .into_iter()
+            .map(|user| {
+                let kind = headcount_model::FactKind::Deletion;
+                (user, headcount_model::Fact { time, kind })
+            })
+            .collect();
+        clickhouse_write(&state, caller.workspace, facts).await?;
+        // Whether each user existed is not asked of ClickHouse: every user named counts.
+        return Ok((
+            StatusCode::ACCEPTED,
+            Json(DeleteAnswer {
+                message: "success".into(),
+                deleted: count,
+            }),
+        ));
+    }
     // Through the writer, as deletion entries of the fact log: ordered with every
     // track of the same users, and counted from the index in that order.
     let index = state.index(caller.workspace);
@@ -283,4 +315,24 @@ async fn delete(
             deleted: deleted as u64,
         }),
     ))
+}
+
+/// Writes facts of a ClickHouse workspace to ClickHouse (off the runtime); returns
+/// once it acknowledged them, or a 503 when it did not.
+async fn clickhouse_write(
+    state: &AppState,
+    ws: headcount_model::WorkspaceId,
+    facts: Vec<(UserKey, headcount_model::Fact)>,
+) -> ApiResult<()> {
+    let shared = state.clone();
+    tokio::task::spawn_blocking(move || {
+        let engines = &shared.engines;
+        match engines.clickhouse_of(shared.store.as_ref(), ws)? {
+            Some(ch) => engines.insert(ch, ws, &facts),
+            None => Ok(()),
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(e.to_string()))?
+    .map_err(ApiError::from)
 }
