@@ -2,6 +2,7 @@
 //! the store's cache of its sizes) is let go when the segment is archived, so that a
 //! server that creates and archives segments for months does not grow with them.
 
+#[allow(dead_code)] // the helpers this file does not use
 mod common;
 
 use common::TestServer;
