@@ -313,12 +313,40 @@ impl Shared {
     /// The lock of a segment's stored sizes (see [`Shared`]); blocking, so taken off
     /// the async runtime.
     pub fn size_lock(&self, segment: SegmentId) -> Arc<RwLock<()>> {
+        let mut locks = self.size_locks.lock().unwrap_or_else(|p| p.into_inner());
+        // A lock nobody holds can be dropped: only this map can hand it out, under this
+        // mutex, so the next taker gets a fresh one that nobody holds either. Keeps the
+        // map at the locks in use instead of one per segment ever computed.
+        locks.retain(|id, lock| *id == segment || Arc::strong_count(lock) > 1);
+        locks.entry(segment).or_default().clone()
+    }
+
+    /// Releases what this process keeps in memory for a segment (its cached live size,
+    /// its size lock when nobody holds it, the store's cache of its sizes): called when
+    /// it is archived. Anything asked of it later is loaded again.
+    pub fn forget_segment(&self, segment: SegmentId) {
+        self.live
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&segment);
+        // Every lock nobody holds goes (see `size_lock`), this segment's among them.
         self.size_locks
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .entry(segment)
-            .or_default()
-            .clone()
+            .retain(|_, lock| Arc::strong_count(lock) > 1);
+        self.store.forget_cached_sizes(segment);
+    }
+
+    /// How many segments have a cached live size and a size lock in memory (tests pin
+    /// that archived segments leave both).
+    pub fn segment_entries(&self) -> (usize, usize) {
+        let live = self.live.lock().unwrap_or_else(|p| p.into_inner()).len();
+        let locks = self
+            .size_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .len();
+        (live, locks)
     }
 }
 

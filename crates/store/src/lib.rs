@@ -101,6 +101,12 @@ pub trait Store: Send + Sync {
         let _ = (segment, from, to, visit);
         false
     }
+    /// Drops whatever the store keeps in memory about a segment's sizes (the stored
+    /// sizes stay; the next read loads them again). Called when the segment is
+    /// archived, so that archived segments hold no memory.
+    fn forget_cached_sizes(&self, segment: SegmentId) {
+        let _ = segment;
+    }
     /// Forgets every stored size of a segment (its filter changed).
     fn clear_sizes(&self, segment: SegmentId) -> Result<()>;
     /// When the newest stored size of a segment was computed.

@@ -202,6 +202,12 @@ pub mod private {
 }
 
 impl SqliteStore {
+    /// How many segments' sizes the in-memory cache holds (tests pin that archived
+    /// segments leave it).
+    pub fn cached_size_segments(&self) -> usize {
+        self.cache_read().len()
+    }
+
     fn cache_read(
         &self,
     ) -> std::sync::RwLockReadGuard<'_, HashMap<SegmentId, BTreeMap<Day, StoredSize>>> {
@@ -627,6 +633,13 @@ impl Store for SqliteStore {
         )?;
         self.cache_write().remove(&segment);
         Ok(())
+    }
+
+    fn forget_cached_sizes(&self, segment: SegmentId) {
+        // Under the connection, as every load of the cache is (see `with_cached_sizes`).
+        let conn = self.conn();
+        self.cache_write().remove(&segment);
+        drop(conn);
     }
 
     fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>> {

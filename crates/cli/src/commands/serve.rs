@@ -130,6 +130,8 @@ pub fn serve_with_metrics(
             config.max_connections = room.max(1);
         }
     }
+    // Before the runtime's threads exist, so that they share the capped arenas.
+    cap_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -155,6 +157,14 @@ pub fn serve_with_metrics(
         tokio::spawn(async move {
             loaded.loading.wait_ready().await;
             release_load_memory();
+            // Then now and then: freed memory at the top of the heap and whole free
+            // pages inside it go back to the system instead of staying resident.
+            let mut every = tokio::time::interval(TRIM_EVERY);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                let _ = tokio::task::spawn_blocking(release_load_memory).await;
+            }
         });
         headcount_server::serve(state, listener).await?;
         Ok::<_, Box<dyn std::error::Error>>(())
@@ -223,6 +233,26 @@ fn raise_open_file_limit() -> Option<u64> {
 /// Hands the memory freed after loading (the columns' growth, decoding buffers) back
 /// to the system: glibc keeps freed pages otherwise, and they would count against the
 /// server's resident size for its whole life.
+/// How many malloc arenas the server's threads share (glibc's default is 8 per core:
+/// each thread that meets a locked arena makes another, and every arena keeps the
+/// memory freed into it). An operator's `MALLOC_ARENA_MAX` wins. Measured in
+/// docs/performance.md ("Soak").
+const MALLOC_ARENAS: i32 = 2;
+
+/// How often the server returns free heap memory to the system once loaded.
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Caps the malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` is set.
+fn cap_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes an allocator setting; it takes no pointer.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+        }
+    }
+}
+
 fn release_load_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.

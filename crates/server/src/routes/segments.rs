@@ -881,6 +881,11 @@ pub(crate) async fn archive(
         entry.segment.updated_at = at;
         save(&state, entry, false).await?;
     }
+    // Off the runtime: releasing the store's cache waits for its connection.
+    let forgetting = state.clone();
+    tokio::task::spawn_blocking(move || forgetting.forget_segment(id))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(Json(Message {
         message: "success".into(),
     }))
