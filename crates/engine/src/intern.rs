@@ -17,10 +17,11 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::codec::{Decoder, Encoder};
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use headcount_model::Value;
 use jiff::Timestamp;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
 
 const STRING: u8 = 0;
@@ -126,7 +127,11 @@ pub struct Interner {
 impl Interner {
     /// The id of `value`, adding it on first sight.
     pub fn intern(&mut self, value: &Value) -> u32 {
-        let value = ValueRef::of(value);
+        self.intern_ref(ValueRef::of(value))
+    }
+
+    /// [`Interner::intern`] of a borrowed value.
+    fn intern_ref(&mut self, value: ValueRef<'_>) -> u32 {
         let hash = self.hash(value);
         if let Some(id) = self.find_hashed(hash, value) {
             return id;
@@ -379,9 +384,14 @@ impl Interner {
         interner.table.reserve(expected, |_| 0);
         interner.kinds.reserve_exact(expected);
         interner.words.reserve_exact(expected);
+        let mut scratch = Vec::new();
         for id in 0..count {
-            let value = decode_value(d)?;
-            if interner.intern(&value) as usize != id {
+            // Strings, most values, are read into one buffer rather than allocated.
+            let interned = match d.item::<u8>()? {
+                0 => interner.intern_ref(ValueRef::String(d.str_into(&mut scratch)?)),
+                kind => interner.intern(&decode_value(kind, d)?),
+            };
+            if interned as usize != id {
                 return Err(corrupt("an attribute value twice"));
             }
         }
@@ -390,8 +400,9 @@ impl Interner {
     }
 }
 
-fn decode_value<R: Read>(d: &mut Decoder<R>) -> Result<Value, CheckpointError> {
-    Ok(match d.item::<u8>()? {
+/// A value of `kind` (its byte already read).
+fn decode_value<R: Read>(kind: u8, d: &mut Decoder<R>) -> Result<Value, CheckpointError> {
+    Ok(match kind {
         0 => Value::String(d.string()?),
         1 => {
             let f = f64::from_bits(d.item()?);

@@ -13,9 +13,10 @@
 use crate::bitset::Bitset;
 use crate::checkpoint::CheckpointError;
 use crate::codec::{Decoder, Encoder};
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use headcount_model::UserKey;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 
