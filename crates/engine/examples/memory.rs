@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         }
     };
     let len = file.metadata().map_or(0, |m| m.len());
+    let started = std::time::Instant::now();
     let index = match Index::read_checkpoint(BufReader::new(file), len) {
         Ok((_, index)) => index,
         Err(e) => {
@@ -26,6 +27,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    println!("loaded in {:.3} s", started.elapsed().as_secs_f64());
     let (users, events) = (index.user_count().max(1), index.event_count().max(1));
     let m = index.memory();
     let mb = |bytes: usize| bytes as f64 / 1e6;

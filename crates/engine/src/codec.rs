@@ -236,6 +236,16 @@ impl<R: Read> Decoder<R> {
         String::from_utf8(raw).map_err(|_| CheckpointError::Corrupt("text that is not UTF-8"))
     }
 
+    /// Text written by [`Encoder::str`], read into `scratch` (reused from call to call,
+    /// so that no string is allocated per value).
+    pub fn str_into<'s>(&mut self, scratch: &'s mut Vec<u8>) -> Result<&'s str, CheckpointError> {
+        let n = self.len(1)?;
+        scratch.clear();
+        scratch.resize(n, 0);
+        self.bytes(scratch)?;
+        std::str::from_utf8(scratch).map_err(|_| CheckpointError::Corrupt("text that is not UTF-8"))
+    }
+
     /// Reads the CRC-32 that ends the input and compares it with that of everything
     /// read; anything after it is corruption.
     pub fn finish(mut self) -> Result<(), CheckpointError> {

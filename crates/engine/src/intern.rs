@@ -17,10 +17,11 @@
 
 use crate::checkpoint::CheckpointError;
 use crate::codec::{Decoder, Encoder};
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use headcount_model::Value;
 use jiff::Timestamp;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::io::{self, Read, Write};
 
 const STRING: u8 = 0;
@@ -126,16 +127,13 @@ pub struct Interner {
 impl Interner {
     /// The id of `value`, adding it on first sight.
     pub fn intern(&mut self, value: &Value) -> u32 {
-        let value = ValueRef::of(value);
+        self.intern_ref(ValueRef::of(value))
+    }
+
+    /// [`Interner::intern`] of a borrowed value: one probe of the table, which finds
+    /// the value or the slot where it goes.
+    fn intern_ref(&mut self, value: ValueRef<'_>) -> u32 {
         let hash = self.hash(value);
-        if let Some(id) = self.find_hashed(hash, value) {
-            return id;
-        }
-        let id = u32::try_from(self.kinds.len())
-            .ok()
-            .filter(|&id| id != u32::MAX)
-            .expect("fewer than 2^32 - 1 distinct values per attribute");
-        self.push(value);
         let Interner {
             kinds,
             words,
@@ -154,7 +152,45 @@ impl Interner {
             wide,
             arrays,
         };
-        table.insert_unique(hash, id, |&id| hash_with(keys, stored.get(id)));
+        let slot = match table.entry(
+            hash,
+            |&id| stored.get(id).same_as(value),
+            |&id| hash_with(keys, stored.get(id)),
+        ) {
+            hashbrown::hash_table::Entry::Occupied(entry) => return *entry.get(),
+            hashbrown::hash_table::Entry::Vacant(slot) => slot,
+        };
+        let id = u32::try_from(kinds.len())
+            .ok()
+            .filter(|&id| id != u32::MAX)
+            .expect("fewer than 2^32 - 1 distinct values per attribute");
+        let (kind, word) = match value {
+            ValueRef::String(s) if s.len() < MAX_INLINE_LEN && text.len() < MAX_INLINE_START => {
+                let word = ((text.len() as u64) << LEN_BITS) | s.len() as u64;
+                text.push_str(s);
+                (STRING, word)
+            }
+            ValueRef::String(s) => {
+                long.push(s.to_owned());
+                (LONG_STRING, long.len() as u64 - 1)
+            }
+            ValueRef::Number(f) => (NUMBER, f.to_bits()),
+            ValueRef::Bool(b) => (BOOL, u64::from(b)),
+            ValueRef::DateTime(t) => match i64::try_from(t.as_nanosecond()) {
+                Ok(ns) => (DATETIME, ns as u64),
+                Err(_) => {
+                    wide.push(t);
+                    (WIDE_DATETIME, wide.len() as u64 - 1)
+                }
+            },
+            ValueRef::Array(items) => {
+                arrays.push(items.to_vec());
+                (ARRAY, arrays.len() as u64 - 1)
+            }
+        };
+        kinds.push(kind);
+        words.push(word);
+        slot.insert(id);
         id
     }
 
@@ -229,37 +265,6 @@ impl Interner {
             + arrays
             // hashbrown: one control byte per bucket (and a group's worth more).
             + self.table.capacity() * 8 / 7 * (size_of::<u32>() + 1)
-    }
-
-    fn push(&mut self, value: ValueRef<'_>) {
-        let (kind, word) = match value {
-            ValueRef::String(s)
-                if s.len() < MAX_INLINE_LEN && self.text.len() < MAX_INLINE_START =>
-            {
-                let word = ((self.text.len() as u64) << LEN_BITS) | s.len() as u64;
-                self.text.push_str(s);
-                (STRING, word)
-            }
-            ValueRef::String(s) => {
-                self.long.push(s.to_owned());
-                (LONG_STRING, self.long.len() as u64 - 1)
-            }
-            ValueRef::Number(f) => (NUMBER, f.to_bits()),
-            ValueRef::Bool(b) => (BOOL, u64::from(b)),
-            ValueRef::DateTime(t) => match i64::try_from(t.as_nanosecond()) {
-                Ok(ns) => (DATETIME, ns as u64),
-                Err(_) => {
-                    self.wide.push(t);
-                    (WIDE_DATETIME, self.wide.len() as u64 - 1)
-                }
-            },
-            ValueRef::Array(items) => {
-                self.arrays.push(items.to_vec());
-                (ARRAY, self.arrays.len() as u64 - 1)
-            }
-        };
-        self.kinds.push(kind);
-        self.words.push(word);
     }
 
     fn stored(&self) -> Stored<'_> {
@@ -379,9 +384,14 @@ impl Interner {
         interner.table.reserve(expected, |_| 0);
         interner.kinds.reserve_exact(expected);
         interner.words.reserve_exact(expected);
+        let mut scratch = Vec::new();
         for id in 0..count {
-            let value = decode_value(d)?;
-            if interner.intern(&value) as usize != id {
+            // Strings, most values, are read into one buffer rather than allocated.
+            let interned = match d.item::<u8>()? {
+                0 => interner.intern_ref(ValueRef::String(d.str_into(&mut scratch)?)),
+                kind => interner.intern(&decode_value(kind, d)?),
+            };
+            if interned as usize != id {
                 return Err(corrupt("an attribute value twice"));
             }
         }
@@ -390,8 +400,9 @@ impl Interner {
     }
 }
 
-fn decode_value<R: Read>(d: &mut Decoder<R>) -> Result<Value, CheckpointError> {
-    Ok(match d.item::<u8>()? {
+/// A value of `kind` (its byte already read).
+fn decode_value<R: Read>(kind: u8, d: &mut Decoder<R>) -> Result<Value, CheckpointError> {
+    Ok(match kind {
         0 => Value::String(d.string()?),
         1 => {
             let f = f64::from_bits(d.item()?);

@@ -13,9 +13,10 @@
 use crate::bitset::Bitset;
 use crate::checkpoint::CheckpointError;
 use crate::codec::{Decoder, Encoder};
+use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 use headcount_model::UserKey;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::ops::Range;
 
@@ -317,14 +318,23 @@ impl Users {
             if !users.is_live(index) {
                 continue;
             }
-            let parts = users
-                .parts(index)
+            let parts = parts_at(&users.arena, &users.ends, index)
                 .ok_or(corrupt("a user key that does not decode"))?;
             let hash = parts.hash(users.keys.build_hasher());
-            if users.find(hash, parts).is_some() {
-                return Err(corrupt("a live user key twice"));
+            // One probe: finds the key (corrupt) or the slot where it goes.
+            let (keys, arena, ends) = (&users.keys, &users.arena, &users.ends);
+            match users.ids.entry(
+                hash,
+                |&other| parts_at(arena, ends, other) == Some(parts),
+                |&other| hash_at(keys, arena, ends, other),
+            ) {
+                hashbrown::hash_table::Entry::Occupied(_) => {
+                    return Err(corrupt("a live user key twice"));
+                }
+                hashbrown::hash_table::Entry::Vacant(slot) => {
+                    slot.insert(index);
+                }
             }
-            users.insert(hash, index);
             users.live += 1;
         }
         Ok(users)
