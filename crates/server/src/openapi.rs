@@ -236,9 +236,11 @@ fn add_common(op: &mut Value, bucket: Bucket, has_body: bool) {
             answer["headers"] = Value::Object(merged);
         }
     }
-    // Answered before the key is looked at: no rate-limit headers.
+    // While loading, answered before the key is looked at (no rate-limit headers).
     let mut loading = answer(
-        "The server is still loading its data: retry shortly.",
+        "Retry shortly: the server is still loading its data, or what the request needs \
+         cannot be reached (the PostgreSQL database, the Redis of the rate limits, the \
+         workspace's ClickHouse); nothing was applied. The message says which.",
         "Message",
     );
     loading["headers"] = json!({
