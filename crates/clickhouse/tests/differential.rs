@@ -9,6 +9,8 @@
 //! `HEADCOUNT_CH_DIFF_CASES=N` runs seeds `1..=N` (default 12, four per time zone);
 //! a few more seeds also run on one server without a cluster (plain tables).
 
+// One generator for both differential tests: the engine's, included from its tests.
+#[path = "../../engine/tests/generator/mod.rs"]
 mod generator;
 
 use generator::{Case, Op, generate};

@@ -1,8 +1,9 @@
-//! The random workspaces and filters of the engine's differential test
-//! (`crates/engine/tests/differential.rs`), copied without its oracle: every operator
-//! and node, datetimes and facts on local midnights and a microsecond either side,
-//! three time zones across the 2024 daylight-saving changes, unsets, kind changes,
-//! deletions.
+//! The random workspaces and filters of the differential tests, in one place: the
+//! engine's (`crates/engine/tests/differential.rs`, against its oracle) and the
+//! ClickHouse engine's (`crates/clickhouse/tests/differential.rs`, which includes this
+//! file with `#[path]`): every operator and node, datetimes and facts on local
+//! midnights and a microsecond either side, three time zones across the 2024
+//! daylight-saving changes, unsets, kind changes, deletions.
 #![allow(dead_code)]
 
 use headcount_model::filter::Filter;
@@ -13,8 +14,10 @@ use serde_json::{Map, Value as Json, json};
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 pub const ZONES: [&str; 3] = ["UTC", "Europe/Paris", "America/New_York"];
-const SEGMENTS_PER_CASE: usize = 14;
-const LEAF_SEGMENTS: usize = 6;
+/// Segments per case: the first `LEAF_SEGMENTS` are single tests (no masking by other
+/// nodes), the rest nested filters.
+pub const SEGMENTS_PER_CASE: usize = 14;
+pub const LEAF_SEGMENTS: usize = 6;
 
 pub struct Rng(u64);
 
@@ -68,7 +71,7 @@ pub enum Op {
 }
 
 impl Op {
-    fn user(&self) -> Option<&UserKey> {
+    pub fn user(&self) -> Option<&UserKey> {
         match self {
             Op::Apply(user, _) | Op::Delete(user) => Some(user),
             Op::Compact => None,
@@ -76,7 +79,7 @@ impl Op {
     }
 }
 
-type Segments = HashMap<SegmentId, Filter>;
+pub type Segments = HashMap<SegmentId, Filter>;
 
 pub struct Case {
     pub seed: u64,
@@ -92,11 +95,11 @@ pub struct Case {
 }
 
 impl Case {
-    fn segment_map(&self) -> Segments {
+    pub fn segment_map(&self) -> Segments {
         self.segments.iter().cloned().collect()
     }
 
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         format!(
             "seed {} (time zone {}, days {}..={}, {} ops)",
             self.seed,
@@ -197,11 +200,11 @@ const SPECIAL: [&str; 9] = [
     "1969-12-31T23:59:59.999999Z",
 ];
 
-fn micros(n: i64) -> SignedDuration {
+pub fn micros(n: i64) -> SignedDuration {
     SignedDuration::from_micros(n)
 }
 
-fn ts(text: &str) -> Timestamp {
+pub fn ts(text: &str) -> Timestamp {
     text.parse().expect("valid timestamp")
 }
 
@@ -600,7 +603,7 @@ fn natural_ops(kind: Kind) -> &'static [&'static str] {
     }
 }
 
-fn segment_id(i: usize) -> SegmentId {
+pub fn segment_id(i: usize) -> SegmentId {
     format!("00000000-0000-4000-8000-{i:012x}")
         .parse()
         .expect("valid uuid")
