@@ -23,7 +23,7 @@ pub mod sql;
 pub mod testing;
 
 pub use error::{Error, Result};
-pub use rows::{Batch, SeqClock};
+pub use rows::{Batch, Mark, SeqClock, Unsequenced};
 
 use headcount_model::{Filter, Timestamp};
 use http::Http;
@@ -235,6 +235,7 @@ impl ClickHouse {
                 tz,
             )
             .map_err(|e| Error::Invalid(e.to_string()))?;
+            log_query(&query, part.len(), targets.len());
             let answer = self.servers[0].post(
                 &[
                     ("wait_end_of_query", "1"),
@@ -255,6 +256,33 @@ impl ClickHouse {
     }
 }
 
+/// With `HEADCOUNT_CLICKHOUSE_SQL_LOG=FILE` in the environment, appends each sizing
+/// query to `FILE` as one JSON line (`instants`, `targets`, `sql`): bench/clickhouse.py
+/// runs the same SQL on a current ClickHouse (chDB). Failing to write is ignored.
+fn log_query(query: &str, instants: usize, targets: usize) {
+    let Some(path) = std::env::var_os("HEADCOUNT_CLICKHOUSE_SQL_LOG") else {
+        return;
+    };
+    let mut sql = String::with_capacity(query.len() + 2);
+    for c in query.chars() {
+        match c {
+            '"' => sql.push_str("\\\""),
+            '\\' => sql.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => sql.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => sql.push(c),
+        }
+    }
+    let line = format!(r#"{{"instants": {instants}, "targets": {targets}, "sql": "{sql}"}}"#);
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        use std::io::Write as _;
+        let _ = writeln!(file, "{line}");
+    }
+}
+
 impl ClickHouse {
     /// For each `matches` test, the distinct string values of its attribute that the
     /// pattern matches (by headcount's regex engine), when the attribute has at most
@@ -269,6 +297,9 @@ impl ClickHouse {
         let mut strings: std::collections::HashMap<String, Option<Vec<String>>> =
             std::collections::HashMap::new();
         for (name, pattern) in sql::regex_tests(targets, resolve) {
+            if sql::re2_pattern(pattern.as_str()).is_some() {
+                continue;
+            }
             if !strings.contains_key(&name) {
                 let values = self.distinct_strings(workspace, &name)?;
                 strings.insert(name.clone(), values);

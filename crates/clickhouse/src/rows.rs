@@ -110,6 +110,18 @@ impl Batch {
     /// least 1 and, with the row's position in the fact, identifies the row, so that
     /// a fact inserted twice with the same `seq` collapses into one.
     pub fn push(&mut self, workspace: i64, user: &UserKey, fact: &Fact, seq: u64) {
+        self.push_at(workspace, user, fact, seq, None);
+    }
+
+    /// [`Batch::push`], noting in `slots` where each row's `seq` was written.
+    fn push_at(
+        &mut self,
+        workspace: i64,
+        user: &UserKey,
+        fact: &Fact,
+        seq: u64,
+        mut slots: Option<&mut Vec<Slot>>,
+    ) {
         let bucket = user.random_bucket();
         let user = user_text(user);
         let (time, _) = micros_and_nanos(fact.time);
@@ -119,6 +131,9 @@ impl Batch {
             string(out, user.as_bytes());
             out.extend_from_slice(&bucket.to_le_bytes());
             out.extend_from_slice(&time.to_le_bytes());
+            if let Some(slots) = slots.as_deref_mut() {
+                slots.push(Slot::Fact(out.len()));
+            }
             out.extend_from_slice(&seq.to_le_bytes());
             out.extend_from_slice(&sub.to_le_bytes());
             out.push(kind_of_row);
@@ -155,6 +170,9 @@ impl Batch {
                 let out = &mut self.deletions;
                 out.extend_from_slice(&workspace.to_le_bytes());
                 string(out, user.as_bytes());
+                if let Some(slots) = slots {
+                    slots.push(Slot::Deletion(out.len()));
+                }
                 out.extend_from_slice(&seq.to_le_bytes());
                 self.deletion_rows += 1;
             }
@@ -164,6 +182,98 @@ impl Batch {
     /// Whether nothing was added.
     pub fn is_empty(&self) -> bool {
         self.fact_rows == 0 && self.deletion_rows == 0
+    }
+
+    /// Appends `rows`, giving their facts `seq` numbers from `next_seq`, one per fact
+    /// in the order they were pushed.
+    pub fn append(&mut self, rows: &Unsequenced, mut next_seq: impl FnMut() -> u64) {
+        let (facts_base, deletions_base) = (self.facts.len(), self.deletions.len());
+        self.facts.extend_from_slice(&rows.batch.facts);
+        self.deletions.extend_from_slice(&rows.batch.deletions);
+        self.fact_rows += rows.batch.fact_rows;
+        self.deletion_rows += rows.batch.deletion_rows;
+        let mut start = 0;
+        for &end in &rows.fact_ends {
+            let seq = next_seq().to_le_bytes();
+            for slot in &rows.slots[start..end] {
+                let at = match *slot {
+                    Slot::Fact(at) => &mut self.facts[facts_base + at..],
+                    Slot::Deletion(at) => &mut self.deletions[deletions_base + at..],
+                };
+                at[..8].copy_from_slice(&seq);
+            }
+            start = end;
+        }
+    }
+}
+
+/// Where a row's `seq` is, in the bytes of [`Batch::facts`] or [`Batch::deletions`].
+#[derive(Debug, Clone, Copy)]
+enum Slot {
+    Fact(usize),
+    Deletion(usize),
+}
+
+/// Facts encoded before their `seq` numbers are known, so that many threads can parse
+/// and encode while the numbers are still given in input order ([`Batch::append`]).
+#[derive(Default)]
+pub struct Unsequenced {
+    batch: Batch,
+    /// Where each row's `seq` goes, fact after fact.
+    slots: Vec<Slot>,
+    /// The end in `slots` of each fact's rows.
+    fact_ends: Vec<usize>,
+}
+
+/// How far an [`Unsequenced`] got, to cut it back there ([`Unsequenced::truncate`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Mark {
+    facts: usize,
+    fact_rows: usize,
+    deletions: usize,
+    deletion_rows: usize,
+    slots: usize,
+    fact_count: usize,
+}
+
+impl Unsequenced {
+    /// Nothing encoded yet.
+    pub fn new() -> Unsequenced {
+        Unsequenced::default()
+    }
+
+    /// Encodes one fact of `user` in `workspace` (see [`Batch::push`]).
+    pub fn push(&mut self, workspace: i64, user: &UserKey, fact: &Fact) {
+        self.batch
+            .push_at(workspace, user, fact, 0, Some(&mut self.slots));
+        self.fact_ends.push(self.slots.len());
+    }
+
+    /// The facts encoded.
+    pub fn facts(&self) -> usize {
+        self.fact_ends.len()
+    }
+
+    /// Where the encoding is now.
+    pub fn mark(&self) -> Mark {
+        Mark {
+            facts: self.batch.facts.len(),
+            fact_rows: self.batch.fact_rows,
+            deletions: self.batch.deletions.len(),
+            deletion_rows: self.batch.deletion_rows,
+            slots: self.slots.len(),
+            fact_count: self.fact_ends.len(),
+        }
+    }
+
+    /// Forgets every fact pushed after `mark` was taken.
+    pub fn truncate(&mut self, mark: Mark) {
+        self.batch.facts.truncate(mark.facts);
+        self.batch.fact_rows = mark.fact_rows;
+        self.batch.deletions.truncate(mark.deletions);
+        self.batch.deletion_rows = mark.deletion_rows;
+        self.slots.truncate(mark.slots);
+        self.fact_ends.truncate(mark.fact_count);
     }
 }
 
@@ -238,6 +348,51 @@ mod tests {
         let read = read_strings(&bytes).unwrap();
         assert_eq!(read, vec!["".to_string(), "a".into(), "x".repeat(300)]);
         assert!(read_strings(&bytes[..bytes.len() - 1]).is_err());
+    }
+
+    #[test]
+    fn facts_encoded_before_their_seq_match_facts_pushed_with_it() {
+        let user = UserKey::External("u".into());
+        let at: Timestamp = "2024-01-01T00:00:00Z".parse().unwrap();
+        let attrs = Fact {
+            time: at,
+            kind: FactKind::Attributes(vec![
+                ("a".into(), Some(Value::String("x".into()))),
+                ("b".into(), None),
+            ]),
+        };
+        let deletion = Fact {
+            time: at,
+            kind: FactKind::Deletion,
+        };
+        let event = Fact {
+            time: at,
+            kind: FactKind::Event {
+                name: "e".into(),
+                detail: None,
+            },
+        };
+        let mut direct = Batch::new();
+        direct.push(7, &user, &attrs, 10);
+        direct.push(7, &user, &deletion, 11);
+        direct.push(7, &user, &event, 12);
+        let mut rows = Unsequenced::new();
+        rows.push(7, &user, &attrs);
+        rows.push(7, &user, &deletion);
+        let mark = rows.mark();
+        rows.push(7, &user, &event);
+        assert_eq!(rows.facts(), 3);
+        let mut seqs = 10..;
+        let mut appended = Batch::new();
+        appended.append(&rows, || seqs.next().unwrap());
+        assert_eq!(appended.facts, direct.facts);
+        assert_eq!(appended.deletions, direct.deletions);
+        assert_eq!((appended.fact_rows, appended.deletion_rows), (3, 1));
+        rows.truncate(mark);
+        assert_eq!(rows.facts(), 2);
+        let mut cut = Batch::new();
+        cut.append(&rows, || 1);
+        assert_eq!(cut.fact_rows, 2);
     }
 
     #[test]

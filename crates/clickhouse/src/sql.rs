@@ -25,8 +25,9 @@
 //! over `(time, seq, sub)`), no `DateTime64` (microseconds as `Int64`, datetimes as
 //! `(µs, ns)` tuples), an analyzer that is slow on wide queries (hence one set of
 //! leaves for all instants rather than one per instant), and a regex engine (RE2)
-//! whose `(?i)` differs from headcount's: `matches` is decided in Rust over the
-//! attribute's distinct strings and compiled to `s IN (…)`.
+//! whose syntax only partly agrees with headcount's: a `matches` pattern that RE2 is
+//! sure to read alike ([`re2_pattern`]) becomes `match(s, …)`; any other is decided
+//! in Rust over the attribute's distinct strings and compiled to `s IN (…)`.
 
 use crate::rows;
 use headcount_model::filter::{AttrOp, Cmp, CountTest, Ordered};
@@ -380,6 +381,9 @@ impl Ctx<'_, '_> {
                 format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p))
             }
             AttrOp::Matches(re) => {
+                if let Some(re2) = re2_pattern(re.as_str()) {
+                    return format!("kind = {} AND match(s, {})", rows::STRING, quote(&re2));
+                }
                 match self
                     .regex_values
                     .get(&(name.to_string(), re.as_str().to_string()))
@@ -480,6 +484,160 @@ pub fn quote(text: &str) -> String {
     out
 }
 
+/// Characters that stand for themselves both in headcount's regex syntax and in RE2.
+const PLAIN: &[u8] = b" _-@:/,;'\"!#%=";
+
+/// Punctuation that may be escaped, meaning the character itself in both syntaxes.
+const ESCAPABLE: &[u8] = b".+*?()[]{}|^$\\/-";
+
+/// `pattern` as an RE2 pattern (ClickHouse's `match()`) that matches exactly the
+/// strings headcount's regex engine matches somewhere, or `None` when that cannot be
+/// told from the text alone (then the SQL lists the matching values instead).
+///
+/// Accepted, conservatively: ASCII literals and escaped punctuation, `^`, `$`, `|`,
+/// groups (`(…)`, `(?:…)`), the quantifiers `*`, `+`, `?`, `{n}`, `{n,}`, `{n,m}`
+/// (lazy too), classes of ASCII letters, digits and plain punctuation that are not
+/// negated, and `.` only as a run (`.*`, `.+`), written `[^\n]`: a run of non-newline
+/// bytes is a run of non-newline characters in UTF-8, whether ClickHouse reads bytes or
+/// characters, and whatever its `.` does with newlines. Refused: flags (`(?i)` folds
+/// case differently), `\d`, `\w`, `\s`, `\b` and other classes (Unicode in headcount,
+/// ASCII in RE2), negated classes and a lone `.` (a byte or a character?), non-ASCII
+/// text, the empty pattern.
+pub fn re2_pattern(pattern: &str) -> Option<String> {
+    if pattern.is_empty() || !pattern.is_ascii() {
+        return None;
+    }
+    let b = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 8);
+    let (mut i, mut depth, mut atom) = (0usize, 0i32, false);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\\' => {
+                let next = *b.get(i + 1)?;
+                if !ESCAPABLE.contains(&next) {
+                    return None;
+                }
+                out.push('\\');
+                out.push(char::from(next));
+                i += 2;
+                atom = true;
+                continue;
+            }
+            b'.' => {
+                if !matches!(b.get(i + 1), Some(b'*' | b'+')) {
+                    return None;
+                }
+                out.push_str("[^\\n]");
+                atom = true;
+            }
+            b'[' => {
+                let mut j = i + 1;
+                out.push('[');
+                loop {
+                    let d = *b.get(j)?;
+                    match d {
+                        b']' if j > i + 1 => break,
+                        b'\\' => {
+                            let e = *b.get(j + 1)?;
+                            if !ESCAPABLE.contains(&e) {
+                                return None;
+                            }
+                            out.push('\\');
+                            out.push(char::from(e));
+                            j += 2;
+                            continue;
+                        }
+                        // `--` is a class difference in headcount's syntax.
+                        b'-' if b.get(j + 1) == Some(&b'-') => return None,
+                        d if d.is_ascii_alphanumeric() || b"_-@:/,;'\". ".contains(&d) => {
+                            out.push(char::from(d));
+                        }
+                        _ => return None,
+                    }
+                    j += 1;
+                }
+                out.push(']');
+                i = j + 1;
+                atom = true;
+                continue;
+            }
+            b'(' => {
+                if b.get(i + 1) == Some(&b'?') {
+                    if b.get(i + 2) != Some(&b':') {
+                        return None;
+                    }
+                    out.push_str("(?:");
+                    i += 3;
+                } else {
+                    out.push('(');
+                    i += 1;
+                }
+                depth += 1;
+                atom = false;
+                continue;
+            }
+            b')' => {
+                depth -= 1;
+                if depth < 0 {
+                    return None;
+                }
+                out.push(')');
+                atom = true;
+            }
+            b'*' | b'+' | b'?' => {
+                if !atom {
+                    return None;
+                }
+                out.push(char::from(c));
+                if b.get(i + 1) == Some(&b'?') {
+                    out.push('?');
+                    i += 1;
+                }
+                atom = false;
+            }
+            b'{' => {
+                if !atom {
+                    return None;
+                }
+                let close = i + b[i..].iter().position(|&x| x == b'}')?;
+                let body = &pattern[i + 1..close];
+                let mut bounds = body.splitn(3, ',');
+                let low = bounds.next()?;
+                let high = bounds.next();
+                if bounds.next().is_some()
+                    || low.parse::<u16>().ok()? > 100
+                    || high.is_some_and(|h| {
+                        !h.is_empty() && h.parse::<u16>().map_or(true, |h| h > 100)
+                    })
+                    || !body.bytes().all(|x| x.is_ascii_digit() || x == b',')
+                {
+                    return None;
+                }
+                out.push_str(&pattern[i..=close]);
+                i = close + 1;
+                if b.get(i) == Some(&b'?') {
+                    out.push('?');
+                    i += 1;
+                }
+                atom = false;
+                continue;
+            }
+            b'^' | b'$' | b'|' => {
+                out.push(char::from(c));
+                atom = false;
+            }
+            c if c.is_ascii_alphanumeric() || PLAIN.contains(&c) => {
+                out.push(char::from(c));
+                atom = true;
+            }
+            _ => return None,
+        }
+        i += 1;
+    }
+    (depth == 0).then_some(out)
+}
+
 /// Every `matches` test of `targets` and of the segments they reference, as
 /// (attribute, pattern).
 pub fn regex_tests(
@@ -518,6 +676,41 @@ pub fn regex_tests(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn patterns_re2_reads_alike_go_to_match_and_the_others_do_not() {
+        for (pattern, re2) in [
+            (r"@gmail\.com$", r"@gmail\.com$"),
+            (r"@(yahoo|outlook)\.com$", r"@(yahoo|outlook)\.com$"),
+            ("^user-7[0-9]*@", "^user-7[0-9]*@"),
+            ("^[A-Z]{2}$", "^[A-Z]{2}$"),
+            ("a.*b", r"a[^\n]*b"),
+            ("(?:ab)+?c", "(?:ab)+?c"),
+            ("^$", "^$"),
+        ] {
+            assert_eq!(re2_pattern(pattern).as_deref(), Some(re2), "{pattern}");
+        }
+        for pattern in [
+            "",
+            "(?i)gold",
+            r"\d{4}",
+            r"\w",
+            "a.b",
+            "[^a]",
+            "é",
+            "[a--b]",
+            r"\<",
+            "(a",
+            "a)",
+            "*a",
+            "a{1,2,3}",
+            "a{200}",
+            "[[:alpha:]]",
+            "a{,2}",
+        ] {
+            assert_eq!(re2_pattern(pattern), None, "{pattern}");
+        }
+    }
 
     #[test]
     fn string_literals_escape_quotes_and_backslashes() {

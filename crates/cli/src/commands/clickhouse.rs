@@ -4,15 +4,16 @@
 
 use super::CmdResult;
 use crate::args::{ClickHouseArgs, ClickhouseCmd, ImportArgs};
-use headcount_clickhouse::{Batch, ClickHouse, Config, SeqClock};
+use headcount_clickhouse::{Batch, ClickHouse, Config, Mark, SeqClock, Unsequenced};
 use headcount_model::{Filter, SegmentId, Timestamp};
 use headcount_service::ingest::TrackOptions;
 use headcount_store::Workspace;
 use jiff::tz::TimeZone;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
 
 /// Facts sent to ClickHouse in one insert.
@@ -56,59 +57,103 @@ pub fn connect(args: &ClickHouseArgs) -> Result<ClickHouse, Box<dyn std::error::
 /// `import` into a ClickHouse workspace: every line of every input, in order, as
 /// facts inserted in batches; a bad line is reported and skipped (`--strict`: the
 /// import stops there). Exit 2 when lines were rejected.
+///
+/// Four stages overlap: a thread reads blocks of lines, one worker per core parses a
+/// block and encodes its facts as rows ([`Unsequenced`]), this thread puts the blocks
+/// back in input order and gives their facts `seq` numbers in that order, and a
+/// thread sends each full batch to ClickHouse while the next one fills.
 pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdResult {
     let ch = connect(&args.clickhouse)?;
     let clock = SeqClock::new();
     let started = Instant::now();
+    let workers = std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers * 2);
+    let (parsed_tx, parsed_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
+    let (batch_tx, batch_rx) = mpsc::sync_channel::<(Batch, String)>(1);
+    let files = args.files.clone();
+    let reader = std::thread::spawn(move || read_blocks(&files, &block_tx));
+    let block_rx = Arc::new(Mutex::new(block_rx));
+    let workspace = ws.id.0;
+    let parsers: Vec<_> = (0..workers)
+        .map(|_| {
+            let (rx, tx, options) = (Arc::clone(&block_rx), parsed_tx.clone(), *options);
+            std::thread::spawn(move || parse_blocks(workspace, &rx, &tx, &options))
+        })
+        .collect();
+    drop(parsed_tx);
+    let inserter = std::thread::spawn(move || -> Result<(), String> {
+        // Where the last acknowledged insert ended, for the message of a failed one.
+        let mut acknowledged = String::from("nothing");
+        for (batch, reached) in batch_rx {
+            ch.insert(&batch)
+                .map_err(|e| not_acknowledged(e, &acknowledged))?;
+            acknowledged = reached;
+        }
+        Ok(())
+    });
+
     let (mut lines, mut rejected, mut facts) = (0u64, 0u64, 0u64);
     let mut batch = Batch::new();
-    let mut in_batch = 0;
+    let mut reached = String::new();
     let mut stopped = false;
-    // Where the last acknowledged insert ended, for the message of a failed one.
-    let mut acknowledged = String::from("nothing");
-    'inputs: for path in &args.files {
-        let name = path.display().to_string();
-        let reader: Box<dyn BufRead> = if name == "-" {
-            Box::new(BufReader::new(std::io::stdin()))
-        } else {
-            let file = std::fs::File::open(path).map_err(|e| format!("cannot open {name}: {e}"))?;
-            Box::new(BufReader::new(file))
-        };
-        for (number, line) in (1u64..).zip(reader.lines()) {
-            let line = line.map_err(|e| format!("{name}:{number}: cannot read: {e}"))?;
-            if line.trim().is_empty() {
-                continue;
-            }
-            lines += 1;
-            match super::import::read_line(&line, options) {
-                Ok(read) => {
-                    for (user, fact) in &read {
-                        batch.push(ws.id.0, user, fact, clock.next());
-                    }
-                    facts += read.len() as u64;
-                    in_batch += read.len();
-                }
-                Err(reason) => {
-                    rejected += 1;
-                    eprintln!("{name}:{number}: rejected: {reason}");
-                    if args.strict {
-                        stopped = true;
-                        break 'inputs;
-                    }
+    let mut insert_failed = false;
+    let mut waiting: BTreeMap<u64, Parsed> = BTreeMap::new();
+    let mut next_block = 0u64;
+    'blocks: for parsed in parsed_rx.iter() {
+        waiting.insert(parsed.number, parsed);
+        while let Some(mut block) = waiting.remove(&next_block) {
+            next_block += 1;
+            lines += block.lines as u64;
+            let mut last_line = block.last_line;
+            for bad in &block.rejected {
+                rejected += 1;
+                eprintln!("{}:{}: rejected: {}", block.file, bad.line, bad.reason);
+                if args.strict {
+                    block.rows.truncate(bad.mark);
+                    lines -= (block.lines - bad.lines_before - 1) as u64;
+                    last_line = bad.line.saturating_sub(1);
+                    stopped = true;
+                    break;
                 }
             }
-            if in_batch >= INSERT_FACTS {
-                ch.insert(&batch)
-                    .map_err(|e| not_acknowledged(e, &acknowledged))?;
-                acknowledged = format!("{name} up to line {number}");
-                batch = Batch::new();
-                in_batch = 0;
+            batch.append(&block.rows, || clock.next());
+            facts += block.rows.facts() as u64;
+            reached = format!("{} up to line {last_line}", block.file);
+            if stopped {
+                break 'blocks;
+            }
+            if batch.fact_rows + batch.deletion_rows >= INSERT_FACTS
+                && batch_tx
+                    .send((std::mem::take(&mut batch), reached.clone()))
+                    .is_err()
+            {
+                insert_failed = true;
+                break 'blocks;
             }
         }
     }
-    if !batch.is_empty() {
-        ch.insert(&batch)
-            .map_err(|e| not_acknowledged(e, &acknowledged))?;
+    // Stops the reader and the parsers when this loop ended early.
+    drop(parsed_rx);
+    let read = reader
+        .join()
+        .unwrap_or_else(|_| Err("the reading thread panicked".into()));
+    for parser in parsers {
+        let _ = parser.join();
+    }
+    if read.is_ok() && !insert_failed && !batch.is_empty() {
+        let _ = batch_tx.send((batch, reached));
+    }
+    drop(batch_tx);
+    inserter
+        .join()
+        .unwrap_or_else(|_| Err("the inserting thread panicked".into()))?;
+    if let Err(e) = read
+        && !stopped
+    {
+        return Err(format!("{e}; nothing after the last acknowledged insert was imported").into());
     }
     let seconds = started.elapsed().as_secs_f64();
     let rate = if seconds > 0.0 {
@@ -137,6 +182,129 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Lines handed to a parsing worker at once.
+const BLOCK_LINES: usize = 1_000;
+
+/// Lines of one input, in order, for a parsing worker.
+struct Block {
+    /// Position among all blocks of the import.
+    number: u64,
+    file: Arc<str>,
+    /// (line number, text) of each non-empty line.
+    lines: Vec<(u64, String)>,
+}
+
+/// A block parsed and encoded.
+struct Parsed {
+    number: u64,
+    file: Arc<str>,
+    /// Non-empty lines read.
+    lines: usize,
+    /// The number of the block's last line.
+    last_line: u64,
+    rows: Unsequenced,
+    rejected: Vec<Rejected>,
+}
+
+/// A line of a block that was rejected whole.
+struct Rejected {
+    line: u64,
+    reason: String,
+    /// The block's non-empty lines before it.
+    lines_before: usize,
+    /// The rows of the lines before it.
+    mark: Mark,
+}
+
+/// Reads every input into blocks; stops when nobody receives them any more.
+fn read_blocks(files: &[PathBuf], out: &mpsc::SyncSender<Block>) -> Result<(), String> {
+    let mut number = 0u64;
+    for path in files {
+        let name: Arc<str> = path.display().to_string().into();
+        let reader: Box<dyn BufRead> = if &*name == "-" {
+            Box::new(BufReader::new(std::io::stdin()))
+        } else {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot open {name}: {e}"))?;
+            Box::new(BufReader::with_capacity(1 << 20, file))
+        };
+        let mut lines = Vec::with_capacity(BLOCK_LINES);
+        for (line_number, line) in (1u64..).zip(reader.lines()) {
+            let line = line.map_err(|e| format!("{name}:{line_number}: cannot read: {e}"))?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            lines.push((line_number, line));
+            if lines.len() >= BLOCK_LINES {
+                let block = Block {
+                    number,
+                    file: Arc::clone(&name),
+                    lines: std::mem::replace(&mut lines, Vec::with_capacity(BLOCK_LINES)),
+                };
+                number += 1;
+                if out.send(block).is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        if !lines.is_empty() {
+            let block = Block {
+                number,
+                file: Arc::clone(&name),
+                lines,
+            };
+            number += 1;
+            if out.send(block).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Parses and encodes blocks until there are none left or nobody receives them.
+fn parse_blocks(
+    workspace: i64,
+    blocks: &Mutex<mpsc::Receiver<Block>>,
+    out: &mpsc::SyncSender<Parsed>,
+    options: &TrackOptions,
+) {
+    loop {
+        let block = match blocks.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(block) = block else { return };
+        let mut rows = Unsequenced::new();
+        let mut rejected = Vec::new();
+        for (index, (line, text)) in block.lines.iter().enumerate() {
+            match super::import::read_line(text, options) {
+                Ok(read) => {
+                    for (user, fact) in &read {
+                        rows.push(workspace, user, fact);
+                    }
+                }
+                Err(reason) => rejected.push(Rejected {
+                    line: *line,
+                    reason,
+                    lines_before: index,
+                    mark: rows.mark(),
+                }),
+            }
+        }
+        let parsed = Parsed {
+            number: block.number,
+            file: block.file,
+            lines: block.lines.len(),
+            last_line: block.lines.last().map_or(0, |(n, _)| *n),
+            rows,
+            rejected,
+        };
+        if out.send(parsed).is_err() {
+            return;
+        }
+    }
 }
 
 /// Sizes by instant, then by filter.
