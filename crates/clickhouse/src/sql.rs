@@ -150,7 +150,7 @@ pub fn size_query(
     Ok(format!(
         "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts} \
          ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {deletions} \
-         WHERE workspace = {workspace} GROUP BY user) USING user \
+         WHERE workspace = {workspace} GROUP BY user) AS deletions USING user \
          WHERE workspace = {workspace} AND time < {max_at} AND seq > deleted \
          GROUP BY user, k)) GROUP BY k ORDER BY k",
         facts = tables.facts,
