@@ -101,6 +101,7 @@ impl ClickHouse {
                 Some(_) => format!("{db}.deletions_local"),
                 None => format!("{db}.deletions"),
             },
+            any_deletions: true,
         }
     }
 
@@ -223,10 +224,22 @@ impl ClickHouse {
         tz: &TimeZone,
     ) -> Result<Vec<Vec<u64>>> {
         let regex_values = self.regex_values(workspace, targets, resolve)?;
+        let mut tables = self.tables();
+        // A small table: without any deletion the queries skip the join with it (a
+        // deletion written meanwhile is one the sizes could have missed anyway).
+        let deletions = self.servers[0].post(
+            &[("wait_end_of_query", "1")],
+            &format!(
+                "SELECT count() FROM {}.deletions WHERE workspace = {workspace}",
+                self.database
+            ),
+            b"",
+        )?;
+        tables.any_deletions = String::from_utf8_lossy(&deletions).trim() != "0";
         let mut out = Vec::with_capacity(instants.len());
         for part in instants.chunks(INSTANTS_PER_QUERY) {
             let query = sql::size_query(
-                &self.tables(),
+                &tables,
                 workspace,
                 targets,
                 resolve,

@@ -65,6 +65,8 @@ pub struct Tables {
     pub facts: String,
     /// `db.deletions_local` on a cluster, `db.deletions` otherwise.
     pub local_deletions: String,
+    /// Whether the workspace may have deletions; `false` leaves the join with them out.
+    pub any_deletions: bool,
 }
 
 /// An instant with what its bounds derive from.
@@ -142,19 +144,33 @@ pub fn size_query(
         .unwrap_or(i64::MIN);
     let ats = array(moments.iter().map(|m| m.at_micros));
     let positions = array(1..=moments.len() as i64);
-    let mut inner =
-        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b");
+    // One instant: every row kept (`time < max_at`) is before it, and the bounds
+    // indexed by a constant `k` are constants.
+    let mut inner = if moments.len() == 1 {
+        "toInt64(1) AS k, any(bucket) AS b".to_string()
+    } else {
+        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b")
+    };
     for (expr, alias) in &ctx.leaves.list {
         let _ = write!(inner, ", {expr} AS {alias}");
     }
+    let (join, after_deletion) = if tables.any_deletions {
+        (
+            format!(
+                " ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {} \
+                 WHERE workspace = {workspace} GROUP BY user) AS deletions USING user",
+                tables.local_deletions
+            ),
+            " AND seq > deleted",
+        )
+    } else {
+        (String::new(), "")
+    };
     Ok(format!(
-        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts} \
-         ANY LEFT JOIN (SELECT user, max(seq) AS deleted FROM {deletions} \
-         WHERE workspace = {workspace} GROUP BY user) AS deletions USING user \
-         WHERE workspace = {workspace} AND time < {max_at} AND seq > deleted \
+        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts}{join} \
+         WHERE workspace = {workspace} AND time < {max_at}{after_deletion} \
          GROUP BY user, k)) GROUP BY k ORDER BY k",
         facts = tables.facts,
-        deletions = tables.local_deletions,
     ))
 }
 
