@@ -282,3 +282,71 @@ fn an_import_into_an_unreachable_clickhouse_fails_saying_nothing_was_acknowledge
     )
     .fails_with(&["unreachable", "acknowledged before it: nothing"]);
 }
+
+#[test]
+fn a_clickhouse_import_skips_bad_lines_across_blocks_and_strict_stops_at_the_first() {
+    let cluster = start();
+    let urls = cluster.urls().join(",");
+    let ch = [
+        "--clickhouse-url",
+        urls.as_str(),
+        "--clickhouse-cluster",
+        CLUSTER,
+    ];
+    let dir = TempDir::new("clickhouse-bad-lines");
+    let data = dir.data();
+    let mut init = vec!["clickhouse", "init"];
+    init.extend_from_slice(&ch);
+    hc(&data, &init).ok();
+    // One user per line, 2,500 lines (the import parses blocks of 1,000 on several
+    // threads), line 1,500 bad.
+    let mut text = String::new();
+    for i in 1..=2500 {
+        if i == 1500 {
+            text.push_str("{\"events\": [\n");
+        } else {
+            text.push_str(&format!(
+                "{{\"events\":[{{\"external_id\":\"u{i}\",\"name\":\"e\",\"time\":\"2024-01-01T00:00:00Z\"}}]}}\n"
+            ));
+        }
+    }
+    let file = dir.write("lines.ndjson", &text);
+    let file = file.to_string_lossy().to_string();
+    let filters = dir.write("all.json", r#"[{"name": "all", "filter": {"all": []}}]"#);
+    let filters = filters.to_string_lossy().to_string();
+    for (ws, strict, users) in [("lenient", false, 2499), ("strict", true, 1499)] {
+        hc(
+            &data,
+            &["workspaces", "create", ws, "--engine", "clickhouse"],
+        )
+        .ok();
+        let mut args = vec!["import", "--workspace", ws, "--json", file.as_str()];
+        if strict {
+            args.push("--strict");
+        }
+        args.extend_from_slice(&ch);
+        let run = hc(&data, &args);
+        assert_eq!(run.code(), Some(2), "{ws}: {run:#?}");
+        assert!(
+            run.stderr.contains(":1500: rejected"),
+            "{ws}: {}",
+            run.stderr
+        );
+        let summary: Value = serde_json::from_str(run.stdout.trim()).expect("summary");
+        assert_eq!(summary["facts"], users, "{ws}");
+        assert_eq!(summary["rejected_lines"], 1, "{ws}");
+        assert_eq!(summary["lines"], if strict { 1500 } else { 2500 }, "{ws}");
+        let mut args = vec![
+            "eval",
+            "--workspace",
+            ws,
+            "--filters",
+            filters.as_str(),
+            "--day",
+            "2024-01-01",
+        ];
+        args.extend_from_slice(&ch);
+        let out: Value = serde_json::from_str(&hc(&data, &args).ok().stdout).expect("eval");
+        assert_eq!(out["results"][0]["sizes"]["2024-01-01"], users, "{ws}");
+    }
+}
