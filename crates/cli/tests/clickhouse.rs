@@ -285,6 +285,7 @@ fn an_import_into_an_unreachable_clickhouse_fails_saying_nothing_was_acknowledge
 
 #[test]
 fn a_clickhouse_import_skips_bad_lines_across_blocks_and_strict_stops_at_the_first() {
+    use std::io::Read as _;
     let cluster = start();
     let urls = cluster.urls().join(",");
     let ch = [
@@ -298,10 +299,10 @@ fn a_clickhouse_import_skips_bad_lines_across_blocks_and_strict_stops_at_the_fir
     let mut init = vec!["clickhouse", "init"];
     init.extend_from_slice(&ch);
     hc(&data, &init).ok();
-    // One user per line, 2,500 lines (the import parses blocks of 1,000 on several
-    // threads), line 1,500 bad.
+    // One user per line, 12,000 lines (the import parses blocks of 1,000 on several
+    // threads: more blocks than its queues hold), line 1,500 bad.
     let mut text = String::new();
-    for i in 1..=2500 {
+    for i in 1..=12_000 {
         if i == 1500 {
             text.push_str("{\"events\": [\n");
         } else {
@@ -314,7 +315,10 @@ fn a_clickhouse_import_skips_bad_lines_across_blocks_and_strict_stops_at_the_fir
     let file = file.to_string_lossy().to_string();
     let filters = dir.write("all.json", r#"[{"name": "all", "filter": {"all": []}}]"#);
     let filters = filters.to_string_lossy().to_string();
-    for (ws, strict, users) in [("lenient", false, 2499), ("strict", true, 1499)] {
+    for (ws, strict, users, lines) in [
+        ("lenient", false, 11_999, 12_000),
+        ("strict", true, 1_499, 1_500),
+    ] {
         hc(
             &data,
             &["workspaces", "create", ws, "--engine", "clickhouse"],
@@ -325,17 +329,38 @@ fn a_clickhouse_import_skips_bad_lines_across_blocks_and_strict_stops_at_the_fir
             args.push("--strict");
         }
         args.extend_from_slice(&ch);
-        let run = hc(&data, &args);
-        assert_eq!(run.code(), Some(2), "{ws}: {run:#?}");
-        assert!(
-            run.stderr.contains(":1500: rejected"),
-            "{ws}: {}",
-            run.stderr
-        );
-        let summary: Value = serde_json::from_str(run.stdout.trim()).expect("summary");
+        // Stopping early must stop the reading and parsing threads too, not hang.
+        let mut child = common::command(&data)
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run headcount");
+        let Some(status) = common::wait_timeout(&mut child, std::time::Duration::from_secs(120))
+        else {
+            let _ = child.kill();
+            panic!("{ws}: the import did not end in 120 s");
+        };
+        let (mut stdout, mut stderr) = (String::new(), String::new());
+        child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut stdout)
+            .expect("read");
+        child
+            .stderr
+            .take()
+            .expect("stderr")
+            .read_to_string(&mut stderr)
+            .expect("read");
+        assert_eq!(status.code(), Some(2), "{ws}: {stderr}");
+        assert!(stderr.contains(":1500: rejected"), "{ws}: {stderr}");
+        let summary: Value = serde_json::from_str(stdout.trim()).expect("summary");
         assert_eq!(summary["facts"], users, "{ws}");
         assert_eq!(summary["rejected_lines"], 1, "{ws}");
-        assert_eq!(summary["lines"], if strict { 1500 } else { 2500 }, "{ws}");
+        assert_eq!(summary["lines"], lines, "{ws}");
         let mut args = vec![
             "eval",
             "--workspace",

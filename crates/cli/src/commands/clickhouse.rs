@@ -83,6 +83,9 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
             std::thread::spawn(move || parse_blocks(workspace, &rx, &tx, &options))
         })
         .collect();
+    // Only the parsers hold the blocks' receiver: when they stop early, the reader's
+    // next send fails and it stops too.
+    drop(block_rx);
     drop(parsed_tx);
     let inserter = std::thread::spawn(move || -> Result<(), String> {
         // Where the last acknowledged insert ended, for the message of a failed one.
