@@ -230,17 +230,17 @@ fn raise_open_file_limit() -> Option<u64> {
     None
 }
 
-/// Hands the memory freed after loading (the columns' growth, decoding buffers) back
-/// to the system: glibc keeps freed pages otherwise, and they would count against the
-/// server's resident size for its whole life.
 /// How many malloc arenas the server's threads share (glibc's default is 8 per core:
 /// each thread that meets a locked arena makes another, and every arena keeps the
 /// memory freed into it). An operator's `MALLOC_ARENA_MAX` wins. Measured in
 /// docs/performance.md ("Soak").
 const MALLOC_ARENAS: i32 = 2;
 
-/// How often the server returns free heap memory to the system once loaded.
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+/// How often the server returns free heap memory to the system once loaded. Between
+/// two trims the memory freed by requests stays resident (the saw-tooth of
+/// docs/soak/soak.svg, up to ~3 MiB at 200k users with 30 s). Measured in
+/// docs/performance.md ("Soak").
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Caps the malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` is set.
 fn cap_malloc_arenas() {
@@ -253,6 +253,9 @@ fn cap_malloc_arenas() {
     }
 }
 
+/// Hands the memory freed so far (after loading: the columns' growth, decoding
+/// buffers; later: what requests freed) back to the system: glibc keeps freed pages
+/// otherwise, and they would count against the server's resident size.
 fn release_load_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.
