@@ -88,12 +88,22 @@ pub fn encode(facts: &[(UserKey, Fact)]) -> Vec<u8> {
     let mut body = Vec::with_capacity(facts.len() * 12);
     let base = facts.first().map_or(0, |(_, f)| f.time.as_microsecond());
     let mut previous = base;
+    // The facts of a user mostly come together (a body's, a line's): the previous
+    // fact's user is checked before the table.
+    let mut last: Option<(&UserKey, u64)> = None;
     for (user, fact) in facts {
-        let next = users.len() as u64;
-        let u = *users.entry(user).or_insert_with(|| {
-            user_list.push(user);
-            next
-        });
+        let u = match last {
+            Some((previous, u)) if previous == user => u,
+            _ => {
+                let next = users.len() as u64;
+                let u = *users.entry(user).or_insert_with(|| {
+                    user_list.push(user);
+                    next
+                });
+                last = Some((user, u));
+                u
+            }
+        };
         varint(&mut body, u);
         let time = fact.time.as_microsecond();
         varint(&mut body, zigzag(time - previous));
