@@ -174,6 +174,9 @@ fn a_group_that_fails_to_commit_commits_none_of_its_requests() {
         "every request of the failed group refused: {outcomes:?}"
     );
     assert_eq!(*s.groups.lock().expect("groups"), vec![1]);
+    s.sql
+        .execute("DELETE FROM fact_chunks WHERE position = 6", &[])
+        .expect("clear the conflict");
     let users: Vec<String> = log(s.store.as_ref()).into_iter().map(|(_, u)| u).collect();
     assert_eq!(
         users,
@@ -186,9 +189,6 @@ fn a_group_that_fails_to_commit_commits_none_of_its_requests() {
     drop(index);
     // The writer goes on: the next request commits.
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    s.sql
-        .execute("DELETE FROM fact_chunks WHERE position = 6", &[])
-        .expect("clear the conflict");
     runtime
         .block_on(s.writer.append(s.ws, s.index.clone(), vec![event("later")]))
         .expect("a later request commits");
