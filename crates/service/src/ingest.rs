@@ -643,40 +643,43 @@ mod tests {
         }
     }
 
+    /// Bodies of every shape, valid and not, that the paths must read alike.
+    const BODIES: &[&str] = &[
+        r#"{"events":[{"external_id":"a","name":"login","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a\u00e9","name":"lo\"gin","time":"2025-05-01T10:00:00.1234567Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2030-01-01T00:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"yesterday"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00-5:00","app_id":"z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"b":1,"a":[2]}}]}"#,
+        r#"{"events":[{"external_id":"a","external_id":"b","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"user_alias":{"alias_name":"n","alias_label":"l"},"name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[7, null, {"external_id":"a","name":1,"time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{},{},{},{}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z"}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z","c":"FR","n":null}],"purchases":[{"external_id":"a","product_id":"p","currency":"USD","price":1}]}"#,
+        r#"{"attributes":null}"#,
+        r#"{"events":[],"partner":"x"}"#,
+        r#"{"event":[]}"#,
+        r#"{}"#,
+        r#"[1]"#,
+        r#"{"events":"#,
+        r#"{"events":[],"events":[]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"1899-12-31T23:59:59Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"9999-12-31T23:59:59Z"}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"0000-01-01"}]}"#,
+        r#"{"attributes":[{"external_id":"a","c":1,"c":2}]}"#,
+        r#"{"purchases":[{"external_id":"a"}],"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}],"attributes":[{"external_id":"a","a":1,"a":1}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}],"partner":{"p":1,"p":2}}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{}],"partner":{"p":{}}}"#,
+    ];
+
     #[test]
     fn the_text_path_reads_every_body_as_the_general_path_does() {
-        let bodies = [
-            r#"{"events":[{"external_id":"a","name":"login","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a\u00e9","name":"lo\"gin","time":"2025-05-01T10:00:00.1234567Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2030-01-01T00:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"yesterday"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00-5:00","app_id":"z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"b":1,"a":[2]}}]}"#,
-            r#"{"events":[{"external_id":"a","external_id":"b","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"user_alias":{"alias_name":"n","alias_label":"l"},"name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[7, null, {"external_id":"a","name":1,"time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{},{},{},{}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z"}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z","c":"FR","n":null}],"purchases":[{"external_id":"a","product_id":"p","currency":"USD","price":1}]}"#,
-            r#"{"attributes":null}"#,
-            r#"{"events":[],"partner":"x"}"#,
-            r#"{"event":[]}"#,
-            r#"{}"#,
-            r#"[1]"#,
-            r#"{"events":"#,
-            r#"{"events":[],"events":[]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"1899-12-31T23:59:59Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"9999-12-31T23:59:59Z"}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"0000-01-01"}]}"#,
-            r#"{"attributes":[{"external_id":"a","c":1,"c":2}]}"#,
-            r#"{"purchases":[{"external_id":"a"}],"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}],"attributes":[{"external_id":"a","a":1,"a":1}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}],"partner":{"p":1,"p":2}}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{}],"partner":{"p":{}}}"#,
-        ];
-        for (text, import) in bodies.into_iter().flat_map(|t| [(t, true), (t, false)]) {
+        let bodies = BODIES.iter().copied();
+        for (text, import) in bodies.flat_map(|t| [(t, true), (t, false)]) {
             let fast = read_track_text(text, &options(import));
             let slow = general(text, import);
             match (fast, slow) {
@@ -691,6 +694,57 @@ mod tests {
                     f.map(|t| t.facts),
                     s.map(|t| t.facts)
                 ),
+            }
+        }
+    }
+
+    #[test]
+    fn an_import_line_reads_into_the_same_facts_or_the_same_reason_as_the_text_path() {
+        let many = format!(
+            "{{\"events\":[{}]}}",
+            vec![r#"{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}"#; 5].join(",")
+        );
+        let lines = BODIES.iter().copied().chain([many.as_str()]);
+        for (text, import) in lines.flat_map(|t| [(t, true), (t, false)]) {
+            let options = options(import);
+            let expected = read_track_text(text, &options).and_then(|t| match t.errors.first() {
+                Some(e) => Err(first_error(e)),
+                None => Ok(t.facts),
+            });
+            // Objects already read stay; a rejected line adds none.
+            let mut out = vec![LineObject::Fact(
+                UserKey::External("before".into()),
+                Fact {
+                    time: options.now,
+                    kind: FactKind::Deletion,
+                },
+            )];
+            let read = read_line_objects(text, &options, &mut out);
+            let facts: Vec<(UserKey, Fact)> = out[1..]
+                .iter()
+                .map(|o| match o {
+                    LineObject::Event {
+                        external_id,
+                        name,
+                        time,
+                    } => Plain {
+                        external_id: external_id.clone(),
+                        name: name.clone(),
+                        time: *time,
+                    }
+                    .into_fact(),
+                    LineObject::Fact(u, f) => (u.clone(), f.clone()),
+                })
+                .collect();
+            match expected {
+                Ok(expected) => {
+                    assert_eq!(read, Ok(()), "{text}");
+                    assert_eq!(facts, expected, "{text}");
+                }
+                Err(reason) => {
+                    assert_eq!(read, Err(reason), "{text}");
+                    assert!(facts.is_empty(), "{text}");
+                }
             }
         }
     }
