@@ -702,7 +702,7 @@ mod tests {
     fn an_import_line_reads_into_the_same_facts_or_the_same_reason_as_the_text_path() {
         let many = format!(
             "{{\"events\":[{}]}}",
-            vec![r#"{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}"#; 5].join(",")
+            [r#"{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}"#; 5].join(",")
         );
         let lines = BODIES.iter().copied().chain([many.as_str()]);
         for (text, import) in lines.flat_map(|t| [(t, true), (t, false)]) {

@@ -9,7 +9,7 @@ use headcount_service::writer::{WriteError, Writer};
 use headcount_store::testing::TestPostgres;
 use headcount_store::{NewWorkspace, PostgresStore, Store};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Requests queued behind the first while it waits for the head's lock.
 const QUEUED: usize = 19;

@@ -44,6 +44,9 @@ pub struct PostgresStore {
     writer: Mutex<Option<postgres::Client>>,
     /// The connection listening for appends, once one was waited for.
     listener: Mutex<Option<postgres::Client>>,
+    /// The payload of this store's notifications, which its own listener ignores
+    /// (see `postgres/append.rs`).
+    token: String,
 }
 
 impl Drop for PostgresStore {
@@ -85,6 +88,7 @@ impl PostgresStore {
             purge: Mutex::new(crate::purge_plan::Pending::default()),
             writer: Mutex::new(None),
             listener: Mutex::new(None),
+            token: append::token(),
         };
         schema::migrate(&mut *store.pool.get()?)?;
         Ok(store)

@@ -19,7 +19,8 @@ use postgres::types::{ToSql, Type};
 
 /// The append of the hot path: takes `n` positions from the head (`$1`'s length),
 /// inserts chunk `i` (1-based) at `head - n + i`, a purge for each chunk with
-/// deletions (`$4`), notifies the followers, and answers the new head.
+/// deletions (`$4`), notifies the followers (the payload `$5`: the appending store's
+/// token), and answers the new head.
 const APPEND: &str = "\
 WITH head AS (
     UPDATE fact_log_head SET position = position + cardinality($1::bigint[])
@@ -34,10 +35,11 @@ WITH head AS (
     FROM head, unnest($1::bigint[], $4::bool[]) WITH ORDINALITY AS c(ws, deletes, i)
     WHERE c.deletes
 )
-SELECT head.position, pg_notify('headcount_facts', '') FROM head";
+SELECT head.position, pg_notify('headcount_facts', $5) FROM head";
 
 /// The columns of [`APPEND`]'s parameters, per chunk.
 struct Columns<'a> {
+    token: &'a str,
     workspaces: Vec<i64>,
     facts: Vec<i64>,
     data: Vec<&'a [u8]>,
@@ -45,8 +47,9 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(chunks: &[&'a (WorkspaceId, EncodedFacts)]) -> Columns<'a> {
+    fn of(chunks: &[&'a (WorkspaceId, EncodedFacts)], token: &'a str) -> Columns<'a> {
         Columns {
+            token,
             workspaces: chunks.iter().map(|(ws, _)| ws.0).collect(),
             facts: chunks.iter().map(|(_, c)| c.len() as i64).collect(),
             data: chunks.iter().map(|(_, c)| c.bytes()).collect(),
@@ -55,14 +58,33 @@ impl<'a> Columns<'a> {
     }
 
     /// [`APPEND`]'s parameters, typed (no round trip to prepare the statement).
-    fn params(&self) -> [(&(dyn ToSql + Sync), Type); 4] {
+    fn params(&self) -> [(&(dyn ToSql + Sync), Type); 5] {
         [
             (&self.workspaces, Type::INT8_ARRAY),
             (&self.facts, Type::INT8_ARRAY),
             (&self.data, Type::BYTEA_ARRAY),
             (&self.deletes, Type::BOOL_ARRAY),
+            (&self.token, Type::TEXT),
         ]
     }
+}
+
+/// A token naming one store (one process's connection pool) in its notifications: its
+/// own listener skips them, since its writer applies its own appends at once (waking
+/// its follower for them would only read them back from the database, under the
+/// gate the writer's applier waits on).
+pub(super) fn token() -> String {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        // Unique enough within one machine: a foreign wake-up is then only skipped
+        // by a store of the same process and instant, and the follower polls anyway.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        bytes[..4].copy_from_slice(&std::process::id().to_le_bytes());
+        bytes[4..].copy_from_slice(&nanos.to_le_bytes());
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The positions of the first and last of `n` chunks whose last is at `head`.
@@ -93,7 +115,7 @@ impl PostgresStore {
 
     /// The hot path: [`APPEND`] in one round trip, committed on its own.
     fn append_alone(&self, chunks: &[&(WorkspaceId, EncodedFacts)]) -> Result<(u64, u64)> {
-        let columns = Columns::of(chunks);
+        let columns = Columns::of(chunks, &self.token);
         let mut client = self.pool.get()?;
         let head: i64 = client
             .query_typed_one(APPEND, &columns.params())?
@@ -134,7 +156,7 @@ impl PostgresStore {
         // Last: the head's lock is then held for the chunks and the commit only.
         let mut written = None;
         if !chunks.is_empty() {
-            let columns = Columns::of(chunks);
+            let columns = Columns::of(chunks, &self.token);
             let head: i64 = tx.query_typed_one(APPEND, &columns.params())?.try_get(0)?;
             written = Some(range(head, chunks.len()));
         }
