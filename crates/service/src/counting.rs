@@ -151,19 +151,23 @@ impl Engines {
         }
     }
 
+    /// Whether `ws`'s engine is ClickHouse, when already learnt: no store call, so
+    /// safe on an async task (a blocking store may not be called there).
+    pub fn known_engine(&self, ws: WorkspaceId) -> Option<bool> {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ws)
+            .copied()
+    }
+
     /// Whether `ws`'s engine is ClickHouse (learnt from the store on first use; an
     /// engine never changes).
     ///
     /// # Errors
     /// The store failed.
     pub fn is_clickhouse(&self, store: &dyn Store, ws: WorkspaceId) -> Result<bool, StoreError> {
-        let known = |m: &Mutex<HashMap<WorkspaceId, bool>>| {
-            m.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(&ws)
-                .copied()
-        };
-        if let Some(is) = known(&self.known) {
+        if let Some(is) = self.known_engine(ws) {
             return Ok(is);
         }
         let is = store.workspace_engine(ws)? == ENGINE_CLICKHOUSE;

@@ -167,7 +167,7 @@ fn read_arrays(body: RawBody<'_>, options: &TrackOptions) -> Result<Track, Strin
             ));
         }
         let read = elements.into_iter().map(|element| match element {
-            Element::Read(fact) => Ok(fact),
+            Element::Read(plain) => Ok(plain.into_fact()),
             Element::Tree(item) => match slot {
                 0 => attribute_object(&item, options),
                 1 => event_object(&item, options),
@@ -180,9 +180,9 @@ fn read_arrays(body: RawBody<'_>, options: &TrackOptions) -> Result<Track, Strin
 }
 
 /// An element of an array, as the fast path leaves it.
-enum Element {
+enum Element<'a> {
     /// A valid event of the common shape, read straight from the text.
-    Read((UserKey, Fact)),
+    Read(Plain<'a>),
     /// Anything else, as a JSON tree for the general reading.
     Tree(Json),
 }
@@ -191,12 +191,12 @@ enum Element {
 /// into trees in the order of the text, so that a key named twice is refused as the
 /// general path (which parses the whole body first) refuses it. `partner` is only
 /// checked.
-fn elements(
-    arrays: &[Option<Vec<&RawValue>>; 3],
-    partner: Option<&RawValue>,
+fn elements<'a>(
+    arrays: &[Option<Vec<&'a RawValue>>; 3],
+    partner: Option<&'a RawValue>,
     options: &TrackOptions,
-) -> Result<[Vec<Element>; 3], String> {
-    let mut out: [Vec<Element>; 3] = Default::default();
+) -> Result<[Vec<Element<'a>>; 3], String> {
+    let mut out: [Vec<Element<'a>>; 3] = Default::default();
     // (offset in the text, slot, index) of each element left to parse.
     let mut order: Vec<(usize, usize, usize)> = Vec::new();
     for (slot, items) in arrays.iter().enumerate() {
@@ -204,7 +204,7 @@ fn elements(
         out[slot].reserve_exact(items.len());
         for (index, raw) in items.iter().enumerate() {
             let fast = if slot == 1 {
-                fast_event(raw.get(), options)
+                plain_event(raw.get(), options)
             } else {
                 None
             };
@@ -264,23 +264,153 @@ struct PlainEvent<'a> {
     time: Cow<'a, str>,
 }
 
+/// A valid event of the common shape, its strings borrowed from the text when they
+/// hold no escape.
+struct Plain<'a> {
+    external_id: Cow<'a, str>,
+    name: Cow<'a, str>,
+    /// At the microsecond, and not after the moment of receipt.
+    time: Timestamp,
+}
+
+impl Plain<'_> {
+    fn into_fact(self) -> (UserKey, Fact) {
+        let fact = Fact {
+            time: self.time,
+            kind: FactKind::Event {
+                name: self.name.into_owned(),
+                detail: None,
+            },
+        };
+        (UserKey::External(self.external_id.into_owned()), fact)
+    }
+}
+
 /// An event of the common shape that is valid, read without a JSON tree; `None`
 /// leaves the object (valid or not) to the general path.
-fn fast_event(text: &str, options: &TrackOptions) -> Option<(UserKey, Fact)> {
-    let event: PlainEvent<'_> = serde_json::from_str(text).ok()?;
+fn plain_event<'a>(text: &'a str, options: &TrackOptions) -> Option<Plain<'a>> {
+    let event: PlainEvent<'a> = serde_json::from_str(text).ok()?;
     if event.external_id.is_empty() || event.name.is_empty() {
         return None;
     }
     let time =
         datetime::parse_instant_utc(&event.time).and_then(|t| datetime::check_supported(t).ok())?;
-    let fact = Fact {
+    Some(Plain {
+        external_id: event.external_id,
+        name: event.name,
         time: to_microsecond(time).min(options.now),
-        kind: FactKind::Event {
-            name: event.name.into_owned(),
-            detail: None,
-        },
+    })
+}
+
+/// An object of an import line, read for encoding (see [`read_line_objects`]).
+pub enum LineObject<'a> {
+    /// An event of the common shape, its strings borrowed from the line when they
+    /// hold no escape.
+    Event {
+        /// The user's external id.
+        external_id: Cow<'a, str>,
+        /// The event's name.
+        name: Cow<'a, str>,
+        /// When it happened, at the microsecond.
+        time: Timestamp,
+    },
+    /// Any other object's fact.
+    Fact(UserKey, Fact),
+}
+
+impl LineObject<'_> {
+    /// The object as a fact to encode, borrowed.
+    pub fn as_ref(&self) -> headcount_store::FactRef<'_> {
+        match self {
+            LineObject::Event {
+                external_id,
+                name,
+                time,
+            } => headcount_store::FactRef::Event {
+                external_id,
+                name,
+                time: *time,
+            },
+            LineObject::Fact(user, fact) => headcount_store::FactRef::Fact(user, fact),
+        }
+    }
+}
+
+/// Reads an import line (a `/users/track` body) as [`read_track_text`] does, into
+/// `out`, the events of the common shape without a string allocated; a line is valid
+/// whole or rejected whole: `Err` is the reason of its first invalid object as
+/// `array[index]: reason` (or the body's problem), and `out` is left as it was.
+pub fn read_line_objects<'a>(
+    text: &'a str,
+    options: &TrackOptions,
+    out: &mut Vec<LineObject<'a>>,
+) -> Result<(), String> {
+    let body = match serde_json::from_str::<RawBody<'a>>(text) {
+        Ok(body)
+            if body.attributes.is_some() || body.events.is_some() || body.purchases.is_some() =>
+        {
+            body
+        }
+        _ => {
+            let track = read_track_text(text, options)?;
+            if let Some(first) = track.errors.first() {
+                return Err(first_error(first));
+            }
+            out.extend(track.facts.into_iter().map(|(u, f)| LineObject::Fact(u, f)));
+            return Ok(());
+        }
     };
-    Some((UserKey::External(event.external_id.into_owned()), fact))
+    let arrays = [body.attributes, body.events, body.purchases];
+    let elements = elements(&arrays, body.partner, options)?;
+    for (slot, items) in arrays.iter().enumerate() {
+        if let (Some(items), Some(max)) = (items, options.max_objects)
+            && items.len() > max
+        {
+            return Err(format!(
+                "Max Input Length Exceeded: {} has {} objects, at most {max} are allowed per request",
+                ARRAYS[slot],
+                items.len()
+            ));
+        }
+    }
+    let start = out.len();
+    for (slot, (items, elements)) in arrays.iter().zip(elements).enumerate() {
+        if items.is_none() {
+            continue;
+        }
+        for (index, element) in elements.into_iter().enumerate() {
+            let read = match element {
+                Element::Read(plain) => Ok(LineObject::Event {
+                    external_id: plain.external_id,
+                    name: plain.name,
+                    time: plain.time,
+                }),
+                Element::Tree(item) => match slot {
+                    0 => attribute_object(&item, options),
+                    1 => event_object(&item, options),
+                    _ => purchase_object(&item, options),
+                }
+                .map(|(u, f)| LineObject::Fact(u, f)),
+            };
+            match read {
+                Ok(object) => out.push(object),
+                Err(reason) => {
+                    out.truncate(start);
+                    return Err(first_error(&ObjectError {
+                        array: ARRAYS[slot],
+                        index,
+                        reason,
+                    }));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How an import reports the first invalid object of a line.
+fn first_error(e: &ObjectError) -> String {
+    format!("{}[{}]: {}", e.array, e.index, e.reason)
 }
 
 impl Track {
@@ -513,40 +643,43 @@ mod tests {
         }
     }
 
+    /// Bodies of every shape, valid and not, that the paths must read alike.
+    const BODIES: &[&str] = &[
+        r#"{"events":[{"external_id":"a","name":"login","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a\u00e9","name":"lo\"gin","time":"2025-05-01T10:00:00.1234567Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2030-01-01T00:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"yesterday"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00-5:00","app_id":"z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"b":1,"a":[2]}}]}"#,
+        r#"{"events":[{"external_id":"a","external_id":"b","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{"user_alias":{"alias_name":"n","alias_label":"l"},"name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[7, null, {"external_id":"a","name":1,"time":"2025-05-01T10:00:00Z"}]}"#,
+        r#"{"events":[{},{},{},{}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z"}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z","c":"FR","n":null}],"purchases":[{"external_id":"a","product_id":"p","currency":"USD","price":1}]}"#,
+        r#"{"attributes":null}"#,
+        r#"{"events":[],"partner":"x"}"#,
+        r#"{"event":[]}"#,
+        r#"{}"#,
+        r#"[1]"#,
+        r#"{"events":"#,
+        r#"{"events":[],"events":[]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"1899-12-31T23:59:59Z"}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"9999-12-31T23:59:59Z"}]}"#,
+        r#"{"attributes":[{"external_id":"a","_time":"0000-01-01"}]}"#,
+        r#"{"attributes":[{"external_id":"a","c":1,"c":2}]}"#,
+        r#"{"purchases":[{"external_id":"a"}],"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}],"attributes":[{"external_id":"a","a":1,"a":1}]}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}],"partner":{"p":1,"p":2}}"#,
+        r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{}],"partner":{"p":{}}}"#,
+    ];
+
     #[test]
     fn the_text_path_reads_every_body_as_the_general_path_does() {
-        let bodies = [
-            r#"{"events":[{"external_id":"a","name":"login","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a\u00e9","name":"lo\"gin","time":"2025-05-01T10:00:00.1234567Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2030-01-01T00:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"yesterday"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00-5:00","app_id":"z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"b":1,"a":[2]}}]}"#,
-            r#"{"events":[{"external_id":"a","external_id":"b","name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{"user_alias":{"alias_name":"n","alias_label":"l"},"name":"x","time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[7, null, {"external_id":"a","name":1,"time":"2025-05-01T10:00:00Z"}]}"#,
-            r#"{"events":[{},{},{},{}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z"}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"2025-01-01T00:00:00Z","c":"FR","n":null}],"purchases":[{"external_id":"a","product_id":"p","currency":"USD","price":1}]}"#,
-            r#"{"attributes":null}"#,
-            r#"{"events":[],"partner":"x"}"#,
-            r#"{"event":[]}"#,
-            r#"{}"#,
-            r#"[1]"#,
-            r#"{"events":"#,
-            r#"{"events":[],"events":[]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"1899-12-31T23:59:59Z"}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"9999-12-31T23:59:59Z"}]}"#,
-            r#"{"attributes":[{"external_id":"a","_time":"0000-01-01"}]}"#,
-            r#"{"attributes":[{"external_id":"a","c":1,"c":2}]}"#,
-            r#"{"purchases":[{"external_id":"a"}],"events":[{"external_id":"a","name":"x","time":"2025-05-01","properties":{"k":1,"k":2}}],"attributes":[{"external_id":"a","a":1,"a":1}]}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}],"partner":{"p":1,"p":2}}"#,
-            r#"{"events":[{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"},{}],"partner":{"p":{}}}"#,
-        ];
-        for (text, import) in bodies.into_iter().flat_map(|t| [(t, true), (t, false)]) {
+        let bodies = BODIES.iter().copied();
+        for (text, import) in bodies.flat_map(|t| [(t, true), (t, false)]) {
             let fast = read_track_text(text, &options(import));
             let slow = general(text, import);
             match (fast, slow) {
@@ -561,6 +694,57 @@ mod tests {
                     f.map(|t| t.facts),
                     s.map(|t| t.facts)
                 ),
+            }
+        }
+    }
+
+    #[test]
+    fn an_import_line_reads_into_the_same_facts_or_the_same_reason_as_the_text_path() {
+        let many = format!(
+            "{{\"events\":[{}]}}",
+            [r#"{"external_id":"a","name":"x","time":"2025-05-01T10:00:00Z"}"#; 5].join(",")
+        );
+        let lines = BODIES.iter().copied().chain([many.as_str()]);
+        for (text, import) in lines.flat_map(|t| [(t, true), (t, false)]) {
+            let options = options(import);
+            let expected = read_track_text(text, &options).and_then(|t| match t.errors.first() {
+                Some(e) => Err(first_error(e)),
+                None => Ok(t.facts),
+            });
+            // Objects already read stay; a rejected line adds none.
+            let mut out = vec![LineObject::Fact(
+                UserKey::External("before".into()),
+                Fact {
+                    time: options.now,
+                    kind: FactKind::Deletion,
+                },
+            )];
+            let read = read_line_objects(text, &options, &mut out);
+            let facts: Vec<(UserKey, Fact)> = out[1..]
+                .iter()
+                .map(|o| match o {
+                    LineObject::Event {
+                        external_id,
+                        name,
+                        time,
+                    } => Plain {
+                        external_id: external_id.clone(),
+                        name: name.clone(),
+                        time: *time,
+                    }
+                    .into_fact(),
+                    LineObject::Fact(u, f) => (u.clone(), f.clone()),
+                })
+                .collect();
+            match expected {
+                Ok(expected) => {
+                    assert_eq!(read, Ok(()), "{text}");
+                    assert_eq!(facts, expected, "{text}");
+                }
+                Err(reason) => {
+                    assert_eq!(read, Err(reason), "{text}");
+                    assert!(facts.is_empty(), "{text}");
+                }
             }
         }
     }

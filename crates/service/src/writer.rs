@@ -12,7 +12,7 @@ use crate::follow::Follow;
 use crate::purge::Purger;
 use crate::state::{SharedIndex, now, write};
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_store::{FactBatch, IdempotencyRecord, Receipts, Store, StoreError};
+use headcount_store::{EncodedFacts, IdempotencyRecord, Receipts, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Weak};
@@ -30,6 +30,9 @@ struct Job {
     workspace: WorkspaceId,
     index: SharedIndex,
     facts: Vec<(UserKey, Fact)>,
+    /// `facts` encoded as a chunk: done by the request's own task before it queues,
+    /// so that the writer thread, which every request waits on, only commits.
+    encoded: EncodedFacts,
     /// The answer to remember for the request's `Idempotency-Key`, committed with its
     /// facts.
     remember: Option<IdempotencyRecord>,
@@ -149,11 +152,13 @@ impl Writer {
         remember: Option<IdempotencyRecord>,
     ) -> Result<u64, WriteError> {
         let (done, wait) = oneshot::channel();
+        let encoded = EncodedFacts::encode(&facts);
         self.jobs
             .send(Job {
                 workspace,
                 index,
                 facts,
+                encoded,
                 remember,
                 done,
             })
@@ -330,9 +335,11 @@ fn apply_one((group, result): Committed, store: &Weak<dyn Store>, follow: &Follo
 
 /// Commits a group and returns the fact-log positions of its first and last chunk.
 fn commit(store: &dyn Store, group: &[Job]) -> Result<Option<(u64, u64)>, WriteError> {
-    let batches: Vec<FactBatch<'_>> = group
+    // One chunk per job: its position is what the index records (see `apply_followed`).
+    let chunks: Vec<(WorkspaceId, EncodedFacts)> = group
         .iter()
-        .map(|j| (j.workspace, j.facts.as_slice()))
+        .filter(|j| !j.encoded.is_empty())
+        .map(|j| (j.workspace, j.encoded.clone()))
         .collect();
     let responses: Vec<IdempotencyRecord> =
         group.iter().filter_map(|j| j.remember.clone()).collect();
@@ -340,5 +347,5 @@ fn commit(store: &dyn Store, group: &[Job]) -> Result<Option<(u64, u64)>, WriteE
         responses: &responses,
         imports: &[],
     };
-    Ok(store.append_batches_at(&batches, receipts)?)
+    Ok(store.append_encoded_at(&chunks, receipts)?)
 }

@@ -79,25 +79,117 @@ impl EncodedFacts {
     }
 }
 
+/// A fact to encode, borrowed: any fact, or an event of the common shape given by its
+/// parts (what an import reads from a line without building a [`Fact`]).
+#[derive(Debug, Clone, Copy)]
+pub enum FactRef<'a> {
+    /// Any fact of a user.
+    Fact(&'a UserKey, &'a Fact),
+    /// An event without detail of the user of an external id, already at the
+    /// microsecond.
+    Event {
+        /// The user's external id.
+        external_id: &'a str,
+        /// The event's name.
+        name: &'a str,
+        /// When it happened.
+        time: Timestamp,
+    },
+}
+
+impl FactRef<'_> {
+    fn time(&self) -> Timestamp {
+        match self {
+            FactRef::Fact(_, fact) => fact.time,
+            FactRef::Event { time, .. } => *time,
+        }
+    }
+}
+
+/// A user, borrowed: the key of the encoder's table of users.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum UserRef<'a> {
+    External(&'a str),
+    Alias(&'a str, &'a str),
+    Braze(&'a str),
+}
+
+impl<'a> UserRef<'a> {
+    fn of(user: &'a UserKey) -> UserRef<'a> {
+        match user {
+            UserKey::External(id) => UserRef::External(id),
+            UserKey::Alias { name, label } => UserRef::Alias(name, label),
+            UserKey::Braze(id) => UserRef::Braze(id),
+        }
+    }
+}
+
+impl EncodedFacts {
+    /// Encodes borrowed facts, in order: the same chunk as [`EncodedFacts::encode`] of
+    /// the same facts.
+    pub fn encode_refs(facts: &[FactRef<'_>]) -> EncodedFacts {
+        EncodedFacts {
+            facts: facts.len(),
+            deletions: facts
+                .iter()
+                .filter(
+                    |f| matches!(f, FactRef::Fact(_, f) if matches!(f.kind, FactKind::Deletion)),
+                )
+                .count(),
+            data: encode_refs(facts),
+        }
+    }
+}
+
 /// Encodes facts into a chunk.
 pub fn encode(facts: &[(UserKey, Fact)]) -> Vec<u8> {
-    let mut users: HashMap<&UserKey, u64> = HashMap::new();
-    let mut user_list: Vec<&UserKey> = Vec::new();
+    let refs: Vec<FactRef<'_>> = facts.iter().map(|(u, f)| FactRef::Fact(u, f)).collect();
+    encode_refs(&refs)
+}
+
+/// Encodes borrowed facts into a chunk.
+fn encode_refs(facts: &[FactRef<'_>]) -> Vec<u8> {
+    let mut users: HashMap<UserRef<'_>, u64> = HashMap::new();
+    let mut user_list: Vec<UserRef<'_>> = Vec::new();
     let mut names: HashMap<&str, u64> = HashMap::new();
     let mut name_list: Vec<&str> = Vec::new();
     let mut body = Vec::with_capacity(facts.len() * 12);
-    let base = facts.first().map_or(0, |(_, f)| f.time.as_microsecond());
+    let base = facts.first().map_or(0, |f| f.time().as_microsecond());
     let mut previous = base;
-    for (user, fact) in facts {
-        let next = users.len() as u64;
-        let u = *users.entry(user).or_insert_with(|| {
-            user_list.push(user);
-            next
-        });
+    // The facts of a user mostly come together (a body's, a line's): the previous
+    // fact's user is checked before the table.
+    let mut last: Option<(UserRef<'_>, u64)> = None;
+    for fact in facts {
+        let user = match fact {
+            FactRef::Fact(user, _) => UserRef::of(user),
+            FactRef::Event { external_id, .. } => UserRef::External(external_id),
+        };
+        let u = match last {
+            Some((previous, u)) if previous == user => u,
+            _ => {
+                let next = users.len() as u64;
+                let u = *users.entry(user).or_insert_with(|| {
+                    user_list.push(user);
+                    next
+                });
+                last = Some((user, u));
+                u
+            }
+        };
         varint(&mut body, u);
-        let time = fact.time.as_microsecond();
+        let time = fact.time().as_microsecond();
         varint(&mut body, zigzag(time - previous));
         previous = time;
+        let fact = match fact {
+            FactRef::Fact(_, fact) => fact,
+            FactRef::Event { name, .. } => {
+                body.push(1);
+                let id = intern_name(name, &mut names, &mut name_list);
+                varint(&mut body, id);
+                varint(&mut body, 0);
+                continue;
+            }
+        };
         match &fact.kind {
             FactKind::Attributes(values) => {
                 body.push(0);
@@ -136,16 +228,16 @@ pub fn encode(facts: &[(UserKey, Fact)]) -> Vec<u8> {
     varint(&mut out, user_list.len() as u64);
     for user in user_list {
         match user {
-            UserKey::External(id) => {
+            UserRef::External(id) => {
                 out.push(0);
                 string(&mut out, id);
             }
-            UserKey::Alias { name, label } => {
+            UserRef::Alias(name, label) => {
                 out.push(1);
                 string(&mut out, name);
                 string(&mut out, label);
             }
-            UserKey::Braze(id) => {
+            UserRef::Braze(id) => {
                 out.push(2);
                 string(&mut out, id);
             }
@@ -624,5 +716,48 @@ mod tests {
             bad[i] ^= 0xff;
             let _ = decode(&bad, &mut |_, _| {});
         }
+    }
+
+    #[test]
+    fn events_given_by_their_parts_encode_as_the_same_facts() {
+        let mut facts = sample();
+        for (user, at) in [
+            ("ada", "2024-01-06T00:00:00Z"),
+            ("zoe", "2024-01-01T00:00:00Z"),
+        ] {
+            let kind = FactKind::Event {
+                name: "login".into(),
+                detail: None,
+            };
+            let fact = Fact { time: ts(at), kind };
+            facts.push((UserKey::External(user.into()), fact));
+        }
+        let mut refs = Vec::new();
+        for (user, fact) in &facts {
+            match (user, &fact.kind) {
+                (UserKey::External(id), FactKind::Event { name, detail: None }) => {
+                    refs.push(FactRef::Event {
+                        external_id: id,
+                        name,
+                        time: fact.time,
+                    })
+                }
+                _ => refs.push(FactRef::Fact(user, fact)),
+            }
+        }
+        assert!(
+            refs.iter().any(|r| matches!(r, FactRef::Event { .. })),
+            "the sample has plain events"
+        );
+        let by_parts = EncodedFacts::encode_refs(&refs);
+        let whole = EncodedFacts::encode(&facts);
+        assert_eq!(by_parts.bytes(), whole.bytes());
+        assert_eq!(
+            (by_parts.len(), by_parts.deletions()),
+            (whole.len(), whole.deletions())
+        );
+        let mut back = Vec::new();
+        decode(by_parts.bytes(), &mut |u, f| back.push((u.clone(), f))).unwrap();
+        assert_eq!(back, facts);
     }
 }

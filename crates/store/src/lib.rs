@@ -20,7 +20,7 @@ pub mod testing;
 pub mod transfer;
 pub mod types;
 
-pub use chunk::EncodedFacts;
+pub use chunk::{EncodedFacts, FactRef};
 pub use error::StoreError;
 pub use ipnet::IpNet;
 pub use postgres::PostgresStore;

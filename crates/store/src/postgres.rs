@@ -9,6 +9,7 @@
 //! `tokio::task::spawn_blocking`, never from an async task (the `postgres` client
 //! blocks on a runtime of its own, which tokio refuses inside another).
 
+mod append;
 mod follow;
 mod leases;
 mod maintenance;
@@ -43,6 +44,9 @@ pub struct PostgresStore {
     writer: Mutex<Option<postgres::Client>>,
     /// The connection listening for appends, once one was waited for.
     listener: Mutex<Option<postgres::Client>>,
+    /// The payload of this store's notifications, which its own listener ignores
+    /// (see `postgres/append.rs`).
+    token: String,
 }
 
 impl Drop for PostgresStore {
@@ -84,6 +88,7 @@ impl PostgresStore {
             purge: Mutex::new(crate::purge_plan::Pending::default()),
             writer: Mutex::new(None),
             listener: Mutex::new(None),
+            token: append::token(),
         };
         schema::migrate(&mut *store.pool.get()?)?;
         Ok(store)
@@ -718,82 +723,5 @@ impl Store for PostgresStore {
             return Err(StoreError::NotFound(format!("no workspace {workspace}")));
         }
         Ok(())
-    }
-}
-
-impl PostgresStore {
-    /// Appends in one transaction (see [`Store::append_encoded_with`]) and answers the
-    /// positions of the first and last chunk written, taken in that transaction.
-    fn append_positions(
-        &self,
-        chunks: &[(WorkspaceId, EncodedFacts)],
-        receipts: Receipts<'_>,
-    ) -> Result<Option<(u64, u64)>> {
-        let chunks: Vec<&(WorkspaceId, EncodedFacts)> =
-            chunks.iter().filter(|(_, c)| !c.is_empty()).collect();
-        let mut client = self.pool.get()?;
-        let mut tx = client.transaction()?;
-        let mut written = None;
-        if !chunks.is_empty() {
-            // The row lock of the head, held to the commit, serializes appends: the
-            // positions taken here are above every committed one and below every
-            // later append's.
-            let n = chunks.len() as i64;
-            let head: i64 = tx
-                .query_one(
-                    "UPDATE fact_log_head SET position = position + $1 WHERE id = 1 \
-                     RETURNING position",
-                    &[&n],
-                )?
-                .get(0);
-            let first = head - n + 1;
-            let positions: Vec<i64> = (first..=head).collect();
-            written = Some((first.max(0) as u64, head.max(0) as u64));
-            let workspaces: Vec<i64> = chunks.iter().map(|(ws, _)| ws.0).collect();
-            let facts: Vec<i64> = chunks.iter().map(|(_, c)| c.len() as i64).collect();
-            let data: Vec<&[u8]> = chunks.iter().map(|(_, c)| c.bytes()).collect();
-            tx.execute(
-                "INSERT INTO fact_chunks (position, workspace_id, facts, data) \
-                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bytea[])",
-                &[&positions, &workspaces, &facts, &data],
-            )?;
-            for ((ws, chunk), position) in chunks.iter().zip(&positions) {
-                if chunk.deletions() > 0 {
-                    // In the same transaction: a deletion never lands without its purge.
-                    tx.execute(
-                        "INSERT INTO fact_purges (chunk_id, workspace_id, next_chunk) \
-                         VALUES ($1, $2, 0)",
-                        &[position, &ws.0],
-                    )?;
-                }
-            }
-        }
-        for record in receipts.responses {
-            put_idempotency(&mut tx, record)?;
-        }
-        for p in receipts.imports {
-            let changed = tx.execute(
-                "UPDATE imports SET sha256 = COALESCE($2, sha256), lines = $3, bytes = $4, \
-                 updated_at = $5, finished_at = CASE WHEN $6 THEN $5 ELSE finished_at END \
-                 WHERE id = $1",
-                &[
-                    &p.id,
-                    &p.sha256.as_ref().map(|h| h.as_slice()),
-                    &count(p.lines),
-                    &count(p.bytes),
-                    &micros(p.at),
-                    &p.finished,
-                ],
-            )?;
-            if changed == 0 {
-                return Err(StoreError::NotFound(format!("no import record {}", p.id)));
-            }
-        }
-        if written.is_some() {
-            // Wakes the nodes following the log (see `follow.rs`), at the commit.
-            tx.batch_execute("NOTIFY headcount_facts")?;
-        }
-        tx.commit()?;
-        Ok(written)
     }
 }

@@ -18,9 +18,11 @@ use crate::args::ImportArgs;
 use crate::output::count;
 use crate::progress;
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_service::ingest::{TrackOptions, read_track_text};
+use headcount_service::ingest::{LineObject, TrackOptions, read_line_objects, read_track_text};
 use headcount_store::digest::{self, Hasher};
-use headcount_store::{EncodedFacts, ImportProgress, ImportRecord, Receipts, Store, StoreError};
+use headcount_store::{
+    EncodedFacts, FactRef, ImportProgress, ImportRecord, Receipts, Store, StoreError,
+};
 use indicatif::ProgressBar;
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
@@ -462,7 +464,8 @@ fn read_blocks(
 /// facts of the valid ones.
 fn parse_block(block: Block, options: &TrackOptions, strict: bool) -> Parsed {
     let mut tally = Tally::default();
-    let mut facts: Vec<(UserKey, Fact)> = Vec::new();
+    // Borrowing the block's text: an event of the common shape allocates nothing.
+    let mut objects: Vec<LineObject<'_>> = Vec::with_capacity(block.bytes.len() / 64);
     let mut rejected = Vec::new();
     let mut stop = false;
     let text = block.bytes.strip_suffix(b"\n").unwrap_or(&block.bytes);
@@ -488,23 +491,26 @@ fn parse_block(block: Block, options: &TrackOptions, strict: bool) -> Parsed {
             continue;
         }
         tally.lines += 1;
+        let before = objects.len();
         let read = match std::str::from_utf8(bytes) {
-            Ok(line) => read_line(line, options),
+            Ok(line) => read_line_objects(line, options, &mut objects),
             // A line that is not UTF-8 is a bad line like any other.
             Err(e) => Err(format!("the line is not valid UTF-8: {e}")),
         };
         match read {
-            Ok(read) => {
-                for (_, fact) in &read {
-                    match fact.kind {
-                        FactKind::Attributes(_) => tally.attributes += 1,
-                        FactKind::Event { .. } => tally.events += 1,
-                        FactKind::Purchase { .. } => tally.purchases += 1,
-                        // Made only by /users/delete, never read from a line.
-                        FactKind::Deletion => {}
+            Ok(()) => {
+                for object in &objects[before..] {
+                    match object {
+                        LineObject::Event { .. } => tally.events += 1,
+                        LineObject::Fact(_, fact) => match fact.kind {
+                            FactKind::Attributes(_) => tally.attributes += 1,
+                            FactKind::Event { .. } => tally.events += 1,
+                            FactKind::Purchase { .. } => tally.purchases += 1,
+                            // Made only by /users/delete, never read from a line.
+                            FactKind::Deletion => {}
+                        },
                     }
                 }
-                facts.extend(read);
             }
             Err(reason) => {
                 tally.rejected += 1;
@@ -521,10 +527,14 @@ fn parse_block(block: Block, options: &TrackOptions, strict: bool) -> Parsed {
             }
         }
     }
+    let refs: Vec<FactRef<'_>> = objects.iter().map(LineObject::as_ref).collect();
+    let facts = EncodedFacts::encode_refs(&refs);
+    drop(refs);
+    drop(objects);
     Parsed {
         seq: block.seq,
         input: block.input,
-        facts: EncodedFacts::encode(&facts),
+        facts,
         tally,
         rejected,
         stop,

@@ -94,9 +94,21 @@ pub(super) fn wait_for_appends(
         return Ok(false);
     };
     let mut notifications = client.notifications();
-    let woken = notifications.timeout_iter(timeout).next();
+    // This store's own appends are skipped (see `append::token`): its writer
+    // applied them already.
+    let deadline = std::time::Instant::now() + timeout;
+    let woken = loop {
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            break Ok(false);
+        };
+        match notifications.timeout_iter(left).next() {
+            Ok(Some(n)) if n.payload() == store.token => {}
+            Ok(found) => break Ok(found.is_some()),
+            Err(e) => break Err(e),
+        }
+    };
     let woken = match woken {
-        Ok(found) => found.is_some(),
+        Ok(woken) => woken,
         Err(e) => {
             drop(notifications);
             if let Some(broken) = held.take() {
