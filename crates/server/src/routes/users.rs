@@ -162,10 +162,7 @@ async fn track(
     let response = track.response();
     let facts = track.facts;
     let counts = crate::metrics::FactCounts::of(&facts);
-    if state
-        .engines
-        .is_clickhouse(state.store.as_ref(), caller.workspace)?
-    {
+    if super::is_clickhouse(&state, caller.workspace).await? {
         // ClickHouse holds the facts: 201 once it acknowledged them. An
         // Idempotency-Key's answer is remembered by the middleware after this.
         clickhouse_write(&state, caller.workspace, facts).await?;
@@ -281,10 +278,7 @@ async fn delete(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<DeleteAnswer>)> {
     let users = users_to_delete(&body)?;
-    if state
-        .engines
-        .is_clickhouse(state.store.as_ref(), caller.workspace)?
-    {
+    if super::is_clickhouse(&state, caller.workspace).await? {
         let time = now();
         let count = users.len() as u64;
         let facts = users
