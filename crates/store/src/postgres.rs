@@ -14,6 +14,7 @@ mod leases;
 mod maintenance;
 mod pool;
 mod purge;
+mod scan;
 mod schema;
 mod size_cache;
 mod transfer;
@@ -22,7 +23,6 @@ mod writer;
 pub use schema::MIGRATIONS;
 pub use transfer::PostgresLoad;
 
-use crate::chunk;
 use crate::sqlite::{stored_filter, to_json_list};
 use crate::{
     ApiKey, EncodedFacts, IdempotencyRecord, ImportRecord, NewWorkspace, Permission, RateWindow,
@@ -515,25 +515,7 @@ impl Store for PostgresStore {
         after: u64,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<u64> {
-        let mut client = self.pool.get()?;
-        // In pages, so that a large log is never held in memory at once; positions
-        // never change, so the pages join up exactly.
-        let mut last = i64::try_from(after).unwrap_or(i64::MAX);
-        loop {
-            let rows = client.query(
-                "SELECT position, data FROM fact_chunks WHERE workspace_id = $1 \
-                 AND position > $2 ORDER BY position LIMIT 256",
-                &[&workspace.0, &last],
-            )?;
-            if rows.is_empty() {
-                return Ok(u64::try_from(last).unwrap_or(after));
-            }
-            for row in &rows {
-                let data: &[u8] = row.get(1);
-                chunk::decode(data, visit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                last = row.get(0);
-            }
-        }
+        scan::facts_after(self, workspace, after, visit)
     }
 
     fn last_fact_position(&self) -> Result<u64> {
