@@ -3,6 +3,7 @@
 //! node is answered with its new sizes by the other within a second, never again with
 //! the sizes of its old filter.
 
+#[allow(dead_code)] // helpers other test files use
 mod common;
 
 use common::{Run, Server, TempDir, command, series};

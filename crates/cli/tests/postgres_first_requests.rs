@@ -3,6 +3,7 @@
 //! runtime (the PostgreSQL client panicked there, and the request's connection closed
 //! without an answer: the CI flake "error sending request" of postgres.rs).
 
+#[allow(dead_code)] // helpers other test files use
 mod common;
 
 use common::{Run, Server, TempDir, command};
