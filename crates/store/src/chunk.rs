@@ -365,8 +365,11 @@ pub fn decode_indexed(
 }
 
 /// Decodes a chunk: `visit` gets the chunk's users and each fact with its user's
-/// position among them (always in range).
-fn decode_with(
+/// position among them (always in range); answers the users.
+///
+/// # Errors
+/// As [`decode_indexed`].
+pub fn decode_with(
     bytes: &[u8],
     visit: &mut dyn FnMut(&[UserKey], usize, Fact),
 ) -> Result<Vec<UserKey>, ChunkError> {

@@ -518,6 +518,15 @@ impl Store for PostgresStore {
         scan::facts_after(self, workspace, after, visit)
     }
 
+    fn scan_chunks_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+    ) -> Result<u64> {
+        scan::chunks_after(self, workspace, after, visit)
+    }
+
     fn last_fact_position(&self) -> Result<u64> {
         let last: i64 = self
             .pool

@@ -26,17 +26,32 @@ pub(super) fn facts_after(
     after: u64,
     visit: &mut dyn FnMut(&UserKey, Fact),
 ) -> Result<u64> {
+    chunks_after(store, workspace, after, &mut |_, users, user, fact| {
+        visit(&users[user], fact)
+    })
+}
+
+/// [`facts_after`] by chunk (see `Store::scan_chunks_after`): `visit(chunk, users,
+/// user, fact)`, `chunk` counting the chunks read.
+pub(super) fn chunks_after(
+    store: &PostgresStore,
+    workspace: WorkspaceId,
+    after: u64,
+    visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+) -> Result<u64> {
     let start = i64::try_from(after).unwrap_or(i64::MAX);
     let (pages, decoded) = mpsc::sync_channel::<Result<Page>>(AHEAD);
     std::thread::scope(|s| {
         s.spawn(move || fetch(store, workspace, start, &pages));
         let mut last = start;
+        let mut n = 0u64;
         // Ends when the fetching thread is done (its sender dropped).
         for page in decoded {
             let (chunks, position) = page?;
             for (users, facts) in chunks {
+                n += 1;
                 for (user, fact) in facts {
-                    visit(&users[user], fact);
+                    visit(n, &users, user, fact);
                 }
             }
             last = position;
