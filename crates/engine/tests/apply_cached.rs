@@ -31,6 +31,9 @@ fn fact(n: i64) -> Fact {
     }
 }
 
+/// A chunk: its users, and its facts with their user's position among them.
+type Chunk = (Vec<UserKey>, Vec<(usize, Fact)>);
+
 fn checkpoint(index: &Index) -> Vec<u8> {
     index
         .write_checkpoint(WorkspaceId(1), Vec::new())
@@ -42,7 +45,7 @@ fn apply_cached_builds_the_same_index_as_apply_across_chunks_and_deletions() {
     // Chunks of (users, facts by user position); a deletion mid-chunk, then the same
     // key again (a new user), and the same key in two chunks.
     let users: Vec<UserKey> = (0..5).map(|u| UserKey::External(format!("u{u}"))).collect();
-    let mut chunks: Vec<(Vec<UserKey>, Vec<(usize, Fact)>)> = Vec::new();
+    let mut chunks: Vec<Chunk> = Vec::new();
     let mut n = 0;
     for c in 0..6 {
         let members: Vec<UserKey> = users.iter().skip(c % 2).cloned().collect();

@@ -34,6 +34,9 @@ pub const ENGINE_MEMORY: &str = "memory";
 /// The engine of a workspace whose facts and counting are in ClickHouse.
 pub const ENGINE_CLICKHOUSE: &str = "clickhouse";
 
+/// What [`Store::scan_chunks_after`] calls for each fact: `(chunk, users, user, fact)`.
+pub type ChunkFactVisitor<'a> = dyn FnMut(u64, &[UserKey], usize, Fact) + 'a;
+
 /// Facts of one workspace, to append.
 pub type FactBatch<'a> = (WorkspaceId, &'a [(UserKey, Fact)]);
 
@@ -158,7 +161,7 @@ pub trait Store: Send + Sync {
         &self,
         workspace: WorkspaceId,
         after: u64,
-        visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+        visit: &mut crate::ChunkFactVisitor<'_>,
     ) -> Result<u64> {
         let mut n = 0u64;
         self.scan_facts_after(workspace, after, &mut |user, fact| {

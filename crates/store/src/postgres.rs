@@ -522,7 +522,7 @@ impl Store for PostgresStore {
         &self,
         workspace: WorkspaceId,
         after: u64,
-        visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+        visit: &mut crate::ChunkFactVisitor<'_>,
     ) -> Result<u64> {
         scan::chunks_after(self, workspace, after, visit)
     }

@@ -695,7 +695,7 @@ impl Store for SqliteStore {
         &self,
         workspace: WorkspaceId,
         after: u64,
-        visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+        visit: &mut crate::ChunkFactVisitor<'_>,
     ) -> Result<u64> {
         let conn = self.conn();
         let mut stmt = conn.prepare(

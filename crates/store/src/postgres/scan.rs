@@ -37,7 +37,7 @@ pub(super) fn chunks_after(
     store: &PostgresStore,
     workspace: WorkspaceId,
     after: u64,
-    visit: &mut dyn FnMut(u64, &[UserKey], usize, Fact),
+    visit: &mut crate::ChunkFactVisitor<'_>,
 ) -> Result<u64> {
     let start = i64::try_from(after).unwrap_or(i64::MAX);
     let (pages, decoded) = mpsc::sync_channel::<Result<Page>>(AHEAD);
