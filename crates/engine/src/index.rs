@@ -57,9 +57,40 @@ impl Index {
             return;
         }
         let time = floor_micros(fact.time);
+        let index = self.users.touch(user, time);
+        self.apply_at(index, time, fact);
+    }
+
+    /// [`Index::apply`] for a replay that meets the same users again and again (the
+    /// facts of one stored chunk): `slot` remembers the user's index once found, so
+    /// that its key is looked up once rather than for every fact. The caller keeps one
+    /// slot per key (all `None` at first) and drops every slot it holds when a
+    /// [`FactKind::Deletion`] is applied (this one sets its own to `None`).
+    pub fn apply_cached(&mut self, user: &UserKey, slot: &mut Option<u32>, fact: &Fact) {
+        if matches!(fact.kind, FactKind::Deletion) {
+            self.delete_user(user);
+            *slot = None;
+            return;
+        }
+        let time = floor_micros(fact.time);
+        let index = match *slot {
+            Some(index) => {
+                self.users.seen_at(index, time);
+                index
+            }
+            None => {
+                let index = self.users.touch(user, time);
+                *slot = Some(index);
+                index
+            }
+        };
+        self.apply_at(index, time, fact);
+    }
+
+    /// Records a fact (not a deletion) of the user at `index`, seen at `time` (µs).
+    fn apply_at(&mut self, index: u32, time: i64, fact: &Fact) {
         self.version += 1;
         self.latest_fact = self.latest_fact.max(time);
-        let index = self.users.touch(user, time);
         match &fact.kind {
             FactKind::Attributes(values) => {
                 for (name, value) in values {

@@ -145,6 +145,14 @@ impl Users {
         index
     }
 
+    /// [`Users::touch`] for a user whose index is known: its first fact is now at
+    /// `time` at the latest.
+    pub fn seen_at(&mut self, index: u32, time: i64) {
+        if let Some(first) = self.first.get_mut(index as usize) {
+            *first = (*first).min(time);
+        }
+    }
+
     /// Counts one more event or purchase of `index`.
     pub fn add_fact(&mut self, index: u32) {
         if let Some(n) = self.facts.get_mut(index as usize) {

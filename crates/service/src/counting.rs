@@ -151,23 +151,15 @@ impl Engines {
         }
     }
 
-    /// Whether `ws`'s engine is ClickHouse, when already learnt: no store call, so
-    /// safe on an async task (a blocking store may not be called there).
-    pub fn known_engine(&self, ws: WorkspaceId) -> Option<bool> {
-        self.known
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ws)
-            .copied()
-    }
-
     /// Whether `ws`'s engine is ClickHouse (learnt from the store on first use; an
     /// engine never changes).
     ///
     /// # Errors
     /// The store failed.
+    ///
+    /// Blocking the first time: on an async task, see [`Engines::known_clickhouse`].
     pub fn is_clickhouse(&self, store: &dyn Store, ws: WorkspaceId) -> Result<bool, StoreError> {
-        if let Some(is) = self.known_engine(ws) {
+        if let Some(is) = self.known_clickhouse(ws) {
             return Ok(is);
         }
         let is = store.workspace_engine(ws)? == ENGINE_CLICKHOUSE;
@@ -176,6 +168,16 @@ impl Engines {
             .unwrap_or_else(|p| p.into_inner())
             .insert(ws, is);
         Ok(is)
+    }
+
+    /// Whether `ws`'s engine is ClickHouse when already learnt (no I/O); `None` when
+    /// [`Engines::is_clickhouse`] would read the store.
+    pub fn known_clickhouse(&self, ws: WorkspaceId) -> Option<bool> {
+        self.known
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ws)
+            .copied()
     }
 
     /// The ClickHouse of workspace `ws`: `None` for a memory workspace.

@@ -440,6 +440,31 @@ fn read_value(r: &mut Reader<'_>) -> Result<Option<Value>, ChunkError> {
 
 /// Decodes a chunk, calling `visit` with each fact in the order they were encoded.
 pub fn decode(bytes: &[u8], visit: &mut dyn FnMut(&UserKey, Fact)) -> Result<(), ChunkError> {
+    decode_with(bytes, &mut |users, i, fact| visit(&users[i], fact)).map(|_| ())
+}
+
+/// [`decode`] that answers the chunk's users and gives each fact with its user's
+/// position among them (each user decoded once, whoever owns the facts next).
+///
+/// # Errors
+/// A [`ChunkError`] for a chunk that does not decode; facts before the fault may have
+/// been visited.
+pub fn decode_indexed(
+    bytes: &[u8],
+    visit: &mut dyn FnMut(usize, Fact),
+) -> Result<Vec<UserKey>, ChunkError> {
+    decode_with(bytes, &mut |_, i, fact| visit(i, fact))
+}
+
+/// Decodes a chunk: `visit` gets the chunk's users and each fact with its user's
+/// position among them (always in range); answers the users.
+///
+/// # Errors
+/// As [`decode_indexed`].
+pub fn decode_with(
+    bytes: &[u8],
+    visit: &mut dyn FnMut(&[UserKey], usize, Fact),
+) -> Result<Vec<UserKey>, ChunkError> {
     let mut r = Reader { bytes, at: 0 };
     let users = read_users(&mut r)?;
     let n_names = r.count()?;
@@ -456,9 +481,10 @@ pub fn decode(bytes: &[u8], visit: &mut dyn FnMut(&UserKey, Fact)) -> Result<(),
     let n_facts = r.count()?;
     let mut time = i64::from_le_bytes(r.eight()?);
     for _ in 0..n_facts {
-        let user = users
-            .get(r.varint()? as usize)
-            .ok_or(ChunkError("unknown user"))?;
+        let user = r.varint()? as usize;
+        if user >= users.len() {
+            return Err(ChunkError("unknown user"));
+        }
         time = time
             .checked_add(unzigzag(r.varint()?))
             .ok_or(ChunkError("time overflow"))?;
@@ -502,12 +528,12 @@ pub fn decode(bytes: &[u8], visit: &mut dyn FnMut(&UserKey, Fact)) -> Result<(),
             3 => FactKind::Deletion,
             _ => return Err(ChunkError("unknown fact kind")),
         };
-        visit(user, Fact { time: at, kind });
+        visit(&users, user, Fact { time: at, kind });
     }
     if r.at != bytes.len() {
         return Err(ChunkError("trailing bytes"));
     }
-    Ok(())
+    Ok(users)
 }
 
 /// The users a chunk's deletion entries delete.

@@ -34,6 +34,9 @@ pub const ENGINE_MEMORY: &str = "memory";
 /// The engine of a workspace whose facts and counting are in ClickHouse.
 pub const ENGINE_CLICKHOUSE: &str = "clickhouse";
 
+/// What [`Store::scan_chunks_after`] calls for each fact: `(chunk, users, user, fact)`.
+pub type ChunkFactVisitor<'a> = dyn FnMut(u64, &[UserKey], usize, Fact) + 'a;
+
 /// Facts of one workspace, to append.
 pub type FactBatch<'a> = (WorkspaceId, &'a [(UserKey, Fact)]);
 
@@ -149,6 +152,23 @@ pub trait Store: Send + Sync {
         after: u64,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<u64>;
+    /// [`Store::scan_facts_after`] by chunk: `visit(chunk, users, user, fact)` gets
+    /// each fact with its chunk's users (`users[user]` is its user) and a number that
+    /// is the same for the facts of one chunk and changes from one chunk to the next.
+    /// Lets a replay look each user up once per chunk. By default, every fact is a
+    /// chunk of its own.
+    fn scan_chunks_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut crate::ChunkFactVisitor<'_>,
+    ) -> Result<u64> {
+        let mut n = 0u64;
+        self.scan_facts_after(workspace, after, &mut |user, fact| {
+            n += 1;
+            visit(n, std::slice::from_ref(user), 0, fact);
+        })
+    }
     /// The position of the last chunk appended to the fact log (any workspace), 0
     /// while it is empty.
     fn last_fact_position(&self) -> Result<u64>;

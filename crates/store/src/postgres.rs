@@ -15,14 +15,15 @@ mod leases;
 mod maintenance;
 mod pool;
 mod purge;
+mod scan;
 mod schema;
+mod size_cache;
 mod transfer;
 mod writer;
 
 pub use schema::MIGRATIONS;
 pub use transfer::PostgresLoad;
 
-use crate::chunk;
 use crate::sqlite::{stored_filter, to_json_list};
 use crate::{
     ApiKey, EncodedFacts, IdempotencyRecord, ImportRecord, NewWorkspace, Permission, RateWindow,
@@ -32,7 +33,9 @@ use headcount_model::{Day, Fact, SegmentId, Timestamp, UserKey, WorkspaceId};
 use pool::Pool;
 use postgres::GenericClient;
 use postgres::error::SqlState;
-use std::sync::Mutex;
+use size_cache::SizeCache;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
 /// The PostgreSQL store.
 pub struct PostgresStore {
@@ -47,6 +50,8 @@ pub struct PostgresStore {
     /// The payload of this store's notifications, which its own listener ignores
     /// (see `postgres/append.rs`).
     token: String,
+    /// Stored sizes of the segments read so far, kept exact across nodes.
+    sizes: Arc<SizeCache>,
 }
 
 impl Drop for PostgresStore {
@@ -89,6 +94,7 @@ impl PostgresStore {
             writer: Mutex::new(None),
             listener: Mutex::new(None),
             token: append::token(),
+            sizes: Arc::default(),
         };
         schema::migrate(&mut *store.pool.get()?)?;
         Ok(store)
@@ -112,6 +118,53 @@ impl PostgresStore {
             .query_one("SELECT version FROM headcount_schema WHERE id = 1", &[])?
             .get(0);
         Ok((found, MIGRATIONS.len() as i64))
+    }
+
+    /// How many segments' sizes the in-memory cache holds (tests pin that archived
+    /// segments leave it).
+    pub fn cached_size_segments(&self) -> usize {
+        self.sizes.len()
+    }
+
+    /// Whether the cache of stored sizes is in use: its listener for the changes made
+    /// by every node is up. It starts with the first read of sizes.
+    pub fn size_cache_listening(&self) -> bool {
+        self.sizes.is_listening()
+    }
+
+    /// A segment's stored sizes read through the cache: `f` of the cached ones, or of
+    /// the ones read from the database (kept when nothing changed meanwhile).
+    fn with_sizes<T>(
+        &self,
+        segment: SegmentId,
+        f: impl Fn(&BTreeMap<Day, StoredSize>) -> T,
+    ) -> Result<T> {
+        self.sizes.listen(self.pool.config());
+        if let Some(found) = self.sizes.with(segment, &f) {
+            return Ok(found);
+        }
+        let ticket = self.sizes.ticket();
+        let all = self
+            .pool
+            .get()?
+            .query(
+                "SELECT day, size, computed_at FROM segment_sizes WHERE segment_id = $1",
+                &[&segment.to_string()],
+            )?
+            .iter()
+            .map(|r| {
+                let day: Day = r.get::<_, &str>(0).parse().map_err(|e| corrupt("day", e))?;
+                let size = StoredSize {
+                    day,
+                    size: r.get::<_, i64>(1).max(0) as u64,
+                    computed_at: instant(r.get(2))?,
+                };
+                Ok((day, size))
+            })
+            .collect::<Result<BTreeMap<Day, StoredSize>>>()?;
+        let answer = f(&all);
+        self.sizes.fill(segment, ticket, all);
+        Ok(answer)
     }
 
     /// Whether the database holds nothing of headcount's yet: no workspace, key,
@@ -392,13 +445,17 @@ impl Store for PostgresStore {
     ) -> Result<()> {
         let days: Vec<String> = sizes.iter().map(|(d, _)| d.to_string()).collect();
         let counts: Vec<i64> = sizes.iter().map(|(_, n)| count(*n)).collect();
-        self.pool.get()?.execute(
+        let stored = self.pool.get()?.execute(
             "INSERT INTO segment_sizes (segment_id, day, size, computed_at) \
              SELECT $1, day, size, $4 FROM unnest($2::text[], $3::bigint[]) AS s(day, size) \
              ON CONFLICT (segment_id, day) DO UPDATE SET size = EXCLUDED.size, \
              computed_at = EXCLUDED.computed_at",
             &[&segment.to_string(), &days, &counts, &micros(computed_at)],
-        )?;
+        );
+        // At once on this node (its own notification may come later); on failure too,
+        // since the commit's outcome may be unknown.
+        self.sizes.forget(segment);
+        stored?;
         Ok(())
     }
 
@@ -406,43 +463,43 @@ impl Store for PostgresStore {
         if from > to {
             return Ok(Vec::new());
         }
-        self.pool
-            .get()?
-            .query(
-                "SELECT day, size, computed_at FROM segment_sizes WHERE segment_id = $1 \
-                 AND day >= $2 AND day <= $3 ORDER BY day",
-                &[&segment.to_string(), &from.to_string(), &to.to_string()],
-            )?
-            .iter()
-            .map(|r| {
-                let day: &str = r.get(0);
-                Ok(StoredSize {
-                    day: day.parse().map_err(|e| corrupt("day", e))?,
-                    size: r.get::<_, i64>(1).max(0) as u64,
-                    computed_at: instant(r.get(2))?,
-                })
+        self.with_sizes(segment, |all| {
+            all.range(from..=to).map(|(_, s)| *s).collect()
+        })
+    }
+
+    fn sizes_in_memory(
+        &self,
+        segment: SegmentId,
+        from: Day,
+        to: Day,
+        visit: &mut dyn FnMut(&StoredSize),
+    ) -> bool {
+        self.sizes
+            .with(segment, |all| {
+                if from <= to {
+                    all.range(from..=to).for_each(|(_, s)| visit(s));
+                }
             })
-            .collect()
+            .is_some()
+    }
+
+    fn forget_cached_sizes(&self, segment: SegmentId) {
+        self.sizes.forget(segment);
     }
 
     fn clear_sizes(&self, segment: SegmentId) -> Result<()> {
-        self.pool.get()?.execute(
+        let cleared = self.pool.get()?.execute(
             "DELETE FROM segment_sizes WHERE segment_id = $1",
             &[&segment.to_string()],
-        )?;
+        );
+        self.sizes.forget(segment);
+        cleared?;
         Ok(())
     }
 
     fn last_computed_at(&self, segment: SegmentId) -> Result<Option<Timestamp>> {
-        let newest: Option<i64> = self
-            .pool
-            .get()?
-            .query_one(
-                "SELECT max(computed_at) FROM segment_sizes WHERE segment_id = $1",
-                &[&segment.to_string()],
-            )?
-            .get(0);
-        newest.map(instant).transpose()
+        self.with_sizes(segment, |all| all.values().map(|s| s.computed_at).max())
     }
 
     fn append_encoded(&self, chunks: &[(WorkspaceId, EncodedFacts)]) -> Result<()> {
@@ -463,25 +520,16 @@ impl Store for PostgresStore {
         after: u64,
         visit: &mut dyn FnMut(&UserKey, Fact),
     ) -> Result<u64> {
-        let mut client = self.pool.get()?;
-        // In pages, so that a large log is never held in memory at once; positions
-        // never change, so the pages join up exactly.
-        let mut last = i64::try_from(after).unwrap_or(i64::MAX);
-        loop {
-            let rows = client.query(
-                "SELECT position, data FROM fact_chunks WHERE workspace_id = $1 \
-                 AND position > $2 ORDER BY position LIMIT 256",
-                &[&workspace.0, &last],
-            )?;
-            if rows.is_empty() {
-                return Ok(u64::try_from(last).unwrap_or(after));
-            }
-            for row in &rows {
-                let data: &[u8] = row.get(1);
-                chunk::decode(data, visit).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                last = row.get(0);
-            }
-        }
+        scan::facts_after(self, workspace, after, visit)
+    }
+
+    fn scan_chunks_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut crate::ChunkFactVisitor<'_>,
+    ) -> Result<u64> {
+        scan::chunks_after(self, workspace, after, visit)
     }
 
     fn last_fact_position(&self) -> Result<u64> {

@@ -691,6 +691,29 @@ impl Store for SqliteStore {
         Ok(last)
     }
 
+    fn scan_chunks_after(
+        &self,
+        workspace: WorkspaceId,
+        after: u64,
+        visit: &mut crate::ChunkFactVisitor<'_>,
+    ) -> Result<u64> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, data FROM fact_chunks WHERE workspace_id = ?1 AND id > ?2 ORDER BY id",
+        )?;
+        let after_id = i64::try_from(after).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![workspace.0, after_id])?;
+        let mut last = after;
+        while let Some(row) = rows.next()? {
+            let data = row.get_ref(1)?.as_blob().map_err(rusqlite::Error::from)?;
+            let id = u64::try_from(row.get::<_, i64>(0)?).unwrap_or(last);
+            chunk::decode_with(data, &mut |users, user, fact| visit(id, users, user, fact))
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            last = id;
+        }
+        Ok(last)
+    }
+
     fn last_fact_position(&self) -> Result<u64> {
         let last: i64 =
             self.conn()

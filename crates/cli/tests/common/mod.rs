@@ -348,7 +348,7 @@ impl Server {
                 .bearer_auth(key)
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{path}: {e}"));
+                .unwrap_or_else(|e| panic!("{path}: {}", error_chain(&e)));
             let status = response.status().as_u16();
             let body = response.json::<Value>().await.expect("a JSON body");
             Resp { status, body }
@@ -366,7 +366,7 @@ impl Server {
                 .bearer_auth(key)
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{path}: {e}"));
+                .unwrap_or_else(|e| panic!("{path}: {}", error_chain(&e)));
             let value = response
                 .headers()
                 .get(name)
@@ -400,7 +400,47 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
+        if std::thread::panicking() {
+            self.keep_log();
+        }
     }
+}
+
+impl Server {
+    /// Keeps the server's log of a failed test: printed with the test's output, and
+    /// copied out of its temporary directory (removed next) into
+    /// `target/tmp/failed-serve-logs/`.
+    fn keep_log(&self) {
+        let text = self.log_text();
+        let kept = Path::new(env!("CARGO_TARGET_TMPDIR")).join("failed-serve-logs");
+        let name = self
+            .log
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "serve.log".into());
+        let copy = kept.join(format!("{}-{name}", std::process::id()));
+        let saved = std::fs::create_dir_all(&kept).and_then(|()| std::fs::write(&copy, &text));
+        let whereto = match saved {
+            Ok(()) => copy.display().to_string(),
+            Err(e) => format!("not kept: {e}"),
+        };
+        eprintln!(
+            "--- log of headcount serve at {} ({whereto}) ---\n{text}--- end of log ---",
+            self.base
+        );
+    }
+}
+
+/// An error and its causes, outermost first ("error sending request" alone does not
+/// say whether the connection was refused, reset or closed without an answer).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(&format!(": {c}"));
+        cause = c.source();
+    }
+    text
 }
 
 /// The points of `/segments/data_series` for segment `id`: (day, size), oldest first.

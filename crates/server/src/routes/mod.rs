@@ -6,11 +6,32 @@ pub mod preview;
 pub mod segments;
 pub mod users;
 
+use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 use axum::Router;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{self, MethodRouter};
+
+/// Whether `ws`'s engine is ClickHouse, from an async handler: learnt on a blocking
+/// thread the first time, since the store blocks (the PostgreSQL store even panics
+/// on an async task: a request's connection closed without an answer).
+pub(crate) async fn is_clickhouse(
+    state: &AppState,
+    ws: headcount_model::WorkspaceId,
+) -> ApiResult<bool> {
+    if let Some(is) = state.engines.known_clickhouse(ws) {
+        return Ok(is);
+    }
+    let shared = state.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || {
+            shared.engines.is_clickhouse(shared.store.as_ref(), ws)
+        })
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))??,
+    )
+}
 
 /// One endpoint: a method and a path, and the handler mounted there.
 pub struct Endpoint {

@@ -53,7 +53,7 @@ pub async fn compute(
         .map_err(|e| ApiError::bad(format!("filter: {e}")))?;
     let index = state.index(caller.workspace);
     let tz = caller.tz.clone();
-    if crate::routes::users::is_clickhouse(state, caller.workspace).await? {
+    if super::is_clickhouse(state, caller.workspace).await? {
         let filters = {
             let catalog = read(&state.catalog);
             let store = state.store.as_ref();

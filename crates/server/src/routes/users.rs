@@ -162,7 +162,7 @@ async fn track(
     let response = track.response();
     let facts = track.facts;
     let counts = crate::metrics::FactCounts::of(&facts);
-    if is_clickhouse(&state, caller.workspace).await? {
+    if super::is_clickhouse(&state, caller.workspace).await? {
         // ClickHouse holds the facts: 201 once it acknowledged them. An
         // Idempotency-Key's answer is remembered by the middleware after this.
         clickhouse_write(&state, caller.workspace, facts).await?;
@@ -278,7 +278,7 @@ async fn delete(
     JsonObject(body): JsonObject,
 ) -> ApiResult<(StatusCode, Json<DeleteAnswer>)> {
     let users = users_to_delete(&body)?;
-    if is_clickhouse(&state, caller.workspace).await? {
+    if super::is_clickhouse(&state, caller.workspace).await? {
         let time = now();
         let count = users.len() as u64;
         let facts = users
@@ -309,22 +309,6 @@ async fn delete(
             deleted: deleted as u64,
         }),
     ))
-}
-
-/// Whether workspace `ws`'s engine is ClickHouse: learnt from the store off the
-/// runtime on first use (a blocking store panics when called on an async task).
-pub(crate) async fn is_clickhouse(
-    state: &AppState,
-    ws: headcount_model::WorkspaceId,
-) -> ApiResult<bool> {
-    if let Some(is) = state.engines.known_engine(ws) {
-        return Ok(is);
-    }
-    let shared = state.clone();
-    tokio::task::spawn_blocking(move || shared.engines.is_clickhouse(shared.store.as_ref(), ws))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?
-        .map_err(ApiError::from)
 }
 
 /// Writes facts of a ClickHouse workspace to ClickHouse (off the runtime); returns

@@ -152,6 +152,22 @@ pub const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (workspace_id, bucket, window_start)
     );
     "#,
+    // 5: every change of stored sizes notifies `headcount_sizes` with its segment id
+    // at its commit, so that each node's cache of sizes drops it (size_cache.rs).
+    // Notifications of one transaction with the same payload arrive once.
+    r#"
+    CREATE FUNCTION headcount_sizes_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            PERFORM pg_notify('headcount_sizes', OLD.segment_id);
+        ELSE
+            PERFORM pg_notify('headcount_sizes', NEW.segment_id);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER segment_sizes_changed AFTER INSERT OR UPDATE OR DELETE ON segment_sizes
+        FOR EACH ROW EXECUTE FUNCTION headcount_sizes_changed();
+    "#,
 ];
 
 /// Brings the schema up to date, once even when several processes call it together.
