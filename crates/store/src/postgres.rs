@@ -630,9 +630,9 @@ impl Store for PostgresStore {
         workspace: WorkspaceId,
         bucket: &str,
         window_start: u64,
-        hit: bool,
+        hits: u64,
     ) -> Result<u64> {
-        follow::count_rate_window(self, workspace, bucket, window_start, hit)
+        follow::count_rate_window(self, workspace, bucket, window_start, hits)
     }
 
     fn idempotency_record(

@@ -105,11 +105,7 @@ fn rate_windows_in_the_database_count_every_hit_once_across_stores() {
             let store = PostgresStore::open(&url).expect("open");
             std::thread::spawn(move || {
                 (0..25)
-                    .map(|_| {
-                        store
-                            .count_rate_window(ws, "track", 3000, true)
-                            .expect("hit")
-                    })
+                    .map(|_| store.count_rate_window(ws, "track", 3000, 1).expect("hit"))
                     .collect::<Vec<u64>>()
             })
         })
@@ -125,30 +121,75 @@ fn rate_windows_in_the_database_count_every_hit_once_across_stores() {
         "each hit its own count"
     );
     assert_eq!(
-        setup
-            .count_rate_window(ws, "track", 3000, false)
-            .expect("read"),
+        setup.count_rate_window(ws, "track", 3000, 0).expect("read"),
         100
     );
     assert_eq!(
         setup
-            .count_rate_window(ws, "export", 3000, false)
+            .count_rate_window(ws, "export", 3000, 0)
             .expect("read"),
         0
     );
     // A new window starts at 1 and forgets the old one.
     assert_eq!(
-        setup
-            .count_rate_window(ws, "track", 3003, true)
-            .expect("hit"),
+        setup.count_rate_window(ws, "track", 3003, 1).expect("hit"),
         1
     );
     assert_eq!(
-        setup
-            .count_rate_window(ws, "track", 3000, false)
-            .expect("read"),
+        setup.count_rate_window(ws, "track", 3000, 0).expect("read"),
         0
     );
+}
+
+#[test]
+fn a_batch_of_hits_takes_a_range_of_counts_and_stays_exact_beside_single_hits() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let setup = PostgresStore::open(&url).expect("open");
+    let ws = workspace(&setup, "acme");
+    // A first batch opens the window (and clears the older one), later ones add up.
+    assert_eq!(
+        setup.count_rate_window(ws, "export", 10, 3).expect("hit"),
+        3
+    );
+    assert_eq!(
+        setup.count_rate_window(ws, "export", 20, 5).expect("hit"),
+        5
+    );
+    assert_eq!(
+        setup.count_rate_window(ws, "export", 10, 0).expect("read"),
+        0
+    );
+    let batches: Vec<_> = (0..4)
+        .map(|n| {
+            let store = PostgresStore::open(&url).expect("open");
+            std::thread::spawn(move || {
+                (0..10)
+                    .map(|_| {
+                        store
+                            .count_rate_window(ws, "export", 20, n + 1)
+                            .expect("hit")
+                    })
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let ends: Vec<Vec<u64>> = batches
+        .into_iter()
+        .map(|b| b.join().expect("batch"))
+        .collect();
+    // 5 + 10 × (1 + 2 + 3 + 4) counted, every batch's range distinct.
+    assert_eq!(
+        setup.count_rate_window(ws, "export", 20, 0).expect("read"),
+        105
+    );
+    let mut taken: Vec<u64> = ends
+        .iter()
+        .enumerate()
+        .flat_map(|(n, e)| e.iter().flat_map(move |end| (end - n as u64)..=*end))
+        .collect();
+    taken.sort_unstable();
+    assert_eq!(taken, (6..=105).collect::<Vec<u64>>());
 }
 
 #[test]
