@@ -53,6 +53,7 @@ mod counts;
 mod eval;
 mod grid;
 mod history;
+mod ids;
 mod index;
 mod instants;
 mod intern;
