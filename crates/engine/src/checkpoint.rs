@@ -14,7 +14,8 @@
 //! position u64      Index::position: the fact-log position it includes
 //! version  u64, latest fact time i64, live events u64
 //! datetimes         [i64]
-//! users             arena [u8], ends [u64], first-fact times [i64], buckets [u16],
+//! users             arena [u8], ends (low halves [u32], the indices where the
+//!                   high half steps up [u32]), first-fact times [i64], buckets [u16],
 //!                   fact counts [u32]
 //! events            count; per name: name, column of ()
 //! products          count; per product: name

@@ -513,8 +513,8 @@ impl<V: Copy + Le> Column<V> {
             let mut runs = Vec::with_capacity(runs_n);
             for _ in 0..runs_n {
                 let times = SortedTimes::decode(input)?;
-                let users: Vec<u32> = input.items()?;
-                let values: Vec<V> = input.items()?;
+                let users: Vec<u32> = input.items_beside(times.len())?;
+                let values: Vec<V> = input.items_beside(times.len())?;
                 check(&users, &values, times.len())?;
                 runs.push(Run {
                     times,
@@ -523,8 +523,8 @@ impl<V: Copy + Le> Column<V> {
                 });
             }
             let times: Vec<i64> = input.items()?;
-            let tail_users: Vec<u32> = input.items()?;
-            let values: Vec<V> = input.items()?;
+            let tail_users: Vec<u32> = input.items_beside(times.len())?;
+            let values: Vec<V> = input.items_beside(times.len())?;
             check(&tail_users, &values, times.len())?;
             let tail = times
                 .into_iter()
