@@ -546,7 +546,7 @@ mod tests {
         let b = interner.intern(&Value::Number(1.0));
         let c = interner.intern(&Value::String("x".into()));
         assert_eq!((a, b, c), (0, 1, 2));
-        assert_eq!(interner.heap_bytes() < 64, true);
+        assert!(interner.heap_bytes() < 64, "{}", interner.heap_bytes());
         let mut ids = Vec::new();
         interner.for_each_id_of(&Value::Number(1.0), |id| ids.push(id));
         assert_eq!(ids, vec![0, 1]);
