@@ -1,13 +1,13 @@
 //! Attribute history and the attribute operators of segments.md.
 //!
-//! Per attribute name, a [`Column`] of `(time, user, value id)` with the values
-//! interned; an unset (a null value) is stored as the id [`UNSET`]. An operator is
+//! Per attribute name, a column of `(time, user, value id)` ([`Ids`]: ids one byte
+//! wide while there are few values) with the values interned; an unset (a null value) is stored as the id [`UNSET`]. An operator is
 //! decided once per distinct value (or, for `eq`/`in`, by looking the operands up);
 //! then one pass over the writes before `T`, in an order where each user's latest
 //! write comes last, sets or clears each user's bit from the value written.
 
 use crate::bitset::Bitset;
-use crate::column::Column;
+use crate::ids::Ids;
 use crate::intern::{Interner, ValueRef};
 use crate::time::Moment;
 use headcount_model::Value;
@@ -16,10 +16,14 @@ use headcount_model::filter::{AttrOp, Cmp, Ordered};
 /// The value id of "no value": never set, or unset with null.
 pub const UNSET: u32 = u32::MAX;
 
+/// Distinct values an attribute has at least before its values may stop being
+/// deduplicated (see [`Interner::stop_deduplicating`]).
+const DISTINCT_MIN: usize = 1 << 12;
+
 /// The history of one attribute.
 #[derive(Debug, Clone, Default)]
 pub struct AttrColumn {
-    column: Column<u32>,
+    column: Ids,
     values: Interner,
 }
 
@@ -31,6 +35,15 @@ impl AttrColumn {
             None => UNSET,
         };
         self.column.push(time, user, id);
+        let distinct = self.values.len();
+        // Mostly distinct values (an email, a signup date): their table would cost
+        // more than the few repeats it saves; checked as the values double.
+        if distinct >= DISTINCT_MIN
+            && distinct.is_power_of_two()
+            && distinct * 4 >= self.column.len() * 3
+        {
+            self.values.stop_deduplicating();
+        }
     }
 
     /// The users for which `op` holds as of the moment: those whose latest write
@@ -65,7 +78,7 @@ impl AttrColumn {
     }
 
     /// The writes: `(time, user, value id)`, [`UNSET`] for an unset.
-    pub fn column(&self) -> &Column<u32> {
+    pub fn column(&self) -> &Ids {
         &self.column
     }
 
@@ -126,7 +139,7 @@ impl AttrColumn {
     }
 
     /// The attribute's history from its parts (for checkpoints).
-    pub fn from_parts(column: Column<u32>, values: Interner) -> AttrColumn {
+    pub fn from_parts(column: Ids, values: Interner) -> AttrColumn {
         AttrColumn { column, values }
     }
 
@@ -186,10 +199,12 @@ fn matching_values(values: &Interner, op: &AttrOp, moment: &Moment) -> Vec<bool>
     let n = values.len();
     let by_lookup = |operands: &[Value], negate: bool| {
         let mut matching = vec![negate; n];
-        for id in operands.iter().filter_map(|v| values.find(v)) {
-            if let Some(slot) = matching.get_mut(id as usize) {
-                *slot = !negate;
-            }
+        for operand in operands {
+            values.for_each_id_of(operand, |id| {
+                if let Some(slot) = matching.get_mut(id as usize) {
+                    *slot = !negate;
+                }
+            });
         }
         matching
     };

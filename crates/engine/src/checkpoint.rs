@@ -14,13 +14,16 @@
 //! position u64      Index::position: the fact-log position it includes
 //! version  u64, latest fact time i64, live events u64
 //! datetimes         [i64]
-//! users             arena [u8], ends [u64], first-fact times [i64], buckets [u16],
+//! users             arena [u8], ends (low halves [u32], the indices where the
+//!                   high half steps up [u32]), first-fact times [i64], buckets [u16],
 //!                   fact counts [u32]
 //! events            count; per name: name, column of ()
 //! products          count; per product: name
 //! purchases         column of u32 (product position)
-//! attributes        count; per name: name, values (count; each: tag u8 + value),
-//!                   column of u32 (value id, u32::MAX for an unset)
+//! attributes        count; per name: name, values (appending u8: 1 if values
+//!                   are no longer deduplicated; count; each: tag u8 + value),
+//!                   id width u8 (1 or 4), column of u8 or u32 (value id; u8::MAX or
+//!                   u32::MAX for an unset)
 //! crc32    u32      CRC-32 (IEEE) of every byte before it
 //! ```
 //! Numbers are little-endian; `[T]` is a `u64` length then the items; a name is a
@@ -35,6 +38,7 @@
 use crate::attributes::{AttrColumn, UNSET};
 use crate::codec::{Decoder, Encoder};
 use crate::column::Column;
+use crate::ids::Ids;
 use crate::index::Index;
 use crate::instants::Instants;
 use crate::intern::Interner;
@@ -48,7 +52,7 @@ pub const MAGIC: &[u8; 8] = b"HCINDEX\0";
 
 /// The format this build writes and reads; any other is refused (and the index
 /// rebuilt from the facts by the caller).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Why a checkpoint cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -203,7 +207,7 @@ fn read_index<R: Read>(d: &mut Decoder<R>, position: u64) -> Result<Index, Check
         let values = Interner::decode(d)?;
         let count = values.len();
         let valid = |id: u32| id == UNSET || (id as usize) < count;
-        let column = Column::<u32>::decode(d, n_users, &valid)?;
+        let column = Ids::decode(d, n_users, &valid)?;
         columns.push(AttrColumn::from_parts(column, values));
     }
     let attributes = Named::from_parts(names, columns).ok_or(corrupt("attribute names repeat"))?;

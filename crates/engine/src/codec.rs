@@ -201,9 +201,30 @@ impl<R: Read> Decoder<R> {
         self.len(1)
     }
 
+    /// A vector that must have `len` items, as the one it runs beside: any other
+    /// count is refused before anything is built (zero-sized items, which take no
+    /// bytes, could otherwise claim any count).
+    pub fn items_beside<T: Le>(&mut self, len: usize) -> Result<Vec<T>, CheckpointError> {
+        let n: u64 = self.item()?;
+        if n != len as u64 {
+            return Err(CheckpointError::Corrupt(
+                "column vectors of different lengths",
+            ));
+        }
+        match n.checked_mul(T::SIZE as u64) {
+            Some(bytes) if bytes <= self.remaining => self.read_items(len),
+            _ => Err(CheckpointError::Truncated),
+        }
+    }
+
     /// A vector, allocated once at its exact size.
     pub fn items<T: Le>(&mut self) -> Result<Vec<T>, CheckpointError> {
         let n = self.len(T::SIZE)?;
+        self.read_items(n)
+    }
+
+    /// `n` items (their count read and checked against the bytes left).
+    fn read_items<T: Le>(&mut self, n: usize) -> Result<Vec<T>, CheckpointError> {
         if T::SIZE == 0 {
             // Zero-sized items allocate nothing; their count is checked by the caller
             // against the vectors they run beside.

@@ -255,6 +255,32 @@ impl<V: Copy> Column<V> {
         }
     }
 
+    /// The same entries with each payload mapped by `f` (the order kept exactly).
+    pub fn map<B: Copy>(self, f: impl Fn(V) -> B) -> Column<B> {
+        let slices = self
+            .slices
+            .into_iter()
+            .map(|slice| Slice {
+                runs: slice
+                    .runs
+                    .into_iter()
+                    .map(|run| Run {
+                        times: run.times,
+                        users: run.users,
+                        values: run.values.into_iter().map(&f).collect(),
+                    })
+                    .collect(),
+                in_runs: slice.in_runs,
+                tail: slice
+                    .tail
+                    .into_iter()
+                    .map(|(time, user, value)| (time, user, f(value)))
+                    .collect(),
+            })
+            .collect();
+        Column { slices }
+    }
+
     /// Drops the entries of users for which `keep` fails and rewrites each slice as
     /// one sorted run.
     pub fn compact(&mut self, keep: &dyn Fn(u32) -> bool) {
@@ -487,8 +513,8 @@ impl<V: Copy + Le> Column<V> {
             let mut runs = Vec::with_capacity(runs_n);
             for _ in 0..runs_n {
                 let times = SortedTimes::decode(input)?;
-                let users: Vec<u32> = input.items()?;
-                let values: Vec<V> = input.items()?;
+                let users: Vec<u32> = input.items_beside(times.len())?;
+                let values: Vec<V> = input.items_beside(times.len())?;
                 check(&users, &values, times.len())?;
                 runs.push(Run {
                     times,
@@ -497,8 +523,8 @@ impl<V: Copy + Le> Column<V> {
                 });
             }
             let times: Vec<i64> = input.items()?;
-            let tail_users: Vec<u32> = input.items()?;
-            let values: Vec<V> = input.items()?;
+            let tail_users: Vec<u32> = input.items_beside(times.len())?;
+            let values: Vec<V> = input.items_beside(times.len())?;
             check(&tail_users, &values, times.len())?;
             let tail = times
                 .into_iter()

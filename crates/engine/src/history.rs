@@ -13,6 +13,7 @@ use crate::attributes::{Holding, UNSET, holds_when_missing};
 use crate::bitset::Bitset;
 use crate::column::{Column, SLICE_USERS, SliceCursor};
 use crate::grid::each_on_threads;
+use crate::ids::{IdCursor, Ids};
 use crate::index::Index;
 use crate::plan::{Leaf, Plan};
 use crate::time::{Moment, ceil_micros};
@@ -54,7 +55,7 @@ struct Pass<'a> {
     at: Vec<i64>,
     leaves: Vec<&'a Leaf>,
     tests: Vec<Test>,
-    attributes: Vec<&'a Column<u32>>,
+    attributes: Vec<&'a Ids>,
     counters: Vec<Counter<'a>>,
 }
 
@@ -394,7 +395,7 @@ impl<'a> SliceState<'a> {
 
 /// One attribute column in one slice: each user's latest value so far.
 struct AttributeState<'a> {
-    cursor: SliceCursor<'a, u32>,
+    cursor: IdCursor<'a>,
     /// Per user of the slice, the value id of the latest write so far.
     values: Vec<u32>,
     /// Per user of the slice, the time of that write (when the cursor needs it).

@@ -3,7 +3,11 @@
 //!
 //! Two values share an id exactly when they are `eq` in the sense of segments.md
 //! ([`Value::same_as`]): numbers numerically (`-0` and `0` are one value), datetimes as
-//! instants.
+//! instants. Except once [`Interner::stop_deduplicating`] was called (an attribute
+//! whose values are mostly distinct, such as an email): then every write appends its
+//! value under a new id, without the hash table (5–11 bytes a value) and without
+//! hashing, and an equal value may have several ids; [`Interner::for_each_id_of`]
+//! finds them all by a scan.
 //!
 //! Values are stored by kind, not as [`Value`]s (32 bytes each, plus a heap block per
 //! string): per id a kind byte and an 8-byte word, which holds a number's bits, a
@@ -119,9 +123,11 @@ pub struct Interner {
     long: Vec<String>,
     wide: Vec<Timestamp>,
     arrays: Vec<Vec<String>>,
-    /// The ids, by hash of their value.
+    /// The ids, by hash of their value (empty once `appending`).
     table: HashTable<u32>,
     keys: RandomState,
+    /// Whether values are appended without looking for an equal one.
+    appending: bool,
 }
 
 impl Interner {
@@ -133,7 +139,11 @@ impl Interner {
     /// [`Interner::intern`] of a borrowed value: one probe of the table, which finds
     /// the value or the slot where it goes.
     fn intern_ref(&mut self, value: ValueRef<'_>) -> u32 {
+        if self.appending {
+            return self.append(value);
+        }
         let hash = self.hash(value);
+        let id = self.next_id();
         let Interner {
             kinds,
             words,
@@ -143,6 +153,7 @@ impl Interner {
             arrays,
             table,
             keys,
+            ..
         } = self;
         let stored = Stored {
             kinds,
@@ -152,18 +163,39 @@ impl Interner {
             wide,
             arrays,
         };
-        let slot = match table.entry(
+        match table.entry(
             hash,
             |&id| stored.get(id).same_as(value),
             |&id| hash_with(keys, stored.get(id)),
         ) {
             hashbrown::hash_table::Entry::Occupied(entry) => return *entry.get(),
-            hashbrown::hash_table::Entry::Vacant(slot) => slot,
+            // The slot takes the id of the value appended next (inserting into a
+            // vacant slot hashes nothing).
+            hashbrown::hash_table::Entry::Vacant(slot) => slot.insert(id),
         };
-        let id = u32::try_from(kinds.len())
+        self.append(value)
+    }
+
+    /// The id the next value appended gets.
+    fn next_id(&self) -> u32 {
+        u32::try_from(self.kinds.len())
             .ok()
             .filter(|&id| id != u32::MAX)
-            .expect("fewer than 2^32 - 1 distinct values per attribute");
+            .expect("fewer than 2^32 - 1 values per attribute")
+    }
+
+    /// Stores `value` under a new id (the table untouched).
+    fn append(&mut self, value: ValueRef<'_>) -> u32 {
+        let id = self.next_id();
+        let Interner {
+            kinds,
+            words,
+            text,
+            long,
+            wide,
+            arrays,
+            ..
+        } = self;
         let (kind, word) = match value {
             ValueRef::String(s) if s.len() < MAX_INLINE_LEN && text.len() < MAX_INLINE_START => {
                 let word = ((text.len() as u64) << LEN_BITS) | s.len() as u64;
@@ -190,17 +222,54 @@ impl Interner {
         };
         kinds.push(kind);
         words.push(word);
-        slot.insert(id);
         id
     }
 
-    /// The id of `value` if the attribute ever held it.
+    /// From now on, appends every value interned under a new id, without looking for
+    /// an equal one, and drops the hash table.
+    pub fn stop_deduplicating(&mut self) {
+        if !self.appending {
+            self.appending = true;
+            self.table = HashTable::new();
+        }
+    }
+
+    /// Whether values are appended without deduplication.
+    #[cfg(test)]
+    pub fn is_appending(&self) -> bool {
+        self.appending
+    }
+
+    /// The id of `value` if the attribute ever held it (with deduplication stopped,
+    /// the first of its ids).
     pub fn find(&self, value: &Value) -> Option<u32> {
         let value = ValueRef::of(value);
+        if self.appending {
+            return self
+                .iter()
+                .position(|v| v.same_as(value))
+                .map(|id| id as u32);
+        }
         self.find_hashed(self.hash(value), value)
     }
 
-    /// The number of distinct values: ids are `0..len()`.
+    /// Calls `f` with every id of `value`: none or one, or with deduplication
+    /// stopped, any number (found by a scan).
+    pub fn for_each_id_of(&self, value: &Value, mut f: impl FnMut(u32)) {
+        let wanted = ValueRef::of(value);
+        if self.appending {
+            for (id, v) in (0u32..).zip(self.iter()) {
+                if v.same_as(wanted) {
+                    f(id);
+                }
+            }
+        } else if let Some(id) = self.find(value) {
+            f(id);
+        }
+    }
+
+    /// The number of ids (of distinct values, unless deduplication stopped): ids are
+    /// `0..len()`.
     pub fn len(&self) -> usize {
         self.kinds.len()
     }
@@ -232,6 +301,7 @@ impl Interner {
             arrays,
             table,
             keys,
+            ..
         } = self;
         let stored = Stored {
             kinds,
@@ -336,11 +406,13 @@ impl<'a> Stored<'a> {
     }
 }
 
-/// The checkpoint form: the values one by one (a kind byte, then the value), read
-/// back by interning each again (which rebuilds the hash table).
+/// The checkpoint form: whether deduplication stopped (a byte, 1 if so), then the
+/// values one by one (a kind byte, then the value), read back by interning each again
+/// (which rebuilds the hash table) or, deduplication stopped, appending each.
 impl Interner {
     /// Writes the values in id order.
     pub fn encode<W: Write>(&self, e: &mut Encoder<W>) -> io::Result<()> {
+        e.item(u8::from(self.appending))?;
         e.len(self.len())?;
         for value in self.iter() {
             match value {
@@ -372,16 +444,23 @@ impl Interner {
         Ok(())
     }
 
-    /// Reads what [`Interner::encode`] wrote; two equal values are corrupt (ids
-    /// would no longer be one per value).
+    /// Reads what [`Interner::encode`] wrote; unless deduplication had stopped, two
+    /// equal values are corrupt (ids would no longer be one per value).
     pub fn decode<R: Read>(d: &mut Decoder<R>) -> Result<Interner, CheckpointError> {
         let corrupt = CheckpointError::Corrupt;
-        let count = d.count()?;
         let mut interner = Interner::default();
+        match d.item::<u8>()? {
+            0 => {}
+            1 => interner.stop_deduplicating(),
+            _ => return Err(corrupt("an unknown deduplication flag")),
+        }
+        let count = d.count()?;
         // The table sized once (growing it would hash every value again), within a
         // bound: the count is not yet known to be intact (the checksum comes last).
         let expected = count.min(RESERVE_MAX);
-        interner.table.reserve(expected, |_| 0);
+        if !interner.appending {
+            interner.table.reserve(expected, |_| 0);
+        }
         interner.kinds.reserve_exact(expected);
         interner.words.reserve_exact(expected);
         let mut scratch = Vec::new();
@@ -456,6 +535,23 @@ mod tests {
             a
         );
         assert_eq!(interner.len(), 3);
+    }
+
+    #[test]
+    fn without_deduplication_every_id_of_a_value_is_found() {
+        let mut interner = Interner::default();
+        let a = interner.intern(&Value::Number(1.0));
+        interner.stop_deduplicating();
+        assert!(interner.is_appending());
+        let b = interner.intern(&Value::Number(1.0));
+        let c = interner.intern(&Value::String("x".into()));
+        assert_eq!((a, b, c), (0, 1, 2));
+        assert!(interner.heap_bytes() < 64, "{}", interner.heap_bytes());
+        let mut ids = Vec::new();
+        interner.for_each_id_of(&Value::Number(1.0), |id| ids.push(id));
+        assert_eq!(ids, vec![0, 1]);
+        assert_eq!(interner.find(&Value::String("x".into())), Some(2));
+        assert_eq!(interner.find(&Value::String("y".into())), None);
     }
 
     #[test]

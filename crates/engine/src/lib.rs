@@ -25,7 +25,8 @@
 //!   user `u32`: 8 bytes per event) plus a small unsorted tail; a window is a binary
 //!   search per run. All purchases share one column with the product's id as payload
 //!   (12 bytes per purchase): `"*"` reads it all, a product filters it. Per attribute
-//!   name, a column of (time, user, value id), 12 bytes per write, values interned per
+//!   name, a column of (time, user, value id), 9 bytes per write while the attribute
+//!   has at most 255 values (`ids`), 12 beyond, values interned per
 //!   attribute (`intern`). Every column is cut into slices of 2^18 users, so that a scan
 //!   writes per-user state one cache-sized range of users at a time.
 //! - Evaluation (`eval`): each leaf becomes a bitset over all user indices
@@ -53,6 +54,7 @@ mod counts;
 mod eval;
 mod grid;
 mod history;
+mod ids;
 mod index;
 mod instants;
 mod intern;

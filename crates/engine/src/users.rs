@@ -3,8 +3,8 @@
 //!
 //! Keys are stored once, encoded in one byte arena (a kind byte, then the text; an
 //! alias adds the 8-byte length of its name) and found through a hash table of bare
-//! indices, hashed again from the arena when it grows. Per user: the key's bytes, an
-//! 8-byte arena offset, a hash slot (5 bytes, tables at most about half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
+//! indices, hashed again from the arena when it grows. Per user: the key's bytes, a
+//! 4-byte arena offset (the low half; where the high half steps up is kept apart), a hash slot (5 bytes, tables at most about half empty), the time of its earliest fact (8 bytes, [`DELETED`] once deleted: a
 //! tombstone that no instant passes), its random bucket (2 bytes) and its number of
 //! events and purchases (4 bytes): about 40 bytes plus the key, and up to twice that
 //! while vectors have spare capacity. A deleted user's index and key
@@ -112,7 +112,7 @@ pub struct Users {
     /// Every key, encoded, one after the other.
     arena: Vec<u8>,
     /// Where each key's record ends in `arena` (it starts where the previous ends).
-    ends: Vec<u64>,
+    ends: Ends,
     first: Vec<i64>,
     buckets: Vec<u16>,
     facts: Vec<u32>,
@@ -189,7 +189,7 @@ impl Users {
         // hashbrown: a control byte per bucket besides the index.
         self.ids.capacity() * 8 / 7 * (size_of::<u32>() + 1)
             + self.arena.capacity()
-            + self.ends.capacity() * size_of::<u64>()
+            + self.ends.heap_bytes()
             + self.first.capacity() * size_of::<i64>()
             + self.buckets.capacity() * size_of::<u16>()
             + self.facts.capacity() * size_of::<u32>()
@@ -267,21 +267,77 @@ impl Users {
     }
 }
 
+/// Where each key's record ends in the arena: per user the low 32 bits (4 bytes
+/// rather than 8), and the indices at which the high bits step up by one (none while
+/// the arena holds less than 4 GiB of keys).
+#[derive(Debug, Clone, Default)]
+struct Ends {
+    low: Vec<u32>,
+    /// Ascending: the high bits of the end of index `i` are the number of steps `<= i`.
+    steps: Vec<u32>,
+}
+
+impl Ends {
+    /// Appends the end of the next index (not before the previous one).
+    fn push(&mut self, end: u64) {
+        let index = u32::try_from(self.low.len()).unwrap_or(u32::MAX);
+        while (self.steps.len() as u64) < end >> 32 {
+            self.steps.push(index);
+        }
+        self.low.push(end as u32);
+    }
+
+    /// The end of `index`'s record.
+    fn get(&self, index: usize) -> Option<u64> {
+        let low = *self.low.get(index)?;
+        let high = self.steps.partition_point(|&step| step as usize <= index) as u64;
+        Some((high << 32) | u64::from(low))
+    }
+
+    fn len(&self) -> usize {
+        self.low.len()
+    }
+
+    fn heap_bytes(&self) -> usize {
+        (self.low.capacity() + self.steps.capacity()) * size_of::<u32>()
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.low.shrink_to_fit();
+        self.steps.shrink_to_fit();
+    }
+
+    /// Whether the ends never go back and the last is `arena_len` (for checkpoints).
+    fn is_valid(&self, arena_len: u64) -> bool {
+        if !self.steps.is_sorted() || self.steps.last().is_some_and(|&s| s as usize >= self.len()) {
+            return false;
+        }
+        let mut previous = 0;
+        for index in 0..self.len() {
+            match self.get(index) {
+                Some(end) if end >= previous => previous = end,
+                _ => return false,
+            }
+        }
+        previous == arena_len
+    }
+}
+
 /// The key of `index`, from the arena and the records' ends.
-fn parts_at<'a>(arena: &'a [u8], ends: &[u64], index: u32) -> Option<Parts<'a>> {
+fn parts_at<'a>(arena: &'a [u8], ends: &Ends, index: u32) -> Option<Parts<'a>> {
     let index = index as usize;
     let start = match index {
         0 => 0,
-        _ => *ends.get(index - 1)?,
+        _ => ends.get(index - 1)?,
     };
-    let end = *ends.get(index)?;
+    let end = ends.get(index)?;
     let record = arena.get(usize::try_from(start).ok()?..usize::try_from(end).ok()?)?;
     Parts::decode(record)
 }
 
 /// The hash of the key of `index` (of nothing, for a record that does not decode:
 /// never the case for an index in the table).
-fn hash_at(keys: &RandomState, arena: &[u8], ends: &[u64], index: u32) -> u64 {
+fn hash_at(keys: &RandomState, arena: &[u8], ends: &Ends, index: u32) -> u64 {
     match parts_at(arena, ends, index) {
         Some(parts) => parts.hash(keys.build_hasher()),
         None => 0,
@@ -294,7 +350,8 @@ impl Users {
     /// Writes the users.
     pub fn encode<W: Write>(&self, out: &mut Encoder<W>) -> io::Result<()> {
         out.items(&self.arena)?;
-        out.items(&self.ends)?;
+        out.items(&self.ends.low)?;
+        out.items(&self.ends.steps)?;
         out.items(&self.first)?;
         out.items(&self.buckets)?;
         out.items(&self.facts)
@@ -305,7 +362,10 @@ impl Users {
         let corrupt = CheckpointError::Corrupt;
         let mut users = Users {
             arena: input.items()?,
-            ends: input.items()?,
+            ends: Ends {
+                low: input.items()?,
+                steps: input.items()?,
+            },
             first: input.items()?,
             buckets: input.items()?,
             facts: input.items()?,
@@ -315,9 +375,7 @@ impl Users {
         if users.ends.len() != n || users.buckets.len() != n || users.facts.len() != n {
             return Err(corrupt("user vectors of different lengths"));
         }
-        if !users.ends.is_sorted()
-            || users.ends.last().copied().unwrap_or(0) != users.arena.len() as u64
-        {
+        if !users.ends.is_valid(users.arena.len() as u64) {
             return Err(corrupt("user keys out of place"));
         }
         let live = (0..n as u32).filter(|&index| users.is_live(index)).count();
@@ -352,6 +410,27 @@ impl Users {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn arena_ends_past_4_gib_read_back_exactly() {
+        let wanted: Vec<u64> = vec![
+            0,
+            10,
+            (1 << 32) - 1,
+            1 << 32,
+            (1 << 32) + 5,
+            (3 << 32) + 7,
+            (3 << 32) + 7,
+            (4 << 32) + 1,
+        ];
+        let mut ends = Ends::default();
+        wanted.iter().for_each(|&end| ends.push(end));
+        let got: Vec<u64> = (0..wanted.len()).filter_map(|i| ends.get(i)).collect();
+        assert_eq!(got, wanted);
+        assert!(ends.is_valid(wanted[wanted.len() - 1]));
+        assert!(!ends.is_valid(wanted[wanted.len() - 1] + 1));
+        assert_eq!(ends.heap_bytes(), (8 + 4) * size_of::<u32>());
+    }
 
     #[test]
     fn keys_of_every_kind_round_trip_and_stay_distinct() {

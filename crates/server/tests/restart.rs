@@ -229,6 +229,12 @@ async fn a_checkpoint_of_another_format_version_is_rebuilt_from_the_facts() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checkpoint_of_format_version_1_is_rebuilt_from_the_facts() {
+    // What a directory checkpointed by a build before format 2 holds.
+    damaged_checkpoint_is_rebuilt(|bytes| bytes[8..12].copy_from_slice(&1u32.to_le_bytes())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_checkpoint_of_another_workspace_is_rebuilt_from_the_facts() {
     let (mut server, _key, ws, before) = stopped_with_data().await;
     server.reopen();
