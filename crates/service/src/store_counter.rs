@@ -11,45 +11,15 @@
 use crate::limits::{CountFuture, CounterUnavailable, WindowCounter};
 use crate::ratelimit::{Bucket, Window};
 use headcount_model::WorkspaceId;
-use headcount_store::postgres::RateCounter;
-use headcount_store::{Store, StoreError};
+use headcount_store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
 
 /// A [`WindowCounter`] on [`Store::count_rate_window`].
 pub struct StoreCounter {
-    backend: Backend,
+    store: Arc<dyn Store>,
     queues: Arc<Mutex<HashMap<WindowKey, Queue>>>,
-}
-
-/// Where the counts go: a store's blocking call (on a blocking thread), or
-/// PostgreSQL's async client on the runtime itself.
-#[derive(Clone)]
-enum Backend {
-    Store(Arc<dyn Store>),
-    Postgres(Arc<RateCounter>),
-}
-
-impl Backend {
-    async fn count(&self, window: WindowKey, hits: u64) -> Result<u64, String> {
-        let (workspace, bucket, start) = window;
-        match self {
-            Backend::Store(store) => {
-                let store = store.clone();
-                tokio::task::spawn_blocking(move || {
-                    store.count_rate_window(workspace, bucket.as_str(), start, hits)
-                })
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())
-            }
-            Backend::Postgres(counter) => counter
-                .count(workspace, bucket.as_str(), start, hits)
-                .await
-                .map_err(|e| e.to_string()),
-        }
-    }
 }
 
 impl std::fmt::Debug for StoreCounter {
@@ -77,21 +47,9 @@ impl StoreCounter {
     /// Counts in `store`, which must support [`Store::count_rate_window`].
     pub fn new(store: Arc<dyn Store>) -> StoreCounter {
         StoreCounter {
-            backend: Backend::Store(store),
+            store,
             queues: Arc::default(),
         }
-    }
-
-    /// Counts in the PostgreSQL database at `url` on a connection of its own, from
-    /// the runtime (what `serve` on a database uses: no blocking thread per count).
-    ///
-    /// # Errors
-    /// The URL is not a PostgreSQL connection string.
-    pub fn postgres(url: &str) -> Result<StoreCounter, StoreError> {
-        Ok(StoreCounter {
-            backend: Backend::Postgres(Arc::new(RateCounter::new(url)?)),
-            queues: Arc::default(),
-        })
     }
 }
 
@@ -119,7 +77,8 @@ impl WindowCounter for StoreCounter {
             !std::mem::replace(&mut queue.flushing, true)
         };
         if lead {
-            tokio::spawn(flush(self.backend.clone(), self.queues.clone(), window));
+            let (store, queues) = (self.store.clone(), self.queues.clone());
+            tokio::task::spawn_blocking(move || flush(store.as_ref(), &queues, window));
         }
         Box::pin(async move {
             let count = answered
@@ -136,7 +95,7 @@ impl WindowCounter for StoreCounter {
 }
 
 /// Counts `window`'s queued callers, one round trip per batch, until none is left.
-async fn flush(backend: Backend, queues: Arc<Mutex<HashMap<WindowKey, Queue>>>, window: WindowKey) {
+fn flush(store: &dyn Store, queues: &Mutex<HashMap<WindowKey, Queue>>, window: WindowKey) {
     loop {
         let (hits, reads) = {
             let mut all = queues.lock().unwrap_or_else(|p| p.into_inner());
@@ -152,8 +111,9 @@ async fn flush(backend: Backend, queues: Arc<Mutex<HashMap<WindowKey, Queue>>>, 
                 std::mem::take(&mut queue.reads),
             )
         };
+        let (workspace, bucket, start) = window;
         let n = hits.len() as u64;
-        match backend.count(window, n).await {
+        match store.count_rate_window(workspace, bucket.as_str(), start, n) {
             Ok(total) => {
                 // The batch's hits took the counts total - n + 1 ..= total.
                 let first = total.saturating_sub(n);
@@ -166,7 +126,7 @@ async fn flush(backend: Backend, queues: Arc<Mutex<HashMap<WindowKey, Queue>>>, 
             }
             Err(e) => {
                 for answer in hits.into_iter().chain(reads) {
-                    let _ = answer.send(Err(CounterUnavailable(e.clone())));
+                    let _ = answer.send(Err(CounterUnavailable(e.to_string())));
                 }
             }
         }

@@ -27,11 +27,9 @@ fn two_nodes_allow_exactly_the_limit_and_give_every_hit_its_own_count() {
         })
         .expect("workspace")
         .id;
-    // One node counts through the store's blocking call, the other on its own async
-    // connection (what `serve` on a database uses): one window, shared exactly.
     let nodes = [
         Arc::new(StoreCounter::new(open())),
-        Arc::new(StoreCounter::postgres(&url).expect("url")),
+        Arc::new(StoreCounter::new(open())),
     ];
     // The blocking PostgreSQL client is opened outside the runtime.
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -15,14 +15,12 @@ mod leases;
 mod maintenance;
 mod pool;
 mod purge;
-mod rate_counter;
 mod scan;
 mod schema;
 mod size_cache;
 mod transfer;
 mod writer;
 
-pub use rate_counter::RateCounter;
 pub use schema::MIGRATIONS;
 pub use transfer::PostgresLoad;
 

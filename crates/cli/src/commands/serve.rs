@@ -36,11 +36,11 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         Arc::from(open(dir)?)
     };
     let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
-    let counter = match (counter, crate::database::chosen()) {
-        (None, Some(database)) => Some(Arc::new(
-            StoreCounter::postgres(&database.url).map_err(|e| format!("--database: {e}"))?,
-        ) as Arc<dyn WindowCounter>),
-        (other, _) => other,
+    let counter = match counter {
+        None if clustered => {
+            Some(Arc::new(StoreCounter::new(store.clone())) as Arc<dyn WindowCounter>)
+        }
+        other => other,
     };
     let config = Config {
         backfill_days: args.backfill_days,

@@ -43,22 +43,6 @@ pub(super) fn scan_log_after(
 /// window is not acknowledged data, and waiting for the WAL's flush on every request
 /// would make the counter, not the work, what bounds a node. A crash of PostgreSQL
 /// may forget the last fraction of a second of counts, as Redis would.
-/// Reads a window's count: ($1 workspace, $2 bucket, $3 window start).
-pub(super) const READ_WINDOW: &str = "SELECT count FROM rate_counts WHERE workspace_id = $1 \
-     AND bucket = $2 AND window_start = $3";
-
-/// Adds $4 hits to a window and answers its count, committed without waiting for the
-/// WAL's flush (see [`count_rate_window`]).
-pub(super) const ADD_TO_WINDOW: &str = "INSERT INTO rate_counts (workspace_id, bucket, \
-     window_start, count) SELECT $1, $2, $3, $4 \
-     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous \
-     ON CONFLICT (workspace_id, bucket, window_start) \
-     DO UPDATE SET count = rate_counts.count + EXCLUDED.count RETURNING count";
-
-/// Removes the windows of ($1, $2) older than $3: run by a window's first hits.
-pub(super) const DROP_OLDER_WINDOWS: &str = "DELETE FROM rate_counts WHERE workspace_id = $1 \
-     AND bucket = $2 AND window_start < $3";
-
 pub(super) fn count_rate_window(
     store: &PostgresStore,
     workspace: WorkspaceId,
@@ -70,16 +54,31 @@ pub(super) fn count_rate_window(
     let start = count(window_start);
     if hits == 0 {
         let found: Option<i64> = client
-            .query_opt(READ_WINDOW, &[&workspace.0, &bucket, &start])?
+            .query_opt(
+                "SELECT count FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
+                 AND window_start = $3",
+                &[&workspace.0, &bucket, &start],
+            )?
             .map(|r| r.get(0));
         return Ok(found.unwrap_or(0).max(0) as u64);
     }
     let added = count(hits);
     let counted: i64 = client
-        .query_one(ADD_TO_WINDOW, &[&workspace.0, &bucket, &start, &added])?
+        .query_one(
+            "INSERT INTO rate_counts (workspace_id, bucket, window_start, count) \
+             SELECT $1, $2, $3, $4 \
+             FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous \
+             ON CONFLICT (workspace_id, bucket, window_start) \
+             DO UPDATE SET count = rate_counts.count + EXCLUDED.count RETURNING count",
+            &[&workspace.0, &bucket, &start, &added],
+        )?
         .get(0);
     if counted == added {
-        client.execute(DROP_OLDER_WINDOWS, &[&workspace.0, &bucket, &start])?;
+        client.execute(
+            "DELETE FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
+             AND window_start < $3",
+            &[&workspace.0, &bucket, &start],
+        )?;
     }
     Ok(counted.max(0) as u64)
 }
