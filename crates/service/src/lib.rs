@@ -4,6 +4,7 @@
 //! chosen once at start (an `Arc<dyn Store>` given to [`Shared::open`]); nothing here
 //! knows about HTTP.
 
+pub mod batched_counter;
 pub mod catalog;
 pub mod checkpoints;
 pub mod counting;

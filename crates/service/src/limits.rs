@@ -3,6 +3,7 @@
 //! node) and [`RedisCounter`] (one counter per window in Redis, exact across every
 //! node sharing it).
 
+use crate::batched_counter::{BatchedCounter, SharedWindows, WindowKey};
 use crate::ratelimit::{Bucket, RateLimiter, Window};
 use crate::resp::{Client, Reply, RespError};
 use headcount_model::WorkspaceId;
@@ -56,18 +57,23 @@ impl WindowCounter for RateLimiter {
     }
 }
 
-/// Increments a window's counter and sets its expiry on the first hit, atomically
-/// (one script runs at a time in Redis). KEYS[1]: the window; ARGV[1]: its time to
-/// live in milliseconds.
-const HIT_SCRIPT: &str = "local c = redis.call('INCR', KEYS[1]) \
-if c == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
+/// Adds ARGV[2] hits to a window's counter and sets its expiry on its first hits,
+/// atomically (one script runs at a time in Redis). KEYS[1]: the window; ARGV[1]: its
+/// time to live in milliseconds.
+const HIT_SCRIPT: &str = "local n = tonumber(ARGV[2]) \
+local c = redis.call('INCRBY', KEYS[1], n) \
+if c == n then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end \
 return c";
 
 /// Windows counted in Redis: key `headcount:ratelimit:<workspace>:<bucket>:<window
 /// start>`, incremented by every hit (refused ones too, so a count over the limit
-/// means refused) and expiring a minute after its window ends.
+/// means refused) and expiring a minute after its window ends. Concurrent requests of
+/// one window share a round trip ([`crate::batched_counter`]).
+pub type RedisCounter = BatchedCounter<RedisWindows>;
+
+/// Windows kept in one Redis server.
 #[derive(Debug)]
-pub struct RedisCounter {
+pub struct RedisWindows {
     client: Client,
 }
 
@@ -78,14 +84,14 @@ impl RedisCounter {
     /// # Errors
     /// A malformed URL, with what is wrong.
     pub fn new(url: &str) -> Result<RedisCounter, String> {
-        Ok(RedisCounter {
+        Ok(BatchedCounter::batching(RedisWindows {
             client: Client::new(url)?,
-        })
+        }))
     }
 
     /// `host:port` of the server.
     pub fn address(&self) -> &str {
-        self.client.address()
+        self.windows().client.address()
     }
 
     /// The key of a window.
@@ -96,17 +102,20 @@ impl RedisCounter {
             key.1.as_str()
         )
     }
+}
 
+impl RedisWindows {
     async fn counted(
         &self,
-        key: (WorkspaceId, Bucket),
+        window: WindowKey,
         window_secs: u64,
-        start: u64,
-        hit: bool,
+        hits: u64,
     ) -> Result<u64, RespError> {
-        let name = RedisCounter::key(key, start);
-        let reply = if hit {
+        let (workspace, bucket, start) = window;
+        let name = RedisCounter::key((workspace, bucket), start);
+        let reply = if hits > 0 {
             let ttl_ms = ((window_secs + 60) * 1000).to_string();
+            let hits = hits.to_string();
             self.client
                 .command(&[
                     b"EVAL",
@@ -114,6 +123,7 @@ impl RedisCounter {
                     b"1",
                     name.as_bytes(),
                     ttl_ms.as_bytes(),
+                    hits.as_bytes(),
                 ])
                 .await?
         } else {
@@ -132,29 +142,15 @@ impl RedisCounter {
     }
 }
 
-impl WindowCounter for RedisCounter {
-    fn count(
+impl SharedWindows for RedisWindows {
+    async fn add(
         &self,
-        key: (WorkspaceId, Bucket),
-        limit: u64,
+        window: WindowKey,
         window_secs: u64,
-        now: u64,
-        hit: bool,
-    ) -> CountFuture<'_> {
-        Box::pin(async move {
-            let window_secs = window_secs.max(1);
-            let start = now - now % window_secs;
-            let count = self
-                .counted(key, window_secs, start, hit)
-                .await
-                .map_err(|e| CounterUnavailable(e.to_string()))?;
-            let exceeded = hit && count > limit;
-            Ok(Window {
-                limit,
-                remaining: limit.saturating_sub(count),
-                reset: start + window_secs,
-                exceeded,
-            })
-        })
+        hits: u64,
+    ) -> Result<u64, CounterUnavailable> {
+        self.counted(window, window_secs, hits)
+            .await
+            .map_err(|e| CounterUnavailable(e.to_string()))
     }
 }
