@@ -1,40 +1,36 @@
-//! Rate-limit windows counted in the store (PostgreSQL's `rate_counts`): exact across
-//! every node on one database, for a cluster without Redis. Concurrent requests of one
-//! window share a round trip ([`crate::batched_counter`]).
+//! Rate-limit windows counted in PostgreSQL's `rate_counts`: exact across every node
+//! on one database, for a cluster without Redis. Concurrent requests of one window
+//! share a round trip ([`crate::batched_counter`]).
 
 use crate::batched_counter::{BatchedCounter, SharedWindows, WindowKey};
 use crate::limits::CounterUnavailable;
-use headcount_store::Store;
-use std::sync::Arc;
+use headcount_store::StoreError;
+use headcount_store::postgres::RateCounter;
 
-/// A [`crate::limits::WindowCounter`] on [`Store::count_rate_window`].
-pub type StoreCounter = BatchedCounter<StoreWindows>;
+/// A [`crate::limits::WindowCounter`] on PostgreSQL's `rate_counts` from async code
+/// (what `serve` on a database uses: no blocking thread per round trip).
+pub type PostgresCounter = BatchedCounter<RateCounter>;
 
-/// Windows kept by [`Store::count_rate_window`].
-pub struct StoreWindows(Arc<dyn Store>);
-
-impl StoreCounter {
-    /// Counts in `store`, which must support [`Store::count_rate_window`].
-    pub fn new(store: Arc<dyn Store>) -> StoreCounter {
-        BatchedCounter::batching(StoreWindows(store))
+impl PostgresCounter {
+    /// Counts in the PostgreSQL database at `url`, on a connection of its own.
+    ///
+    /// # Errors
+    /// The URL is not a PostgreSQL connection string.
+    pub fn postgres(url: &str) -> Result<PostgresCounter, StoreError> {
+        Ok(BatchedCounter::batching(RateCounter::new(url)?))
     }
 }
 
-impl SharedWindows for StoreWindows {
+impl SharedWindows for RateCounter {
     async fn add(
         &self,
         window: WindowKey,
         _window_secs: u64,
         hits: u64,
     ) -> Result<u64, CounterUnavailable> {
-        let store = self.0.clone();
         let (workspace, bucket, start) = window;
-        // The store's client blocks: it runs off the async runtime.
-        tokio::task::spawn_blocking(move || {
-            store.count_rate_window(workspace, bucket.as_str(), start, hits)
-        })
-        .await
-        .map_err(|e| CounterUnavailable(e.to_string()))?
-        .map_err(|e| CounterUnavailable(e.to_string()))
+        self.count(workspace, bucket.as_str(), start, hits)
+            .await
+            .map_err(|e| CounterUnavailable(e.to_string()))
     }
 }

@@ -261,21 +261,6 @@ pub trait Store: Send + Sync {
         std::thread::sleep(timeout);
         Ok(false)
     }
-    /// Counts `hits` requests (none: only reads) in the shared rate-limit window of
-    /// (`workspace`, `bucket`) starting at `window_start` (epoch seconds), atomically
-    /// across every process, and returns the window's count after them: the hits
-    /// counted are the `hits` counts ending there (PostgreSQL only).
-    fn count_rate_window(
-        &self,
-        workspace: WorkspaceId,
-        bucket: &str,
-        window_start: u64,
-        hits: u64,
-    ) -> Result<u64> {
-        let _ = (workspace, bucket, window_start, hits);
-        Err(StoreError::Unsupported("shared rate-limit windows"))
-    }
-
     /// The answer remembered for `key` in `workspace`, if it was given at or after
     /// `since` (an older one has expired and is as good as absent).
     fn idempotency_record(

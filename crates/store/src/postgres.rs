@@ -15,12 +15,14 @@ mod leases;
 mod maintenance;
 mod pool;
 mod purge;
+mod rate_counter;
 mod scan;
 mod schema;
 mod size_cache;
 mod transfer;
 mod writer;
 
+pub use rate_counter::RateCounter;
 pub use schema::MIGRATIONS;
 pub use transfer::PostgresLoad;
 
@@ -623,16 +625,6 @@ impl Store for PostgresStore {
 
     fn wait_for_appends(&self, timeout: std::time::Duration) -> Result<bool> {
         follow::wait_for_appends(self, timeout)
-    }
-
-    fn count_rate_window(
-        &self,
-        workspace: WorkspaceId,
-        bucket: &str,
-        window_start: u64,
-        hits: u64,
-    ) -> Result<u64> {
-        follow::count_rate_window(self, workspace, bucket, window_start, hits)
     }
 
     fn idempotency_record(

@@ -3,8 +3,9 @@
 //! atomically, and an unreachable server reported as `StoreError::Unavailable`.
 
 use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
+use headcount_store::postgres::RateCounter;
 use headcount_store::testing::TestPostgres;
-use headcount_store::{NewWorkspace, PostgresStore, Receipts, Store, StoreError};
+use headcount_store::{NewWorkspace, PostgresStore, Receipts, Result, Store, StoreError};
 use std::collections::BTreeMap;
 
 fn event(second: i64) -> Fact {
@@ -95,17 +96,18 @@ fn concurrent_appends_answer_their_own_positions_and_the_log_reads_them_back() {
 }
 
 #[test]
-fn rate_windows_in_the_database_count_every_hit_once_across_stores() {
+fn rate_windows_in_the_database_count_every_hit_once_across_counters() {
     let pg = TestPostgres::new();
     let url = pg.create_database();
-    let setup = PostgresStore::open(&url).expect("open");
-    let ws = workspace(&setup, "acme");
+    let ws = workspace(&PostgresStore::open(&url).expect("open"), "acme");
+    let setup = Counter::new(&url);
     let counters: Vec<_> = (0..4)
         .map(|_| {
-            let store = PostgresStore::open(&url).expect("open");
+            let url = url.clone();
             std::thread::spawn(move || {
+                let store = Counter::new(&url);
                 (0..25)
-                    .map(|_| store.count_rate_window(ws, "track", 3000, 1).expect("hit"))
+                    .map(|_| store.count(ws, "track", 3000, 1).expect("hit"))
                     .collect::<Vec<u64>>()
             })
         })
@@ -120,56 +122,30 @@ fn rate_windows_in_the_database_count_every_hit_once_across_stores() {
         (1..=100).collect::<Vec<u64>>(),
         "each hit its own count"
     );
-    assert_eq!(
-        setup.count_rate_window(ws, "track", 3000, 0).expect("read"),
-        100
-    );
-    assert_eq!(
-        setup
-            .count_rate_window(ws, "export", 3000, 0)
-            .expect("read"),
-        0
-    );
+    assert_eq!(setup.count(ws, "track", 3000, 0).expect("read"), 100);
+    assert_eq!(setup.count(ws, "export", 3000, 0).expect("read"), 0);
     // A new window starts at 1 and forgets the old one.
-    assert_eq!(
-        setup.count_rate_window(ws, "track", 3003, 1).expect("hit"),
-        1
-    );
-    assert_eq!(
-        setup.count_rate_window(ws, "track", 3000, 0).expect("read"),
-        0
-    );
+    assert_eq!(setup.count(ws, "track", 3003, 1).expect("hit"), 1);
+    assert_eq!(setup.count(ws, "track", 3000, 0).expect("read"), 0);
 }
 
 #[test]
 fn a_batch_of_hits_takes_a_range_of_counts_and_stays_exact_beside_single_hits() {
     let pg = TestPostgres::new();
     let url = pg.create_database();
-    let setup = PostgresStore::open(&url).expect("open");
-    let ws = workspace(&setup, "acme");
+    let ws = workspace(&PostgresStore::open(&url).expect("open"), "acme");
+    let setup = Counter::new(&url);
     // A first batch opens the window (and clears the older one), later ones add up.
-    assert_eq!(
-        setup.count_rate_window(ws, "export", 10, 3).expect("hit"),
-        3
-    );
-    assert_eq!(
-        setup.count_rate_window(ws, "export", 20, 5).expect("hit"),
-        5
-    );
-    assert_eq!(
-        setup.count_rate_window(ws, "export", 10, 0).expect("read"),
-        0
-    );
+    assert_eq!(setup.count(ws, "export", 10, 3).expect("hit"), 3);
+    assert_eq!(setup.count(ws, "export", 20, 5).expect("hit"), 5);
+    assert_eq!(setup.count(ws, "export", 10, 0).expect("read"), 0);
     let batches: Vec<_> = (0..4)
         .map(|n| {
-            let store = PostgresStore::open(&url).expect("open");
+            let url = url.clone();
             std::thread::spawn(move || {
+                let store = Counter::new(&url);
                 (0..10)
-                    .map(|_| {
-                        store
-                            .count_rate_window(ws, "export", 20, n + 1)
-                            .expect("hit")
-                    })
+                    .map(|_| store.count(ws, "export", 20, n + 1).expect("hit"))
                     .collect::<Vec<u64>>()
             })
         })
@@ -179,10 +155,7 @@ fn a_batch_of_hits_takes_a_range_of_counts_and_stays_exact_beside_single_hits() 
         .map(|b| b.join().expect("batch"))
         .collect();
     // 5 + 10 × (1 + 2 + 3 + 4) counted, every batch's range distinct.
-    assert_eq!(
-        setup.count_rate_window(ws, "export", 20, 0).expect("read"),
-        105
-    );
+    assert_eq!(setup.count(ws, "export", 20, 0).expect("read"), 105);
     let mut taken: Vec<u64> = ends
         .iter()
         .enumerate()
@@ -213,4 +186,27 @@ fn an_unreachable_server_is_reported_unavailable_and_recovered_from() {
     let mut n = 0;
     store.scan_facts(ws, &mut |_, _| n += 1).expect("scan");
     assert_eq!(n, 1, "the append refused while down was not committed");
+}
+
+/// A [`RateCounter`] driven by a runtime of its own, for the threads of a test.
+struct Counter {
+    runtime: tokio::runtime::Runtime,
+    counter: RateCounter,
+}
+
+impl Counter {
+    fn new(url: &str) -> Counter {
+        Counter {
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            counter: RateCounter::new(url).expect("url"),
+        }
+    }
+
+    fn count(&self, ws: WorkspaceId, bucket: &str, start: u64, hits: u64) -> Result<u64> {
+        self.runtime
+            .block_on(self.counter.count(ws, bucket, start, hits))
+    }
 }

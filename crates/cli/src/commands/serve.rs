@@ -3,7 +3,7 @@
 use super::{CmdResult, open, open_shared};
 use crate::args::ServeArgs;
 use headcount_service::limits::{RedisCounter, WindowCounter};
-use headcount_service::store_counter::StoreCounter;
+use headcount_service::store_counter::PostgresCounter;
 use headcount_service::{Config, Shared};
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
@@ -36,11 +36,11 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
         Arc::from(open(dir)?)
     };
     let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
-    let counter = match counter {
-        None if clustered => {
-            Some(Arc::new(StoreCounter::new(store.clone())) as Arc<dyn WindowCounter>)
-        }
-        other => other,
+    let counter = match (counter, crate::database::chosen()) {
+        (None, Some(database)) => Some(Arc::new(
+            PostgresCounter::postgres(&database.url).map_err(|e| format!("--database: {e}"))?,
+        ) as Arc<dyn WindowCounter>),
+        (other, _) => other,
     };
     let config = Config {
         backfill_days: args.backfill_days,

@@ -1,7 +1,6 @@
 //! What several nodes on one database share besides the catalog: the fact log read
 //! by position across workspaces (each node follows the others' appends; every
-//! append also sends `NOTIFY headcount_facts` at its commit), and rate-limit windows
-//! counted atomically in `rate_counts`.
+//! append also sends `NOTIFY headcount_facts` at its commit).
 
 use super::{PostgresStore, count};
 use crate::{Result, StoreError, chunk};
@@ -33,60 +32,6 @@ pub(super) fn scan_log_after(
         last = position;
     }
     Ok(last)
-}
-
-/// A window's count: (workspace, bucket, window start).
-const READ_WINDOW: &str = "SELECT count FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
-     AND window_start = $3";
-
-/// Adds $4 hits to a window and answers its new count, committed without waiting for
-/// the WAL's flush.
-const COUNT_WINDOW: &str = "INSERT INTO rate_counts (workspace_id, bucket, window_start, count) \
-     SELECT $1, $2, $3, $4 \
-     FROM (SELECT set_config('synchronous_commit', 'off', true)) AS asynchronous \
-     ON CONFLICT (workspace_id, bucket, window_start) \
-     DO UPDATE SET count = rate_counts.count + EXCLUDED.count RETURNING count";
-
-/// Counts `hits` in a window (none: reads it), atomically: the row's lock orders
-/// concurrent callers, so that each sees its own range of counts. The window's first
-/// hits remove the older windows of its (workspace, bucket).
-///
-/// The count commits with `synchronous_commit` off (for this transaction only): a
-/// window is not acknowledged data, and waiting for the WAL's flush on every request
-/// would make the counter, not the work, what bounds a node. A crash of PostgreSQL
-/// may forget the last fraction of a second of counts, as Redis would. Both statements
-/// are prepared once per connection: a count is one round trip.
-pub(super) fn count_rate_window(
-    store: &PostgresStore,
-    workspace: WorkspaceId,
-    bucket: &str,
-    window_start: u64,
-    hits: u64,
-) -> Result<u64> {
-    let mut client = store.pool.get()?;
-    let start = count(window_start);
-    if hits == 0 {
-        let read = client.prepared(READ_WINDOW)?;
-        let found: Option<i64> = client
-            .query_opt(&read, &[&workspace.0, &bucket, &start])
-            .inspect_err(|_| client.forget_prepared())?
-            .map(|r| r.get(0));
-        return Ok(found.unwrap_or(0).max(0) as u64);
-    }
-    let added = count(hits);
-    let add = client.prepared(COUNT_WINDOW)?;
-    let counted: i64 = client
-        .query_one(&add, &[&workspace.0, &bucket, &start, &added])
-        .inspect_err(|_| client.forget_prepared())?
-        .get(0);
-    if counted == added {
-        client.execute(
-            "DELETE FROM rate_counts WHERE workspace_id = $1 AND bucket = $2 \
-             AND window_start < $3",
-            &[&workspace.0, &bucket, &start],
-        )?;
-    }
-    Ok(counted.max(0) as u64)
 }
 
 /// Waits for a `NOTIFY headcount_facts` on a connection of its own (opened and

@@ -9,12 +9,8 @@
 //! At most [`MAX_OPEN`] connections are open at once: a burst of callers beyond that
 //! waits for one to come back (at most [`WAIT`]) instead of opening a connection per
 //! caller, and one that waited too long gets [`StoreError::Unavailable`] (a 503).
-//!
-//! Each connection keeps the statements prepared on it with [`Pooled::prepared`], so a
-//! statement run on every request costs one round trip, not a prepare and then a run.
 
 use crate::{Result, StoreError};
-use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -37,20 +33,14 @@ pub(super) struct Pool {
 /// The idle connections and how many are open (idle ones included).
 #[derive(Default)]
 struct State {
-    idle: Vec<Connection>,
+    idle: Vec<postgres::Client>,
     open: usize,
-}
-
-/// One open connection and the statements prepared on it, by their text.
-struct Connection {
-    client: postgres::Client,
-    prepared: HashMap<&'static str, postgres::Statement>,
 }
 
 /// A connection taken from the pool, given back when dropped (unless it broke).
 pub(super) struct Pooled<'a> {
     pool: &'a Pool,
-    connection: Option<Connection>,
+    client: Option<postgres::Client>,
 }
 
 impl Pool {
@@ -91,12 +81,12 @@ impl Pool {
         loop {
             let mut broken = Vec::new();
             let mut found = None;
-            while let Some(connection) = state.idle.pop() {
-                if connection.client.is_closed() {
+            while let Some(client) = state.idle.pop() {
+                if client.is_closed() {
                     state.open -= 1;
-                    broken.push(connection.client);
+                    broken.push(client);
                 } else {
-                    found = Some(connection);
+                    found = Some(client);
                     break;
                 }
             }
@@ -109,17 +99,14 @@ impl Pool {
                     continue;
                 }
             }
-            if let Some(connection) = found {
-                return Ok(self.pooled(connection));
+            if let Some(client) = found {
+                return Ok(self.pooled(client));
             }
             if state.open < self.max_open {
                 state.open += 1;
                 drop(state);
                 return match self.config.connect(postgres::NoTls) {
-                    Ok(client) => Ok(self.pooled(Connection {
-                        client,
-                        prepared: HashMap::new(),
-                    })),
+                    Ok(client) => Ok(self.pooled(client)),
                     Err(e) => {
                         self.state().open -= 1;
                         self.returned.notify_one();
@@ -143,10 +130,10 @@ impl Pool {
         }
     }
 
-    fn pooled(&self, connection: Connection) -> Pooled<'_> {
+    fn pooled(&self, client: postgres::Client) -> Pooled<'_> {
         Pooled {
             pool: self,
-            connection: Some(connection),
+            client: Some(client),
         }
     }
 
@@ -160,7 +147,7 @@ impl Pool {
 impl Drop for Pool {
     fn drop(&mut self) {
         let state = std::mem::take(self.state.get_mut().unwrap_or_else(|p| p.into_inner()));
-        drop_elsewhere(state.idle.into_iter().map(|c| c.client).collect());
+        drop_elsewhere(state.idle);
     }
 }
 
@@ -173,63 +160,32 @@ pub(super) fn drop_elsewhere(clients: Vec<postgres::Client>) {
     let _ = std::thread::spawn(move || drop(clients)).join();
 }
 
-impl Pooled<'_> {
-    fn connection(&mut self) -> &mut Connection {
-        self.connection.as_mut().expect("present until dropped")
-    }
-
-    /// `sql` prepared on this connection: prepared on its first use here, then kept
-    /// for as long as the connection lives.
-    ///
-    /// # Errors
-    /// The database refused the statement or could not be reached.
-    pub(super) fn prepared(&mut self, sql: &'static str) -> Result<postgres::Statement> {
-        let connection = self.connection();
-        if let Some(statement) = connection.prepared.get(sql) {
-            return Ok(statement.clone());
-        }
-        let statement = connection.client.prepare(sql)?;
-        connection.prepared.insert(sql, statement.clone());
-        Ok(statement)
-    }
-
-    /// Forgets the statements prepared on this connection, after one of them failed:
-    /// a schema changed by another node's migration invalidates them.
-    pub(super) fn forget_prepared(&mut self) {
-        self.connection().prepared.clear();
-    }
-}
-
 impl Deref for Pooled<'_> {
     type Target = postgres::Client;
 
     fn deref(&self) -> &postgres::Client {
-        &self
-            .connection
-            .as_ref()
-            .expect("present until dropped")
-            .client
+        self.client.as_ref().expect("present until dropped")
     }
 }
 
 impl DerefMut for Pooled<'_> {
     fn deref_mut(&mut self) -> &mut postgres::Client {
-        &mut self.connection().client
+        self.client.as_mut().expect("present until dropped")
     }
 }
 
 impl Drop for Pooled<'_> {
     fn drop(&mut self) {
-        let Some(connection) = self.connection.take() else {
+        let Some(client) = self.client.take() else {
             return;
         };
-        if connection.client.is_closed() {
+        if client.is_closed() {
             self.pool.state().open -= 1;
             self.pool.returned.notify_one();
-            drop_elsewhere(vec![connection.client]);
+            drop_elsewhere(vec![client]);
             return;
         }
-        self.pool.state().idle.push(connection);
+        self.pool.state().idle.push(client);
         self.pool.returned.notify_one();
     }
 }
