@@ -72,6 +72,24 @@ impl Drop for PostgresStore {
     }
 }
 
+/// The connection settings of `url`, named `application` in `pg_stat_activity` and
+/// giving up a connection attempt after 10 s, unless the URL says otherwise.
+///
+/// # Errors
+/// [`StoreError::Url`] for a URL that does not parse.
+fn connection_config(url: &str, application: &str) -> Result<tokio_postgres::Config> {
+    let mut config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| StoreError::Url(e.to_string()))?;
+    if config.get_application_name().is_none() {
+        config.application_name(application);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(std::time::Duration::from_secs(10));
+    }
+    Ok(config)
+}
+
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user[:password]@host[:port]/db`,
     /// or the key=value form) and creates or migrates its schema.
@@ -81,15 +99,7 @@ impl PostgresStore {
     /// when the server cannot be reached or refuses, [`StoreError::TooNew`] for a
     /// schema from a newer headcount.
     pub fn open(url: &str) -> Result<PostgresStore> {
-        let mut config: postgres::Config = url
-            .parse()
-            .map_err(|e: postgres::Error| StoreError::Url(e.to_string()))?;
-        if config.get_application_name().is_none() {
-            config.application_name("headcount");
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
+        let config = postgres::Config::from(connection_config(url, "headcount")?);
         let store = PostgresStore {
             pool: Pool::new(config),
             purge: Mutex::new(crate::purge_plan::Pending::default()),

@@ -10,7 +10,7 @@
 //! forget the last fraction of a second of counts, as Redis would.
 
 use super::count;
-use crate::{Result, StoreError};
+use crate::Result;
 use headcount_model::WorkspaceId;
 use std::sync::Arc;
 
@@ -58,17 +58,8 @@ impl RateCounter {
     /// # Errors
     /// The URL is not a PostgreSQL connection string.
     pub fn new(url: &str) -> Result<RateCounter> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Url(e.to_string()))?;
-        if config.get_application_name().is_none() {
-            config.application_name("headcount rate limits");
-        }
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
-        }
         Ok(RateCounter {
-            config,
+            config: super::connection_config(url, "headcount rate limits")?,
             connection: tokio::sync::Mutex::new(None),
         })
     }
