@@ -2,32 +2,10 @@
 //! test starts, plus what only a shared database has: several processes migrating and
 //! appending at once, a restart of the server.
 
-use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_store::testing::TestPostgres;
-use headcount_store::{NewWorkspace, PostgresStore, Store, conformance};
+use headcount_model::UserKey;
+use headcount_store::testing::{TestPostgres, login_at, workspace};
+use headcount_store::{PostgresStore, Store, conformance};
 use std::sync::Arc;
-
-fn event(second: i64) -> Fact {
-    Fact {
-        time: headcount_model::Timestamp::from_second(1_700_000_000 + second).expect("time"),
-        kind: FactKind::Event {
-            name: "login".into(),
-            detail: None,
-        },
-    }
-}
-
-fn workspace(store: &dyn Store, name: &str) -> WorkspaceId {
-    store
-        .create_workspace(&NewWorkspace {
-            name: name.into(),
-            time_zone: "UTC".into(),
-            export_limit: 1,
-            track_limit: 1,
-        })
-        .expect("workspace")
-        .id
-}
 
 #[test]
 fn postgres_store_passes_the_conformance_suite() {
@@ -68,7 +46,9 @@ fn concurrent_appends_get_positions_in_commit_order_without_gaps() {
             std::thread::spawn(move || {
                 for i in 0..50 {
                     let user = UserKey::External(format!("w{w}-{i}"));
-                    store.append_facts(ws, &[(user, event(i))]).expect("append");
+                    store
+                        .append_facts(ws, &[(user, login_at(i))])
+                        .expect("append");
                 }
             })
         })
@@ -102,14 +82,17 @@ fn the_store_reconnects_after_a_server_restart() {
     let ws = workspace(&store, "acme");
     let user = UserKey::External("u".into());
     store
-        .append_facts(ws, &[(user.clone(), event(1))])
+        .append_facts(ws, &[(user.clone(), login_at(1))])
         .expect("append");
     pg.restart();
     // The pooled connection died with the server: the first call may fail, then the
     // pool opens a new one.
     let mut ok = false;
     for _ in 0..3 {
-        if store.append_facts(ws, &[(user.clone(), event(2))]).is_ok() {
+        if store
+            .append_facts(ws, &[(user.clone(), login_at(2))])
+            .is_ok()
+        {
             ok = true;
             break;
         }

@@ -2,9 +2,9 @@
 //! purges of its deletion chunks, and its notifications, which wake the other
 //! stores' listeners but not the appending store's own.
 
-use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_store::testing::TestPostgres;
-use headcount_store::{NewWorkspace, PostgresStore, Receipts, Store};
+use headcount_model::{Fact, FactKind, UserKey};
+use headcount_store::testing::{TestPostgres, workspace};
+use headcount_store::{PostgresStore, Receipts, Store};
 use std::time::Duration;
 
 fn fact(kind: FactKind) -> Fact {
@@ -22,18 +22,6 @@ fn login(user: &str) -> Vec<(UserKey, Fact)> {
     vec![(UserKey::External(user.into()), fact(kind))]
 }
 
-fn workspace(store: &dyn Store) -> WorkspaceId {
-    store
-        .create_workspace(&NewWorkspace {
-            name: "w".into(),
-            time_zone: "UTC".into(),
-            export_limit: 1,
-            track_limit: 1,
-        })
-        .expect("workspace")
-        .id
-}
-
 #[test]
 fn an_append_wakes_the_other_stores_listeners_but_not_its_own() {
     let pg = TestPostgres::new();
@@ -42,7 +30,7 @@ fn an_append_wakes_the_other_stores_listeners_but_not_its_own() {
         PostgresStore::open(&url).expect("open"),
         PostgresStore::open(&url).expect("open another"),
     );
-    let ws = workspace(&mine);
+    let ws = workspace(&mine, "w");
     // Starts listening (nothing appended yet).
     assert!(
         !mine
@@ -73,7 +61,7 @@ fn one_append_numbers_its_chunks_in_order_and_plans_the_purge_of_its_deletions()
     let pg = TestPostgres::new();
     let url = pg.create_database();
     let store = PostgresStore::open(&url).expect("open");
-    let ws = workspace(&store);
+    let ws = workspace(&store, "w");
     let first = login("a");
     store
         .append_batches_at(&[(ws, first.as_slice())], Receipts::default())

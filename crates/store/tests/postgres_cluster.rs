@@ -2,33 +2,11 @@
 //! positions, the log read across workspaces by position, rate-limit windows counted
 //! atomically, and an unreachable server reported as `StoreError::Unavailable`.
 
-use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
+use headcount_model::{Fact, UserKey, WorkspaceId};
 use headcount_store::postgres::RateCounter;
-use headcount_store::testing::TestPostgres;
-use headcount_store::{NewWorkspace, PostgresStore, Receipts, Result, Store, StoreError};
+use headcount_store::testing::{TestPostgres, login_at, workspace};
+use headcount_store::{PostgresStore, Receipts, Result, Store, StoreError};
 use std::collections::BTreeMap;
-
-fn event(second: i64) -> Fact {
-    Fact {
-        time: headcount_model::Timestamp::from_second(1_700_000_000 + second).expect("time"),
-        kind: FactKind::Event {
-            name: "login".into(),
-            detail: None,
-        },
-    }
-}
-
-fn workspace(store: &dyn Store, name: &str) -> WorkspaceId {
-    store
-        .create_workspace(&NewWorkspace {
-            name: name.into(),
-            time_zone: "UTC".into(),
-            export_limit: 1,
-            track_limit: 1,
-        })
-        .expect("workspace")
-        .id
-}
 
 #[test]
 fn concurrent_appends_answer_their_own_positions_and_the_log_reads_them_back() {
@@ -42,8 +20,8 @@ fn concurrent_appends_answer_their_own_positions_and_the_log_reads_them_back() {
             std::thread::spawn(move || {
                 let mut mine = Vec::new();
                 for i in 0..25 {
-                    let ua = vec![(UserKey::External(format!("a{w}-{i}")), event(i))];
-                    let ub = vec![(UserKey::External(format!("b{w}-{i}")), event(i))];
+                    let ua = vec![(UserKey::External(format!("a{w}-{i}")), login_at(i))];
+                    let ub = vec![(UserKey::External(format!("b{w}-{i}")), login_at(i))];
                     let empty: Vec<(UserKey, Fact)> = Vec::new();
                     let batches = [
                         (a, ua.as_slice()),
@@ -173,7 +151,7 @@ fn an_unreachable_server_is_reported_unavailable_and_recovered_from() {
     let ws = workspace(&store, "acme");
     pg.stop();
     let user = UserKey::External("u".into());
-    match store.append_facts(ws, &[(user.clone(), event(1))]) {
+    match store.append_facts(ws, &[(user.clone(), login_at(1))]) {
         Err(StoreError::Unavailable(_)) => {}
         other => panic!("expected Unavailable, got {other:?}"),
     }
@@ -182,7 +160,7 @@ fn an_unreachable_server_is_reported_unavailable_and_recovered_from() {
         other => panic!("expected Unavailable, got {other:?}"),
     }
     pg.start();
-    assert!(store.append_facts(ws, &[(user, event(2))]).is_ok());
+    assert!(store.append_facts(ws, &[(user, login_at(2))]).is_ok());
     let mut n = 0;
     store.scan_facts(ws, &mut |_, _| n += 1).expect("scan");
     assert_eq!(n, 1, "the append refused while down was not committed");
