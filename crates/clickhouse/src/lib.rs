@@ -256,6 +256,11 @@ impl ClickHouse {
                     ("max_query_size", "268435456"),
                     ("max_ast_elements", "10000000"),
                     ("max_expanded_ast_elements", "10000000"),
+                    // One-level aggregation: the per-user levels above the scan then
+                    // get a few large blocks, not 256 small ones (on 18.16 every block
+                    // pays for each of the query's hundreds of expressions).
+                    ("group_by_two_level_threshold", "0"),
+                    ("group_by_two_level_threshold_bytes", "0"),
                 ],
                 &query,
                 b"",

@@ -120,6 +120,7 @@ pub fn size_query(
         moments: &moments,
         tz,
         leaves: Leaves::default(),
+        attrs: Attrs::default(),
         resolve,
         regex_values,
         segments: HashMap::new(),
@@ -131,6 +132,18 @@ pub fn size_query(
         exprs.push(ctx.node(target)?);
     }
     let mut middle = String::from("k");
+    // Each attribute's latest value as columns (`v0_kind`, `v0_s`, …), read by the
+    // attribute tests below.
+    for (i, attr) in ctx.attrs.list.iter().enumerate() {
+        if attr.columns.is_empty() {
+            let _ = write!(middle, ", v{i} AS v{i}_kind");
+        } else {
+            let _ = write!(middle, ", tupleElement(v{i}, 1) AS v{i}_kind");
+            for (j, col) in attr.columns.iter().enumerate() {
+                let _ = write!(middle, ", tupleElement(v{i}, {}) AS v{i}_{col}", j + 2);
+            }
+        }
+    }
     middle.push_str(&ctx.columns);
     let mut outer = String::from("k");
     for (j, expr) in exprs.iter().enumerate() {
@@ -153,6 +166,20 @@ pub fn size_query(
     };
     for (expr, alias) in &ctx.leaves.list {
         let _ = write!(inner, ", {expr} AS {alias}");
+    }
+    for (i, attr) in ctx.attrs.list.iter().enumerate() {
+        let value = if attr.columns.is_empty() {
+            "kind".to_string()
+        } else {
+            let columns: Vec<&str> = attr.columns.iter().copied().collect();
+            format!("tuple(kind, {})", columns.join(", "))
+        };
+        let _ = write!(
+            inner,
+            ", argMaxIf({value}, (time, seq, sub), type = {ty} AND name = {name}) AS v{i}",
+            ty = rows::ATTRIBUTE,
+            name = quote(&attr.name),
+        );
     }
     let (join, after_deletion) = if tables.any_deletions {
         (
@@ -232,10 +259,56 @@ impl Leaves {
     }
 }
 
+/// The attributes read, each aggregated once per user (and instant) into its latest
+/// value: `argMaxIf` of `kind` and the value columns its tests read.
+#[derive(Default)]
+struct Attrs {
+    list: Vec<Attr>,
+}
+
+struct Attr {
+    name: String,
+    /// Value columns read besides `kind` (`s`, `n`, `d`, `dn`, `a`), in tuple order.
+    columns: std::collections::BTreeSet<&'static str>,
+}
+
+impl Attrs {
+    /// The position of attribute `name` (added when new).
+    fn index(&mut self, name: &str) -> usize {
+        if let Some(i) = self.list.iter().position(|a| a.name == name) {
+            return i;
+        }
+        self.list.push(Attr {
+            name: name.to_string(),
+            columns: Default::default(),
+        });
+        self.list.len() - 1
+    }
+}
+
+/// The columns of one attribute's latest value: `v{i}_kind`, `v{i}_s`, …; records the
+/// value columns used.
+struct Cols<'a> {
+    i: usize,
+    attr: &'a mut Attr,
+}
+
+impl Cols<'_> {
+    fn kind(&self) -> String {
+        format!("v{}_kind", self.i)
+    }
+
+    fn col(&mut self, col: &'static str) -> String {
+        self.attr.columns.insert(col);
+        format!("v{}_{col}", self.i)
+    }
+}
+
 struct Ctx<'a, 'r> {
     moments: &'a [Moment],
     tz: &'a TimeZone,
     leaves: Leaves,
+    attrs: Attrs,
     resolve: &'a Resolve<'r>,
     regex_values: &'a RegexValues,
     /// Referenced segments already written as columns.
@@ -247,46 +320,6 @@ struct Ctx<'a, 'r> {
 }
 
 impl Ctx<'_, '_> {
-    /// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
-    fn window_starts(&self, days: u32) -> String {
-        let starts = self
-            .moments
-            .iter()
-            .map(|m| rows::ceil_micros(m.window_start(days, self.tz)));
-        format!("{}[k]", array(starts))
-    }
-
-    /// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
-    fn window_start_pair(&self, days: u32) -> String {
-        let (us, ns): (Vec<i64>, Vec<i64>) = self
-            .moments
-            .iter()
-            .map(|m| {
-                let (us, ns) = rows::micros_and_nanos(m.window_start(days, self.tz));
-                (us, i64::from(ns))
-            })
-            .unzip();
-        format!(
-            "({}[k], {}[k])",
-            array(us.into_iter()),
-            array(ns.into_iter())
-        )
-    }
-
-    /// The (µs, ns) pair of the instant `k`.
-    fn at_pair(&self) -> String {
-        let (us, ns): (Vec<i64>, Vec<i64>) = self
-            .moments
-            .iter()
-            .map(|m| (m.at.0, i64::from(m.at.1)))
-            .unzip();
-        format!(
-            "({}[k], {}[k])",
-            array(us.into_iter()),
-            array(ns.into_iter())
-        )
-    }
-
     fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
         Ok(match filter {
             Filter::All(children) if children.is_empty() => "1".into(),
@@ -340,7 +373,10 @@ impl Ctx<'_, '_> {
 
     fn count(&mut self, which: &str, test: &CountTest) -> String {
         let lo = match test.within_days {
-            Some(days) => format!(" AND time >= {}", self.window_starts(days)),
+            Some(days) => format!(
+                " AND time >= {}",
+                window_starts(self.moments, self.tz, days)
+            ),
             None => String::new(),
         };
         let expr = format!("countIf({which}{lo})");
@@ -350,94 +386,193 @@ impl Ctx<'_, '_> {
 
     fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
         let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
-        let test = self.value_test(name, attr);
-        let expr = format!(
-            "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
-             type = {ty} AND name = {name})",
+        let i = self.attrs.index(name);
+        let mut cols = Cols {
+            i,
+            attr: &mut self.attrs.list[i],
+        };
+        let test = value_test(
+            &mut cols,
+            name,
+            attr,
+            self.moments,
+            self.tz,
+            self.regex_values,
+        );
+        // Never written: the aggregate's default, kind 0, as an unset.
+        format!(
+            "if({} = {unset}, {missing}, {test})",
+            cols.kind(),
             unset = rows::UNSET,
             missing = u8::from(missing),
-            ty = rows::ATTRIBUTE,
-            name = quote(name),
-        );
-        let alias = self.leaves.alias(expr);
-        if missing {
-            format!("{alias} != 1")
-        } else {
-            format!("{alias} = 2")
-        }
-    }
-
-    /// The test of one written (non-null) value, as a condition on a row.
-    fn value_test(&self, name: &str, attr: &AttrOp) -> String {
-        match attr {
-            AttrOp::Exists => "1".into(),
-            AttrOp::NotExists => "0".into(),
-            AttrOp::Eq(v) => equals(v),
-            AttrOp::Ne(v) => format!("NOT ({})", equals(v)),
-            AttrOp::In(vs) => any_equal(vs),
-            AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(vs)),
-            AttrOp::Order(cmp, Ordered::Number(k)) => {
-                format!("kind = {} AND n {} {}", rows::NUMBER, op(*cmp), float(*k))
-            }
-            AttrOp::Order(cmp, Ordered::DateTime(k)) => {
-                format!(
-                    "kind = {} AND (d, dn) {} {}",
-                    rows::DATETIME,
-                    op(*cmp),
-                    instant(*k)
-                )
-            }
-            AttrOp::Contains(x) => format!(
-                "(kind = {} AND position(s, {q}) > 0) OR (kind = {} AND has(a, {q}))",
-                rows::STRING,
-                rows::ARRAY,
-                q = quote(x)
-            ),
-            AttrOp::StartsWith(p) => {
-                format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p))
-            }
-            AttrOp::Matches(re) => {
-                if let Some(re2) = re2_pattern(re.as_str()) {
-                    return format!("kind = {} AND match(s, {})", rows::STRING, quote(&re2));
-                }
-                match self
-                    .regex_values
-                    .get(&(name.to_string(), re.as_str().to_string()))
-                {
-                    Some(values) if values.is_empty() => "0".into(),
-                    Some(values) => {
-                        let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
-                        format!("kind = {} AND s IN ({})", rows::STRING, quoted.join(", "))
-                    }
-                    None => format!(
-                        "kind = {} AND match(s, {})",
-                        rows::STRING,
-                        quote(re.as_str())
-                    ),
-                }
-            }
-            AttrOp::WithinLastDays(days) => format!(
-                "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
-                rows::DATETIME,
-                self.window_start_pair(*days),
-                self.at_pair()
-            ),
-            AttrOp::MoreThanDaysAgo(days) => format!(
-                "kind = {} AND (d, dn) < {}",
-                rows::DATETIME,
-                self.window_start_pair(*days)
-            ),
-        }
+        )
     }
 }
 
-/// `eq` of segments.md on a row: same kind, same value.
-fn equals(value: &Value) -> String {
+/// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
+fn window_starts(moments: &[Moment], tz: &TimeZone, days: u32) -> String {
+    let starts = moments
+        .iter()
+        .map(|m| rows::ceil_micros(m.window_start(days, tz)));
+    format!("{}[k]", array(starts))
+}
+
+/// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
+fn window_start_pair(moments: &[Moment], tz: &TimeZone, days: u32) -> String {
+    let (us, ns): (Vec<i64>, Vec<i64>) = moments
+        .iter()
+        .map(|m| {
+            let (us, ns) = rows::micros_and_nanos(m.window_start(days, tz));
+            (us, i64::from(ns))
+        })
+        .unzip();
+    format!(
+        "({}[k], {}[k])",
+        array(us.into_iter()),
+        array(ns.into_iter())
+    )
+}
+
+/// The (µs, ns) pair of the instant `k`.
+fn at_pair(moments: &[Moment]) -> String {
+    let (us, ns): (Vec<i64>, Vec<i64>) =
+        moments.iter().map(|m| (m.at.0, i64::from(m.at.1))).unzip();
+    format!(
+        "({}[k], {}[k])",
+        array(us.into_iter()),
+        array(ns.into_iter())
+    )
+}
+
+/// The test of one written (non-null) value, as a condition on a user's latest value
+/// of the attribute (`cols`).
+fn value_test(
+    c: &mut Cols<'_>,
+    name: &str,
+    attr: &AttrOp,
+    moments: &[Moment],
+    tz: &TimeZone,
+    regex_values: &RegexValues,
+) -> String {
+    let kind = c.kind();
+    match attr {
+        AttrOp::Exists => "1".into(),
+        AttrOp::NotExists => "0".into(),
+        AttrOp::Eq(v) => equals(c, v),
+        AttrOp::Ne(v) => format!("NOT ({})", equals(c, v)),
+        AttrOp::In(vs) => any_equal(c, vs),
+        AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(c, vs)),
+        AttrOp::Order(cmp, Ordered::Number(k)) => {
+            format!(
+                "{kind} = {} AND {} {} {}",
+                rows::NUMBER,
+                c.col("n"),
+                op(*cmp),
+                float(*k)
+            )
+        }
+        AttrOp::Order(cmp, Ordered::DateTime(k)) => {
+            format!(
+                "{kind} = {} AND ({}, {}) {} {}",
+                rows::DATETIME,
+                c.col("d"),
+                c.col("dn"),
+                op(*cmp),
+                instant(*k)
+            )
+        }
+        AttrOp::Contains(x) => format!(
+            "({kind} = {} AND position({}, {q}) > 0) OR ({kind} = {} AND has({}, {q}))",
+            rows::STRING,
+            c.col("s"),
+            rows::ARRAY,
+            c.col("a"),
+            q = quote(x)
+        ),
+        AttrOp::StartsWith(p) => {
+            format!(
+                "{kind} = {} AND startsWith({}, {})",
+                rows::STRING,
+                c.col("s"),
+                quote(p)
+            )
+        }
+        AttrOp::Matches(re) => {
+            if let Some(re2) = re2_pattern(re.as_str()) {
+                return format!(
+                    "{kind} = {} AND match({}, {})",
+                    rows::STRING,
+                    c.col("s"),
+                    quote(&re2)
+                );
+            }
+            match regex_values.get(&(name.to_string(), re.as_str().to_string())) {
+                Some(values) if values.is_empty() => "0".into(),
+                Some(values) => {
+                    let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
+                    format!(
+                        "{kind} = {} AND {} IN ({})",
+                        rows::STRING,
+                        c.col("s"),
+                        quoted.join(", ")
+                    )
+                }
+                None => format!(
+                    "{kind} = {} AND match({}, {})",
+                    rows::STRING,
+                    c.col("s"),
+                    quote(re.as_str())
+                ),
+            }
+        }
+        AttrOp::WithinLastDays(days) => {
+            let value = format!("({}, {})", c.col("d"), c.col("dn"));
+            format!(
+                "{kind} = {} AND {value} >= {} AND {value} < {}",
+                rows::DATETIME,
+                window_start_pair(moments, tz, *days),
+                at_pair(moments)
+            )
+        }
+        AttrOp::MoreThanDaysAgo(days) => format!(
+            "{kind} = {} AND ({}, {}) < {}",
+            rows::DATETIME,
+            c.col("d"),
+            c.col("dn"),
+            window_start_pair(moments, tz, *days)
+        ),
+    }
+}
+
+/// `eq` of segments.md on a latest value: same kind, same value.
+fn equals(c: &mut Cols<'_>, value: &Value) -> String {
+    let kind = c.kind();
     match value {
-        Value::String(s) => format!("kind = {} AND s = {}", rows::STRING, quote(s)),
-        Value::Number(n) => format!("kind = {} AND n = {}", rows::NUMBER, float(*n)),
-        Value::Bool(b) => format!("kind = {} AND n = {}", rows::BOOL, u8::from(*b)),
-        Value::DateTime(t) => format!("kind = {} AND (d, dn) = {}", rows::DATETIME, instant(*t)),
+        Value::String(s) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::STRING,
+            c.col("s"),
+            quote(s)
+        ),
+        Value::Number(n) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::NUMBER,
+            c.col("n"),
+            float(*n)
+        ),
+        Value::Bool(b) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::BOOL,
+            c.col("n"),
+            u8::from(*b)
+        ),
+        Value::DateTime(t) => format!(
+            "{kind} = {} AND ({}, {}) = {}",
+            rows::DATETIME,
+            c.col("d"),
+            c.col("dn"),
+            instant(*t)
+        ),
         Value::Array(items) => {
             let array = if items.is_empty() {
                 "emptyArrayString()".to_string()
@@ -445,20 +580,21 @@ fn equals(value: &Value) -> String {
                 let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
                 format!("[{}]", quoted.join(", "))
             };
-            format!("kind = {} AND a = {array}", rows::ARRAY)
+            format!("{kind} = {} AND {} = {array}", rows::ARRAY, c.col("a"))
         }
     }
 }
 
-fn any_equal(values: &[Value]) -> String {
+fn any_equal(c: &mut Cols<'_>, values: &[Value]) -> String {
     match values {
         [] => return "0".into(),
-        // The text of `eq`, so that `in [x]` and `eq x` share one aggregate: ClickHouse
-        // 18.16 keeps one alias for two aggregates whose syntax trees are equal.
-        [one] => return equals(one),
+        [one] => return equals(c, one),
         _ => {}
     }
-    let parts: Vec<String> = values.iter().map(|v| format!("({})", equals(v))).collect();
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| format!("({})", equals(c, v)))
+        .collect();
     parts.join(" OR ")
 }
 
