@@ -31,9 +31,10 @@ use jiff::tz::TimeZone;
 
 /// Default database name.
 pub const DEFAULT_DATABASE: &str = "headcount";
-/// At most this many instants per query (each fact is repeated once per instant it
-/// is before, so this bounds a query's memory); more are split into several queries.
-const INSTANTS_PER_QUERY: usize = 64;
+/// At most this many instants per query (each user is repeated once per instant it
+/// exists at, and each bound is an array of one element per instant); more are split
+/// into several queries, each a scan.
+const INSTANTS_PER_QUERY: usize = 128;
 
 /// Where the facts live.
 #[derive(Debug, Clone, PartialEq, Eq)]

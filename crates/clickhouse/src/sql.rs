@@ -7,18 +7,23 @@
 //! never converts a time zone, so daylight-saving days and midnights are exactly the
 //! memory engine's.
 //!
-//! The query has three levels:
-//! 1. per user and instant (`GROUP BY user, k`, on each shard: users never span
-//!    shards): every fact is joined (`arrayJoin`) with the positions `k` of the
-//!    instants it is before, so a group exists exactly when the user exists before
-//!    instant `k`; one aggregate per distinct leaf: `countIf` of events or purchases
-//!    in the window, or for an attribute `argMaxIf(1 + test, (time, seq, sub), …)`,
-//!    the test of its latest write (0 when never written, 1 false, 2 true). Facts at
-//!    or before a deletion of the user are left out by a local join with the
-//!    `deletions` table. Bounds that depend on the instant are constant arrays
-//!    indexed by `k`;
-//! 2. per user and instant, the segments as booleans of those leaves, each
-//!    referenced segment (`in_segment`) once as a named column;
+//! The query groups each shard's facts by user (users never span shards), then works
+//! per user and instant, then sums per instant:
+//! 1. per user, one aggregate per distinct count (events or purchases of one kind in
+//!    one window) and one per attribute read (not per test of it): its latest write,
+//!    `kind` and the value columns its tests read, ordered by `(time, seq, sub)`
+//!    (kind 0 when never written, as an unset). For one instant (the daily
+//!    computation) these are `countIf` and `argMaxIf` over the rows; for several
+//!    (a backfill), each user's writes of an attribute are gathered, sorted, into an
+//!    array and each counted kind of row's times into another, and every instant
+//!    the user exists at (`arrayJoin`) reads its latest value (the last write before
+//!    it) and its counts from them: a row per user and instant, not per fact and
+//!    instant. Facts at or before a deletion of the user are left out by a local join
+//!    with the `deletions` table. Bounds that depend on the instant are constant
+//!    arrays indexed by its position `k`;
+//! 2. per user and instant, the tests of the latest values and the segments as
+//!    booleans of those leaves, each referenced segment (`in_segment`) once as a
+//!    named column;
 //! 3. per instant, the sums.
 //!
 //! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`
@@ -99,10 +104,9 @@ impl Moment {
 /// the instant's position (from 1), then one count per target (read them with
 /// [`parse_counts`]).
 ///
-/// Each fact is joined with the positions of the instants it is before
-/// (`arrayJoin`), and grouped by user and position: one scan serves every instant,
-/// and the instant-dependent bounds are constant arrays indexed by the position, so
-/// the query's size grows with the filters, not with the number of instants.
+/// One scan serves every instant: the instant-dependent bounds are constant arrays
+/// indexed by the position, so the query's size grows with the filters, not with the
+/// number of instants (see the module's documentation for its levels).
 ///
 /// # Errors
 /// An `in_segment` that `resolve` does not know, or a cycle of references.
@@ -131,16 +135,27 @@ pub fn size_query(
     for target in targets {
         exprs.push(ctx.node(target)?);
     }
+    // One instant: the per-user aggregates are the values themselves. Several: each
+    // user's facts are gathered into arrays, then every instant reads its values
+    // from them (a row per user and instant, not per fact and instant).
+    let many = moments.len() > 1;
+    // Position of `kind` in an attribute's value tuple (after `time, seq, sub` when
+    // gathered into an array).
+    let kind_at = if many { 4 } else { 1 };
     let mut middle = String::from("k");
     // Each attribute's latest value as columns (`v0_kind`, `v0_s`, …), read by the
     // attribute tests below.
     for (i, attr) in ctx.attrs.list.iter().enumerate() {
-        if attr.columns.is_empty() {
+        if attr.columns.is_empty() && !many {
             let _ = write!(middle, ", v{i} AS v{i}_kind");
         } else {
-            let _ = write!(middle, ", tupleElement(v{i}, 1) AS v{i}_kind");
+            let _ = write!(middle, ", tupleElement(v{i}, {kind_at}) AS v{i}_kind");
             for (j, col) in attr.columns.iter().enumerate() {
-                let _ = write!(middle, ", tupleElement(v{i}, {}) AS v{i}_{col}", j + 2);
+                let _ = write!(
+                    middle,
+                    ", tupleElement(v{i}, {}) AS v{i}_{col}",
+                    kind_at + 1 + j
+                );
             }
         }
     }
@@ -157,30 +172,90 @@ pub fn size_query(
         .unwrap_or(i64::MIN);
     let ats = array(moments.iter().map(|m| m.at_micros));
     let positions = array(1..=moments.len() as i64);
-    // One instant: every row kept (`time < max_at`) is before it, and the bounds
-    // indexed by a constant `k` are constants.
-    let mut inner = if moments.len() == 1 {
-        "toInt64(1) AS k, any(bucket) AS b".to_string()
-    } else {
-        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b")
-    };
-    for (expr, alias) in &ctx.leaves.list {
-        let _ = write!(inner, ", {expr} AS {alias}");
-    }
-    for (i, attr) in ctx.attrs.list.iter().enumerate() {
-        let value = if attr.columns.is_empty() {
+    let attr_value = |columns: &std::collections::BTreeSet<&str>, key: &str| {
+        let mut parts: Vec<&str> = Vec::new();
+        if !key.is_empty() {
+            parts.push(key);
+        }
+        parts.push("kind");
+        parts.extend(columns.iter().copied());
+        if parts.len() == 1 {
             "kind".to_string()
         } else {
-            let columns: Vec<&str> = attr.columns.iter().copied().collect();
-            format!("tuple(kind, {})", columns.join(", "))
-        };
-        let _ = write!(
-            inner,
-            ", argMaxIf({value}, (time, seq, sub), type = {ty} AND name = {name}) AS v{i}",
+            format!("tuple({})", parts.join(", "))
+        }
+    };
+    let attr_rows = |name: &str| {
+        format!(
+            "type = {ty} AND name = {name}",
             ty = rows::ATTRIBUTE,
-            name = quote(&attr.name),
+            name = quote(name)
+        )
+    };
+    let (inner, per_instant) = if many {
+        // Per user: the time of its first fact, its bucket, each attribute's writes
+        // sorted by (time, seq, sub), each kind of counted row's times.
+        let mut inner = "min(time) AS first, any(bucket) AS b".to_string();
+        for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            let _ = write!(
+                inner,
+                ", arraySort(groupArrayIf({}, {})) AS h{i}",
+                attr_value(&attr.columns, "time, seq, sub"),
+                attr_rows(&attr.name)
+            );
+        }
+        let mut times: Vec<&str> = Vec::new();
+        for (which, _, _) in &ctx.leaves.list {
+            if !times.contains(&which.as_str()) {
+                let _ = write!(inner, ", groupArrayIf(time, {which}) AS e{}", times.len());
+                times.push(which);
+            }
+        }
+        // Per user and instant `k` the user exists at: the latest write before the
+        // instant (the last of the sorted writes before it; none: the tuple's
+        // default, kind 0, as an unset) and the counts in the windows.
+        // (`first` goes in as an array: 18.16 drops a subquery's column that the
+        // query above reads only inside a lambda.)
+        let mut per = format!(
+            "arrayJoin(arrayFilter((p, at, f) -> f < at, {positions}, {ats}, \
+             replicate(first, {positions}))) AS k, b"
         );
-    }
+        for (which, from, alias) in &ctx.leaves.list {
+            let e = times.iter().position(|w| w == which).unwrap_or(0);
+            let lo = match from {
+                Some(from) => format!("t >= {from} AND "),
+                None => String::new(),
+            };
+            let _ = write!(per, ", arrayCount(t -> {lo}t < {ats}[k], e{e}) AS {alias}");
+        }
+        for i in 0..ctx.attrs.list.len() {
+            let _ = write!(
+                per,
+                ", arrayElement(h{i}, arrayCount(x -> tupleElement(x, 1) < {ats}[k], h{i})) AS v{i}"
+            );
+        }
+        (inner, Some(per))
+    } else {
+        // One instant: every row kept (`time < max_at`) is before it, and the bounds
+        // indexed by a constant `k` are constants.
+        let mut inner = "toInt64(1) AS k, any(bucket) AS b".to_string();
+        for (which, from, alias) in &ctx.leaves.list {
+            let lo = match from {
+                Some(from) => format!(" AND time >= {from}"),
+                None => String::new(),
+            };
+            let _ = write!(inner, ", countIf({which}{lo}) AS {alias}");
+        }
+        for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            let _ = write!(
+                inner,
+                ", argMaxIf({}, (time, seq, sub), {}) AS v{i}",
+                attr_value(&attr.columns, ""),
+                attr_rows(&attr.name)
+            );
+        }
+        (inner, None)
+    };
     let (join, after_deletion) = if tables.any_deletions {
         (
             format!(
@@ -193,11 +268,17 @@ pub fn size_query(
     } else {
         (String::new(), "")
     };
-    Ok(format!(
-        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts}{join} \
-         WHERE workspace = {workspace} AND time < {max_at}{after_deletion} \
-         GROUP BY user, k)) GROUP BY k ORDER BY k",
+    let scan = format!(
+        "SELECT {inner} FROM {facts}{join} \
+         WHERE workspace = {workspace} AND time < {max_at}{after_deletion} GROUP BY user",
         facts = tables.facts,
+    );
+    let per_user = match per_instant {
+        Some(per) => format!("SELECT {per} FROM ({scan})"),
+        None => scan,
+    };
+    Ok(format!(
+        "SELECT {outer} FROM (SELECT {middle} FROM ({per_user})) GROUP BY k ORDER BY k"
     ))
 }
 
@@ -240,21 +321,24 @@ pub fn parse_counts(
     Ok(counts)
 }
 
-/// The per-user aggregates, each once.
+/// The counts of events or purchases, each once: which rows (`which`), and from
+/// when (the window's start, an expression of `k`; `None`: all time before `T`).
 #[derive(Default)]
 struct Leaves {
-    list: Vec<(String, String)>,
-    aliases: HashMap<String, String>,
+    list: Vec<(String, Option<String>, String)>,
+    aliases: HashMap<(String, Option<String>), String>,
 }
 
 impl Leaves {
-    fn alias(&mut self, expr: String) -> String {
-        if let Some(alias) = self.aliases.get(&expr) {
+    fn alias(&mut self, which: String, from: Option<String>) -> String {
+        let key = (which, from);
+        if let Some(alias) = self.aliases.get(&key) {
             return alias.clone();
         }
         let alias = format!("l{}", self.list.len());
-        self.aliases.insert(expr.clone(), alias.clone());
-        self.list.push((expr, alias.clone()));
+        self.list
+            .push((key.0.clone(), key.1.clone(), alias.clone()));
+        self.aliases.insert(key, alias.clone());
         alias
     }
 }
@@ -372,15 +456,10 @@ impl Ctx<'_, '_> {
     }
 
     fn count(&mut self, which: &str, test: &CountTest) -> String {
-        let lo = match test.within_days {
-            Some(days) => format!(
-                " AND time >= {}",
-                window_starts(self.moments, self.tz, days)
-            ),
-            None => String::new(),
-        };
-        let expr = format!("countIf({which}{lo})");
-        let alias = self.leaves.alias(expr);
+        let from = test
+            .within_days
+            .map(|days| window_starts(self.moments, self.tz, days));
+        let alias = self.leaves.alias(which.to_string(), from);
         format!("toInt64({alias}) {} {}", op(test.cmp), test.value)
     }
 
