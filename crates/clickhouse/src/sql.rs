@@ -125,6 +125,7 @@ pub fn size_query(
         tz,
         leaves: Leaves::default(),
         attrs: Attrs::default(),
+        names: Names::default(),
         resolve,
         regex_values,
         segments: HashMap::new(),
@@ -185,13 +186,6 @@ pub fn size_query(
             format!("tuple({})", parts.join(", "))
         }
     };
-    let attr_rows = |name: &str| {
-        format!(
-            "type = {ty} AND name = {name}",
-            ty = rows::ATTRIBUTE,
-            name = quote(name)
-        )
-    };
     let (inner, per_instant) = if many {
         // Per user: the time of its first fact, its bucket, each attribute's writes
         // sorted by (time, seq, sub), each kind of counted row's times.
@@ -201,7 +195,7 @@ pub fn size_query(
                 inner,
                 ", arraySort(groupArrayIf({}, {})) AS h{i}",
                 attr_value(&attr.columns, "time, seq, sub"),
-                attr_rows(&attr.name)
+                attr.rows
             );
         }
         let mut times: Vec<&str> = Vec::new();
@@ -251,7 +245,7 @@ pub fn size_query(
                 inner,
                 ", argMaxIf({}, (time, seq, sub), {}) AS v{i}",
                 attr_value(&attr.columns, ""),
-                attr_rows(&attr.name)
+                attr.rows
             );
         }
         (inner, None)
@@ -269,9 +263,10 @@ pub fn size_query(
         (String::new(), "")
     };
     let scan = format!(
-        "SELECT {inner} FROM {facts}{join} \
+        "{with}SELECT {inner} FROM {facts}{join} \
          WHERE workspace = {workspace} AND time < {max_at}{after_deletion} GROUP BY user",
         facts = tables.facts,
+        with = ctx.names.with(),
     );
     let per_user = match per_instant {
         Some(per) => format!("SELECT {per} FROM ({scan})"),
@@ -343,6 +338,45 @@ impl Leaves {
     }
 }
 
+/// The names of the rows the query reads (events, products, attributes), each given a
+/// number: the scan computes once per row `c`, its type and name as one integer
+/// (`transform` of the name), so that each aggregate's condition compares integers
+/// instead of strings.
+#[derive(Default)]
+struct Names {
+    list: Vec<String>,
+}
+
+impl Names {
+    /// The condition "a row of type `ty` named `name`", as a test of `c`.
+    fn rows(&mut self, ty: u8, name: &str) -> String {
+        let id = match self.list.iter().position(|n| n == name) {
+            Some(i) => i + 1,
+            None => {
+                self.list.push(name.to_string());
+                self.list.len()
+            }
+        };
+        format!("c = {}", (u64::from(ty) << 32) + id as u64)
+    }
+
+    /// `WITH … AS c ` for the scan (empty when no name is read).
+    fn with(&self) -> String {
+        if self.list.is_empty() {
+            return String::new();
+        }
+        let names: Vec<String> = self.list.iter().map(|n| quote(n)).collect();
+        let ids: Vec<String> = (1..=self.list.len())
+            .map(|i| format!("toUInt64({i})"))
+            .collect();
+        format!(
+            "WITH bitShiftLeft(toUInt64(type), 32) + transform(name, [{}], [{}], toUInt64(0)) AS c ",
+            names.join(", "),
+            ids.join(", ")
+        )
+    }
+}
+
 /// The attributes read, each aggregated once per user (and instant) into its latest
 /// value: `argMaxIf` of `kind` and the value columns its tests read.
 #[derive(Default)]
@@ -352,18 +386,21 @@ struct Attrs {
 
 struct Attr {
     name: String,
+    /// The condition on `c` of its rows.
+    rows: String,
     /// Value columns read besides `kind` (`s`, `n`, `d`, `dn`, `a`), in tuple order.
     columns: std::collections::BTreeSet<&'static str>,
 }
 
 impl Attrs {
     /// The position of attribute `name` (added when new).
-    fn index(&mut self, name: &str) -> usize {
+    fn index(&mut self, name: &str, names: &mut Names) -> usize {
         if let Some(i) = self.list.iter().position(|a| a.name == name) {
             return i;
         }
         self.list.push(Attr {
             name: name.to_string(),
+            rows: names.rows(rows::ATTRIBUTE, name),
             columns: Default::default(),
         });
         self.list.len() - 1
@@ -393,6 +430,7 @@ struct Ctx<'a, 'r> {
     tz: &'a TimeZone,
     leaves: Leaves,
     attrs: Attrs,
+    names: Names,
     resolve: &'a Resolve<'r>,
     regex_values: &'a RegexValues,
     /// Referenced segments already written as columns.
@@ -423,13 +461,13 @@ impl Ctx<'_, '_> {
             Filter::Not(child) => format!("NOT ({})", self.node(child)?),
             Filter::InSegment(id) => self.segment(*id)?,
             Filter::RandomBucket { cmp, value } => format!("toInt64(b) {} {value}", op(*cmp)),
-            Filter::Event { name, count } => self.count(
-                &format!("type = {} AND name = {}", rows::EVENT, quote(name)),
-                count,
-            ),
+            Filter::Event { name, count } => {
+                let which = self.names.rows(rows::EVENT, name);
+                self.count(&which, count)
+            }
             Filter::Purchase { product, count } => {
                 let which = match product {
-                    Some(p) => format!("type = {} AND name = {}", rows::PURCHASE, quote(p)),
+                    Some(p) => self.names.rows(rows::PURCHASE, p),
                     None => format!("type = {}", rows::PURCHASE),
                 };
                 self.count(&which, count)
@@ -465,7 +503,7 @@ impl Ctx<'_, '_> {
 
     fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
         let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
-        let i = self.attrs.index(name);
+        let i = self.attrs.index(name, &mut self.names);
         let mut cols = Cols {
             i,
             attr: &mut self.attrs.list[i],
