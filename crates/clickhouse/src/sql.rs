@@ -143,7 +143,7 @@ pub fn size_query(
     // Position of `kind` in an attribute's value tuple (after `time, seq, sub` when
     // gathered into an array).
     let kind_at = if many { 4 } else { 1 };
-    let mut middle = String::from("k");
+    let mut middle = String::new();
     // Each attribute's latest value as columns (`v0_kind`, `v0_s`, …), read by the
     // attribute tests below.
     for (i, attr) in ctx.attrs.list.iter().enumerate() {
@@ -211,8 +211,8 @@ pub fn size_query(
         // (`first` goes in as an array: 18.16 drops a subquery's column that the
         // query above reads only inside a lambda.)
         let mut per = format!(
-            "arrayJoin(arrayFilter((p, at, f) -> f < at, {positions}, {ats}, \
-             replicate(first, {positions}))) AS k, b"
+            ", arrayJoin(arrayFilter((p, at, f) -> f < at, {positions}, {ats}, \
+             replicate(first, {positions}))) AS k"
         );
         for (which, from, alias) in &ctx.leaves.list {
             let e = times.iter().position(|w| w == which).unwrap_or(0);
@@ -228,7 +228,7 @@ pub fn size_query(
                 ", arrayElement(h{i}, arrayCount(x -> tupleElement(x, 1) < {ats}[k], h{i})) AS v{i}"
             );
         }
-        (inner, Some(per))
+        (inner, per)
     } else {
         // One instant: every row kept (`time < max_at`) is before it, and the bounds
         // indexed by a constant `k` are constants.
@@ -248,7 +248,7 @@ pub fn size_query(
                 attr.rows
             );
         }
-        (inner, None)
+        (inner, String::new())
     };
     let (join, after_deletion) = if tables.any_deletions {
         (
@@ -262,18 +262,16 @@ pub fn size_query(
     } else {
         (String::new(), "")
     };
+    // The levels per user and instant are expressions of the aggregates in the same
+    // SELECT: each shard computes them for its users.
     let scan = format!(
-        "{with}SELECT {inner} FROM {facts}{join} \
+        "{with}SELECT {inner}{per_instant}{middle} FROM {facts}{join} \
          WHERE workspace = {workspace} AND time < {max_at}{after_deletion} GROUP BY user",
         facts = tables.facts,
         with = ctx.names.with(),
     );
-    let per_user = match per_instant {
-        Some(per) => format!("SELECT {per} FROM ({scan})"),
-        None => scan,
-    };
     Ok(format!(
-        "SELECT {outer} FROM (SELECT {middle} FROM ({per_user})) GROUP BY k ORDER BY k"
+        "SELECT {outer} FROM ({scan}) GROUP BY k ORDER BY k"
     ))
 }
 
