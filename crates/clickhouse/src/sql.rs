@@ -1011,6 +1011,59 @@ mod tests {
         assert_eq!(float(-0.0), "toFloat64(-0.0)");
     }
 
+    fn attribute(name: &str, value: &str) -> Filter {
+        Filter::Attribute {
+            name: name.into(),
+            op: AttrOp::Eq(Value::String(value.into())),
+        }
+    }
+
+    fn query_of(filters: &[Filter], instants: usize) -> String {
+        let tables = Tables {
+            facts: "db.facts".into(),
+            local_deletions: "db.deletions_local".into(),
+            any_deletions: false,
+        };
+        let targets: Vec<&Filter> = filters.iter().collect();
+        let at: Vec<Timestamp> = (0..instants as i64)
+            .map(|d| Timestamp::from_second(1_700_000_000 + d * 86_400).unwrap())
+            .collect();
+        size_query(
+            &tables,
+            1,
+            &targets,
+            &|_| None,
+            &RegexValues::new(),
+            &at,
+            &TimeZone::UTC,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_attribute_read_by_several_tests_is_aggregated_once_per_user() {
+        let filters = [
+            attribute("plan", "pro"),
+            attribute("plan", "free"),
+            Filter::Not(Box::new(attribute("plan", "team"))),
+            attribute("country", "FR"),
+        ];
+        let one = query_of(&filters, 1);
+        assert_eq!(one.matches("argMaxIf(").count(), 2, "{one}");
+        assert_eq!(one.matches("arrayJoin(").count(), 0, "{one}");
+        let many = query_of(&filters, 3);
+        assert_eq!(many.matches("argMaxIf(").count(), 0, "{many}");
+        assert_eq!(many.matches("groupArrayIf(").count(), 2, "{many}");
+        assert_eq!(many.matches("arrayJoin(").count(), 1, "{many}");
+    }
+
+    #[test]
+    fn one_instant_groups_one_level_for_few_users_and_several_always_two_level() {
+        assert_eq!(settings(1)[0], ("group_by_two_level_threshold", "100000"));
+        assert_eq!(settings(2)[0], ("group_by_two_level_threshold", "1"));
+        assert_eq!(settings(7)[1], ("group_by_two_level_threshold_bytes", "0"));
+    }
+
     #[test]
     fn counts_are_read_instant_by_instant() {
         assert_eq!(
