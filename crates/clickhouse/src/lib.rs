@@ -31,9 +31,10 @@ use jiff::tz::TimeZone;
 
 /// Default database name.
 pub const DEFAULT_DATABASE: &str = "headcount";
-/// At most this many instants per query (each fact is repeated once per instant it
-/// is before, so this bounds a query's memory); more are split into several queries.
-const INSTANTS_PER_QUERY: usize = 64;
+/// At most this many instants per query (each user is repeated once per instant it
+/// exists at, and each bound is an array of one element per instant); more are split
+/// into several queries, each a scan.
+const INSTANTS_PER_QUERY: usize = 128;
 
 /// Where the facts live.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -248,18 +249,17 @@ impl ClickHouse {
                 tz,
             )
             .map_err(|e| Error::Invalid(e.to_string()))?;
-            log_query(&query, part.len(), targets.len());
-            let answer = self.servers[0].post(
-                &[
-                    ("wait_end_of_query", "1"),
-                    ("distributed_group_by_no_merge", "1"),
-                    ("max_query_size", "268435456"),
-                    ("max_ast_elements", "10000000"),
-                    ("max_expanded_ast_elements", "10000000"),
-                ],
-                &query,
-                b"",
-            )?;
+            let grouping = sql::settings(part.len());
+            log_query(&query, part.len(), targets.len(), &grouping);
+            let mut settings = vec![
+                ("wait_end_of_query", "1"),
+                ("distributed_group_by_no_merge", "1"),
+                ("max_query_size", "268435456"),
+                ("max_ast_elements", "10000000"),
+                ("max_expanded_ast_elements", "10000000"),
+            ];
+            settings.extend(grouping);
+            let answer = self.servers[0].post(&settings, &query, b"")?;
             let text = String::from_utf8_lossy(&answer);
             out.extend(
                 sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?,
@@ -270,9 +270,9 @@ impl ClickHouse {
 }
 
 /// With `HEADCOUNT_CLICKHOUSE_SQL_LOG=FILE` in the environment, appends each sizing
-/// query to `FILE` as one JSON line (`instants`, `targets`, `sql`): bench/clickhouse.py
+/// query to `FILE` as one JSON line (`instants`, `targets`, `settings`, `sql`): bench/clickhouse.py
 /// runs the same SQL on a current ClickHouse (chDB). Failing to write is ignored.
-fn log_query(query: &str, instants: usize, targets: usize) {
+fn log_query(query: &str, instants: usize, targets: usize, settings: &[(&str, &str)]) {
     let Some(path) = std::env::var_os("HEADCOUNT_CLICKHOUSE_SQL_LOG") else {
         return;
     };
@@ -285,7 +285,14 @@ fn log_query(query: &str, instants: usize, targets: usize) {
             c => sql.push(c),
         }
     }
-    let line = format!(r#"{{"instants": {instants}, "targets": {targets}, "sql": "{sql}"}}"#);
+    let settings: Vec<String> = settings
+        .iter()
+        .map(|(name, value)| format!(r#""{name}": "{value}""#))
+        .collect();
+    let line = format!(
+        r#"{{"instants": {instants}, "targets": {targets}, "settings": {{{}}}, "sql": "{sql}"}}"#,
+        settings.join(", ")
+    );
     if let Ok(mut file) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

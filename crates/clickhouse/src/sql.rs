@@ -7,18 +7,23 @@
 //! never converts a time zone, so daylight-saving days and midnights are exactly the
 //! memory engine's.
 //!
-//! The query has three levels:
-//! 1. per user and instant (`GROUP BY user, k`, on each shard: users never span
-//!    shards): every fact is joined (`arrayJoin`) with the positions `k` of the
-//!    instants it is before, so a group exists exactly when the user exists before
-//!    instant `k`; one aggregate per distinct leaf: `countIf` of events or purchases
-//!    in the window, or for an attribute `argMaxIf(1 + test, (time, seq, sub), …)`,
-//!    the test of its latest write (0 when never written, 1 false, 2 true). Facts at
-//!    or before a deletion of the user are left out by a local join with the
-//!    `deletions` table. Bounds that depend on the instant are constant arrays
-//!    indexed by `k`;
-//! 2. per user and instant, the segments as booleans of those leaves, each
-//!    referenced segment (`in_segment`) once as a named column;
+//! The query groups each shard's facts by user (users never span shards), then works
+//! per user and instant, then sums per instant:
+//! 1. per user, one aggregate per distinct count (events or purchases of one kind in
+//!    one window) and one per attribute read (not per test of it): its latest write,
+//!    `kind` and the value columns its tests read, ordered by `(time, seq, sub)`
+//!    (kind 0 when never written, as an unset). For one instant (the daily
+//!    computation) these are `countIf` and `argMaxIf` over the rows; for several
+//!    (a backfill), each user's writes of an attribute are gathered, sorted, into an
+//!    array and each counted kind of row's times into another, and every instant
+//!    the user exists at (`arrayJoin`) reads its latest value (the last write before
+//!    it) and its counts from them: a row per user and instant, not per fact and
+//!    instant. Facts at or before a deletion of the user are left out by a local join
+//!    with the `deletions` table. Bounds that depend on the instant are constant
+//!    arrays indexed by its position `k`;
+//! 2. per user and instant, the tests of the latest values and the segments as
+//!    booleans of those leaves, each referenced segment (`in_segment`) once as a
+//!    named column;
 //! 3. per instant, the sums.
 //!
 //! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`
@@ -99,10 +104,9 @@ impl Moment {
 /// the instant's position (from 1), then one count per target (read them with
 /// [`parse_counts`]).
 ///
-/// Each fact is joined with the positions of the instants it is before
-/// (`arrayJoin`), and grouped by user and position: one scan serves every instant,
-/// and the instant-dependent bounds are constant arrays indexed by the position, so
-/// the query's size grows with the filters, not with the number of instants.
+/// One scan serves every instant: the instant-dependent bounds are constant arrays
+/// indexed by the position, so the query's size grows with the filters, not with the
+/// number of instants (see the module's documentation for its levels).
 ///
 /// # Errors
 /// An `in_segment` that `resolve` does not know, or a cycle of references.
@@ -120,6 +124,8 @@ pub fn size_query(
         moments: &moments,
         tz,
         leaves: Leaves::default(),
+        attrs: Attrs::default(),
+        names: Names::default(),
         resolve,
         regex_values,
         segments: HashMap::new(),
@@ -130,7 +136,30 @@ pub fn size_query(
     for target in targets {
         exprs.push(ctx.node(target)?);
     }
-    let mut middle = String::from("k");
+    // One instant: the per-user aggregates are the values themselves. Several: each
+    // user's facts are gathered into arrays, then every instant reads its values
+    // from them (a row per user and instant, not per fact and instant).
+    let many = moments.len() > 1;
+    // Position of `kind` in an attribute's value tuple (after `time, seq, sub` when
+    // gathered into an array).
+    let kind_at = if many { 4 } else { 1 };
+    let mut middle = String::new();
+    // Each attribute's latest value as columns (`v0_kind`, `v0_s`, …), read by the
+    // attribute tests below.
+    for (i, attr) in ctx.attrs.list.iter().enumerate() {
+        if attr.columns.is_empty() && !many {
+            let _ = write!(middle, ", v{i} AS v{i}_kind");
+        } else {
+            let _ = write!(middle, ", tupleElement(v{i}, {kind_at}) AS v{i}_kind");
+            for (j, col) in attr.columns.iter().enumerate() {
+                let _ = write!(
+                    middle,
+                    ", tupleElement(v{i}, {}) AS v{i}_{col}",
+                    kind_at + 1 + j
+                );
+            }
+        }
+    }
     middle.push_str(&ctx.columns);
     let mut outer = String::from("k");
     for (j, expr) in exprs.iter().enumerate() {
@@ -144,16 +173,83 @@ pub fn size_query(
         .unwrap_or(i64::MIN);
     let ats = array(moments.iter().map(|m| m.at_micros));
     let positions = array(1..=moments.len() as i64);
-    // One instant: every row kept (`time < max_at`) is before it, and the bounds
-    // indexed by a constant `k` are constants.
-    let mut inner = if moments.len() == 1 {
-        "toInt64(1) AS k, any(bucket) AS b".to_string()
-    } else {
-        format!("arrayJoin(arrayFilter(x -> time < {ats}[x], {positions})) AS k, any(bucket) AS b")
+    let attr_value = |columns: &std::collections::BTreeSet<&str>, key: &str| {
+        let mut parts: Vec<&str> = Vec::new();
+        if !key.is_empty() {
+            parts.push(key);
+        }
+        parts.push("kind");
+        parts.extend(columns.iter().copied());
+        if parts.len() == 1 {
+            "kind".to_string()
+        } else {
+            format!("tuple({})", parts.join(", "))
+        }
     };
-    for (expr, alias) in &ctx.leaves.list {
-        let _ = write!(inner, ", {expr} AS {alias}");
-    }
+    let (inner, per_instant) = if many {
+        // Per user: the time of its first fact, its bucket, each attribute's writes
+        // sorted by (time, seq, sub), each kind of counted row's times.
+        let mut inner = "min(time) AS first, any(bucket) AS b".to_string();
+        for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            let _ = write!(
+                inner,
+                ", arraySort(groupArrayIf({}, {})) AS h{i}",
+                attr_value(&attr.columns, "time, seq, sub"),
+                attr.rows
+            );
+        }
+        let mut times: Vec<&str> = Vec::new();
+        for (which, _, _) in &ctx.leaves.list {
+            if !times.contains(&which.as_str()) {
+                let _ = write!(inner, ", groupArrayIf(time, {which}) AS e{}", times.len());
+                times.push(which);
+            }
+        }
+        // Per user and instant `k` the user exists at: the latest write before the
+        // instant (the last of the sorted writes before it; none: the tuple's
+        // default, kind 0, as an unset) and the counts in the windows.
+        // (`first` goes in as an array: 18.16 drops a subquery's column that the
+        // query above reads only inside a lambda.)
+        let mut per = format!(
+            ", arrayJoin(arrayFilter((p, at, f) -> f < at, {positions}, {ats}, \
+             replicate(first, {positions}))) AS k"
+        );
+        for (which, from, alias) in &ctx.leaves.list {
+            let e = times.iter().position(|w| w == which).unwrap_or(0);
+            let lo = match from {
+                Some(from) => format!("t >= {from} AND "),
+                None => String::new(),
+            };
+            let _ = write!(per, ", arrayCount(t -> {lo}t < {ats}[k], e{e}) AS {alias}");
+        }
+        for i in 0..ctx.attrs.list.len() {
+            let _ = write!(
+                per,
+                ", arrayElement(h{i}, arrayCount(x -> tupleElement(x, 1) < {ats}[k], h{i})) AS v{i}"
+            );
+        }
+        (inner, per)
+    } else {
+        // One instant: every row kept (`time < max_at`) is before it, and the bounds
+        // indexed by a constant `k` are constants.
+        let mut inner = "toInt64(1) AS k, any(bucket) AS b".to_string();
+        for (which, from, alias) in &ctx.leaves.list {
+            let lo = match from {
+                Some(from) => format!(" AND time >= {from}"),
+                None => String::new(),
+            };
+            let _ = write!(inner, ", countIf({which}{lo}) AS {alias}");
+        }
+        for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            let _ = write!(
+                inner,
+                ", argMaxIf({}, (time, seq, sub), {}) AS v{i}",
+                attr_value(&attr.columns, ""),
+                attr.rows
+            );
+        }
+        (inner, String::new())
+    };
     let (join, after_deletion) = if tables.any_deletions {
         (
             format!(
@@ -166,12 +262,37 @@ pub fn size_query(
     } else {
         (String::new(), "")
     };
-    Ok(format!(
-        "SELECT {outer} FROM (SELECT {middle} FROM (SELECT {inner} FROM {facts}{join} \
-         WHERE workspace = {workspace} AND time < {max_at}{after_deletion} \
-         GROUP BY user, k)) GROUP BY k ORDER BY k",
+    // The levels per user and instant are expressions of the aggregates in the same
+    // SELECT: each shard computes them for its users.
+    let scan = format!(
+        "{with}SELECT {inner}{per_instant}{middle} FROM {facts}{join} \
+         WHERE workspace = {workspace} AND time < {max_at}{after_deletion} GROUP BY user",
         facts = tables.facts,
+        with = ctx.names.with(),
+    );
+    Ok(format!(
+        "SELECT {outer} FROM ({scan}) GROUP BY k ORDER BY k"
     ))
+}
+
+/// The settings a [`size_query`] of `instants` instants is sent with (beside the
+/// size limits of a large query).
+///
+/// One instant: a one-level `GROUP BY` up to 100,000 users per server and a two-level
+/// one beyond, whatever the states' bytes (not ClickHouse's default of 100 MB). With
+/// few users the per-user expressions then run over a few large blocks rather than the
+/// two-level aggregation's 256 (18.16 pays per block for each of the query's hundreds
+/// of expressions: 4 of a day's 10 s at 100,000 users on one server); with many, the
+/// two-level merge runs in parallel (one day at 1M users on one server: 17.2 s, against
+/// 27.0 s one-level). Several instants: always two-level, because each user is then
+/// repeated once per instant (`arrayJoin`) in the block of its bucket; in one block of
+/// every user that was 6 GB at 100,000 users and 100 instants, 0.2 GB in 256.
+pub fn settings(instants: usize) -> [(&'static str, &'static str); 2] {
+    let threshold = if instants > 1 { "1" } else { "100000" };
+    [
+        ("group_by_two_level_threshold", threshold),
+        ("group_by_two_level_threshold_bytes", "0"),
+    ]
 }
 
 /// A constant array of integers, `[toInt64(a), …]`.
@@ -213,22 +334,112 @@ pub fn parse_counts(
     Ok(counts)
 }
 
-/// The per-user aggregates, each once.
+/// The counts of events or purchases, each once: which rows (`which`), and from
+/// when (the window's start, an expression of `k`; `None`: all time before `T`).
 #[derive(Default)]
 struct Leaves {
-    list: Vec<(String, String)>,
-    aliases: HashMap<String, String>,
+    list: Vec<(String, Option<String>, String)>,
+    aliases: HashMap<(String, Option<String>), String>,
 }
 
 impl Leaves {
-    fn alias(&mut self, expr: String) -> String {
-        if let Some(alias) = self.aliases.get(&expr) {
+    fn alias(&mut self, which: String, from: Option<String>) -> String {
+        let key = (which, from);
+        if let Some(alias) = self.aliases.get(&key) {
             return alias.clone();
         }
         let alias = format!("l{}", self.list.len());
-        self.aliases.insert(expr.clone(), alias.clone());
-        self.list.push((expr, alias.clone()));
+        self.list
+            .push((key.0.clone(), key.1.clone(), alias.clone()));
+        self.aliases.insert(key, alias.clone());
         alias
+    }
+}
+
+/// The names of the rows the query reads (events, products, attributes), each given a
+/// number: the scan computes once per row `c`, its type and name as one integer
+/// (`transform` of the name), so that each aggregate's condition compares integers
+/// instead of strings.
+#[derive(Default)]
+struct Names {
+    list: Vec<String>,
+}
+
+impl Names {
+    /// The condition "a row of type `ty` named `name`", as a test of `c`.
+    fn rows(&mut self, ty: u8, name: &str) -> String {
+        let id = match self.list.iter().position(|n| n == name) {
+            Some(i) => i + 1,
+            None => {
+                self.list.push(name.to_string());
+                self.list.len()
+            }
+        };
+        format!("c = {}", (u64::from(ty) << 32) + id as u64)
+    }
+
+    /// `WITH … AS c ` for the scan (empty when no name is read).
+    fn with(&self) -> String {
+        if self.list.is_empty() {
+            return String::new();
+        }
+        let names: Vec<String> = self.list.iter().map(|n| quote(n)).collect();
+        let ids: Vec<String> = (1..=self.list.len())
+            .map(|i| format!("toUInt64({i})"))
+            .collect();
+        format!(
+            "WITH bitShiftLeft(toUInt64(type), 32) + transform(name, [{}], [{}], toUInt64(0)) AS c ",
+            names.join(", "),
+            ids.join(", ")
+        )
+    }
+}
+
+/// The attributes read, each aggregated once per user (and instant) into its latest
+/// value: `argMaxIf` of `kind` and the value columns its tests read.
+#[derive(Default)]
+struct Attrs {
+    list: Vec<Attr>,
+}
+
+struct Attr {
+    name: String,
+    /// The condition on `c` of its rows.
+    rows: String,
+    /// Value columns read besides `kind` (`s`, `n`, `d`, `dn`, `a`), in tuple order.
+    columns: std::collections::BTreeSet<&'static str>,
+}
+
+impl Attrs {
+    /// The position of attribute `name` (added when new).
+    fn index(&mut self, name: &str, names: &mut Names) -> usize {
+        if let Some(i) = self.list.iter().position(|a| a.name == name) {
+            return i;
+        }
+        self.list.push(Attr {
+            name: name.to_string(),
+            rows: names.rows(rows::ATTRIBUTE, name),
+            columns: Default::default(),
+        });
+        self.list.len() - 1
+    }
+}
+
+/// The columns of one attribute's latest value: `v{i}_kind`, `v{i}_s`, …; records the
+/// value columns used.
+struct Cols<'a> {
+    i: usize,
+    attr: &'a mut Attr,
+}
+
+impl Cols<'_> {
+    fn kind(&self) -> String {
+        format!("v{}_kind", self.i)
+    }
+
+    fn col(&mut self, col: &'static str) -> String {
+        self.attr.columns.insert(col);
+        format!("v{}_{col}", self.i)
     }
 }
 
@@ -236,6 +447,8 @@ struct Ctx<'a, 'r> {
     moments: &'a [Moment],
     tz: &'a TimeZone,
     leaves: Leaves,
+    attrs: Attrs,
+    names: Names,
     resolve: &'a Resolve<'r>,
     regex_values: &'a RegexValues,
     /// Referenced segments already written as columns.
@@ -247,46 +460,6 @@ struct Ctx<'a, 'r> {
 }
 
 impl Ctx<'_, '_> {
-    /// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
-    fn window_starts(&self, days: u32) -> String {
-        let starts = self
-            .moments
-            .iter()
-            .map(|m| rows::ceil_micros(m.window_start(days, self.tz)));
-        format!("{}[k]", array(starts))
-    }
-
-    /// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
-    fn window_start_pair(&self, days: u32) -> String {
-        let (us, ns): (Vec<i64>, Vec<i64>) = self
-            .moments
-            .iter()
-            .map(|m| {
-                let (us, ns) = rows::micros_and_nanos(m.window_start(days, self.tz));
-                (us, i64::from(ns))
-            })
-            .unzip();
-        format!(
-            "({}[k], {}[k])",
-            array(us.into_iter()),
-            array(ns.into_iter())
-        )
-    }
-
-    /// The (µs, ns) pair of the instant `k`.
-    fn at_pair(&self) -> String {
-        let (us, ns): (Vec<i64>, Vec<i64>) = self
-            .moments
-            .iter()
-            .map(|m| (m.at.0, i64::from(m.at.1)))
-            .unzip();
-        format!(
-            "({}[k], {}[k])",
-            array(us.into_iter()),
-            array(ns.into_iter())
-        )
-    }
-
     fn node(&mut self, filter: &Filter) -> Result<String, CompileError> {
         Ok(match filter {
             Filter::All(children) if children.is_empty() => "1".into(),
@@ -306,13 +479,13 @@ impl Ctx<'_, '_> {
             Filter::Not(child) => format!("NOT ({})", self.node(child)?),
             Filter::InSegment(id) => self.segment(*id)?,
             Filter::RandomBucket { cmp, value } => format!("toInt64(b) {} {value}", op(*cmp)),
-            Filter::Event { name, count } => self.count(
-                &format!("type = {} AND name = {}", rows::EVENT, quote(name)),
-                count,
-            ),
+            Filter::Event { name, count } => {
+                let which = self.names.rows(rows::EVENT, name);
+                self.count(&which, count)
+            }
             Filter::Purchase { product, count } => {
                 let which = match product {
-                    Some(p) => format!("type = {} AND name = {}", rows::PURCHASE, quote(p)),
+                    Some(p) => self.names.rows(rows::PURCHASE, p),
                     None => format!("type = {}", rows::PURCHASE),
                 };
                 self.count(&which, count)
@@ -339,105 +512,202 @@ impl Ctx<'_, '_> {
     }
 
     fn count(&mut self, which: &str, test: &CountTest) -> String {
-        let lo = match test.within_days {
-            Some(days) => format!(" AND time >= {}", self.window_starts(days)),
-            None => String::new(),
-        };
-        let expr = format!("countIf({which}{lo})");
-        let alias = self.leaves.alias(expr);
+        let from = test
+            .within_days
+            .map(|days| window_starts(self.moments, self.tz, days));
+        let alias = self.leaves.alias(which.to_string(), from);
         format!("toInt64({alias}) {} {}", op(test.cmp), test.value)
     }
 
     fn attribute(&mut self, name: &str, attr: &AttrOp) -> String {
         let missing = matches!(attr, AttrOp::NotExists | AttrOp::Ne(_) | AttrOp::NotIn(_));
-        let test = self.value_test(name, attr);
-        let expr = format!(
-            "argMaxIf(1 + if(kind = {unset}, {missing}, {test}), (time, seq, sub), \
-             type = {ty} AND name = {name})",
+        let i = self.attrs.index(name, &mut self.names);
+        let mut cols = Cols {
+            i,
+            attr: &mut self.attrs.list[i],
+        };
+        let test = value_test(
+            &mut cols,
+            name,
+            attr,
+            self.moments,
+            self.tz,
+            self.regex_values,
+        );
+        // Never written: the aggregate's default, kind 0, as an unset.
+        format!(
+            "if({} = {unset}, {missing}, {test})",
+            cols.kind(),
             unset = rows::UNSET,
             missing = u8::from(missing),
-            ty = rows::ATTRIBUTE,
-            name = quote(name),
-        );
-        let alias = self.leaves.alias(expr);
-        if missing {
-            format!("{alias} != 1")
-        } else {
-            format!("{alias} = 2")
-        }
-    }
-
-    /// The test of one written (non-null) value, as a condition on a row.
-    fn value_test(&self, name: &str, attr: &AttrOp) -> String {
-        match attr {
-            AttrOp::Exists => "1".into(),
-            AttrOp::NotExists => "0".into(),
-            AttrOp::Eq(v) => equals(v),
-            AttrOp::Ne(v) => format!("NOT ({})", equals(v)),
-            AttrOp::In(vs) => any_equal(vs),
-            AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(vs)),
-            AttrOp::Order(cmp, Ordered::Number(k)) => {
-                format!("kind = {} AND n {} {}", rows::NUMBER, op(*cmp), float(*k))
-            }
-            AttrOp::Order(cmp, Ordered::DateTime(k)) => {
-                format!(
-                    "kind = {} AND (d, dn) {} {}",
-                    rows::DATETIME,
-                    op(*cmp),
-                    instant(*k)
-                )
-            }
-            AttrOp::Contains(x) => format!(
-                "(kind = {} AND position(s, {q}) > 0) OR (kind = {} AND has(a, {q}))",
-                rows::STRING,
-                rows::ARRAY,
-                q = quote(x)
-            ),
-            AttrOp::StartsWith(p) => {
-                format!("kind = {} AND startsWith(s, {})", rows::STRING, quote(p))
-            }
-            AttrOp::Matches(re) => {
-                if let Some(re2) = re2_pattern(re.as_str()) {
-                    return format!("kind = {} AND match(s, {})", rows::STRING, quote(&re2));
-                }
-                match self
-                    .regex_values
-                    .get(&(name.to_string(), re.as_str().to_string()))
-                {
-                    Some(values) if values.is_empty() => "0".into(),
-                    Some(values) => {
-                        let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
-                        format!("kind = {} AND s IN ({})", rows::STRING, quoted.join(", "))
-                    }
-                    None => format!(
-                        "kind = {} AND match(s, {})",
-                        rows::STRING,
-                        quote(re.as_str())
-                    ),
-                }
-            }
-            AttrOp::WithinLastDays(days) => format!(
-                "kind = {} AND (d, dn) >= {} AND (d, dn) < {}",
-                rows::DATETIME,
-                self.window_start_pair(*days),
-                self.at_pair()
-            ),
-            AttrOp::MoreThanDaysAgo(days) => format!(
-                "kind = {} AND (d, dn) < {}",
-                rows::DATETIME,
-                self.window_start_pair(*days)
-            ),
-        }
+        )
     }
 }
 
-/// `eq` of segments.md on a row: same kind, same value.
-fn equals(value: &Value) -> String {
+/// `[start(R − days + 1) of each instant][k]` in whole microseconds (ceil).
+fn window_starts(moments: &[Moment], tz: &TimeZone, days: u32) -> String {
+    let starts = moments
+        .iter()
+        .map(|m| rows::ceil_micros(m.window_start(days, tz)));
+    format!("{}[k]", array(starts))
+}
+
+/// The (µs, ns) pair of `start(R − days + 1)` of the instant `k`.
+fn window_start_pair(moments: &[Moment], tz: &TimeZone, days: u32) -> String {
+    let (us, ns): (Vec<i64>, Vec<i64>) = moments
+        .iter()
+        .map(|m| {
+            let (us, ns) = rows::micros_and_nanos(m.window_start(days, tz));
+            (us, i64::from(ns))
+        })
+        .unzip();
+    format!(
+        "({}[k], {}[k])",
+        array(us.into_iter()),
+        array(ns.into_iter())
+    )
+}
+
+/// The (µs, ns) pair of the instant `k`.
+fn at_pair(moments: &[Moment]) -> String {
+    let (us, ns): (Vec<i64>, Vec<i64>) =
+        moments.iter().map(|m| (m.at.0, i64::from(m.at.1))).unzip();
+    format!(
+        "({}[k], {}[k])",
+        array(us.into_iter()),
+        array(ns.into_iter())
+    )
+}
+
+/// The test of one written (non-null) value, as a condition on a user's latest value
+/// of the attribute (`cols`).
+fn value_test(
+    c: &mut Cols<'_>,
+    name: &str,
+    attr: &AttrOp,
+    moments: &[Moment],
+    tz: &TimeZone,
+    regex_values: &RegexValues,
+) -> String {
+    let kind = c.kind();
+    match attr {
+        AttrOp::Exists => "1".into(),
+        AttrOp::NotExists => "0".into(),
+        AttrOp::Eq(v) => equals(c, v),
+        AttrOp::Ne(v) => format!("NOT ({})", equals(c, v)),
+        AttrOp::In(vs) => any_equal(c, vs),
+        AttrOp::NotIn(vs) => format!("NOT ({})", any_equal(c, vs)),
+        AttrOp::Order(cmp, Ordered::Number(k)) => {
+            format!(
+                "{kind} = {} AND {} {} {}",
+                rows::NUMBER,
+                c.col("n"),
+                op(*cmp),
+                float(*k)
+            )
+        }
+        AttrOp::Order(cmp, Ordered::DateTime(k)) => {
+            format!(
+                "{kind} = {} AND ({}, {}) {} {}",
+                rows::DATETIME,
+                c.col("d"),
+                c.col("dn"),
+                op(*cmp),
+                instant(*k)
+            )
+        }
+        AttrOp::Contains(x) => format!(
+            "({kind} = {} AND position({}, {q}) > 0) OR ({kind} = {} AND has({}, {q}))",
+            rows::STRING,
+            c.col("s"),
+            rows::ARRAY,
+            c.col("a"),
+            q = quote(x)
+        ),
+        AttrOp::StartsWith(p) => {
+            format!(
+                "{kind} = {} AND startsWith({}, {})",
+                rows::STRING,
+                c.col("s"),
+                quote(p)
+            )
+        }
+        AttrOp::Matches(re) => {
+            if let Some(re2) = re2_pattern(re.as_str()) {
+                return format!(
+                    "{kind} = {} AND match({}, {})",
+                    rows::STRING,
+                    c.col("s"),
+                    quote(&re2)
+                );
+            }
+            match regex_values.get(&(name.to_string(), re.as_str().to_string())) {
+                Some(values) if values.is_empty() => "0".into(),
+                Some(values) => {
+                    let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
+                    format!(
+                        "{kind} = {} AND {} IN ({})",
+                        rows::STRING,
+                        c.col("s"),
+                        quoted.join(", ")
+                    )
+                }
+                None => format!(
+                    "{kind} = {} AND match({}, {})",
+                    rows::STRING,
+                    c.col("s"),
+                    quote(re.as_str())
+                ),
+            }
+        }
+        AttrOp::WithinLastDays(days) => {
+            let value = format!("({}, {})", c.col("d"), c.col("dn"));
+            format!(
+                "{kind} = {} AND {value} >= {} AND {value} < {}",
+                rows::DATETIME,
+                window_start_pair(moments, tz, *days),
+                at_pair(moments)
+            )
+        }
+        AttrOp::MoreThanDaysAgo(days) => format!(
+            "{kind} = {} AND ({}, {}) < {}",
+            rows::DATETIME,
+            c.col("d"),
+            c.col("dn"),
+            window_start_pair(moments, tz, *days)
+        ),
+    }
+}
+
+/// `eq` of segments.md on a latest value: same kind, same value.
+fn equals(c: &mut Cols<'_>, value: &Value) -> String {
+    let kind = c.kind();
     match value {
-        Value::String(s) => format!("kind = {} AND s = {}", rows::STRING, quote(s)),
-        Value::Number(n) => format!("kind = {} AND n = {}", rows::NUMBER, float(*n)),
-        Value::Bool(b) => format!("kind = {} AND n = {}", rows::BOOL, u8::from(*b)),
-        Value::DateTime(t) => format!("kind = {} AND (d, dn) = {}", rows::DATETIME, instant(*t)),
+        Value::String(s) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::STRING,
+            c.col("s"),
+            quote(s)
+        ),
+        Value::Number(n) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::NUMBER,
+            c.col("n"),
+            float(*n)
+        ),
+        Value::Bool(b) => format!(
+            "{kind} = {} AND {} = {}",
+            rows::BOOL,
+            c.col("n"),
+            u8::from(*b)
+        ),
+        Value::DateTime(t) => format!(
+            "{kind} = {} AND ({}, {}) = {}",
+            rows::DATETIME,
+            c.col("d"),
+            c.col("dn"),
+            instant(*t)
+        ),
         Value::Array(items) => {
             let array = if items.is_empty() {
                 "emptyArrayString()".to_string()
@@ -445,20 +715,21 @@ fn equals(value: &Value) -> String {
                 let quoted: Vec<String> = items.iter().map(|i| quote(i)).collect();
                 format!("[{}]", quoted.join(", "))
             };
-            format!("kind = {} AND a = {array}", rows::ARRAY)
+            format!("{kind} = {} AND {} = {array}", rows::ARRAY, c.col("a"))
         }
     }
 }
 
-fn any_equal(values: &[Value]) -> String {
+fn any_equal(c: &mut Cols<'_>, values: &[Value]) -> String {
     match values {
         [] => return "0".into(),
-        // The text of `eq`, so that `in [x]` and `eq x` share one aggregate: ClickHouse
-        // 18.16 keeps one alias for two aggregates whose syntax trees are equal.
-        [one] => return equals(one),
+        [one] => return equals(c, one),
         _ => {}
     }
-    let parts: Vec<String> = values.iter().map(|v| format!("({})", equals(v))).collect();
+    let parts: Vec<String> = values
+        .iter()
+        .map(|v| format!("({})", equals(c, v)))
+        .collect();
     parts.join(" OR ")
 }
 
@@ -738,6 +1009,59 @@ mod tests {
         assert_eq!(float(0.1), "toFloat64(0.1)");
         assert_eq!(float(1e-9), "toFloat64(1e-9)");
         assert_eq!(float(-0.0), "toFloat64(-0.0)");
+    }
+
+    fn attribute(name: &str, value: &str) -> Filter {
+        Filter::Attribute {
+            name: name.into(),
+            op: AttrOp::Eq(Value::String(value.into())),
+        }
+    }
+
+    fn query_of(filters: &[Filter], instants: usize) -> String {
+        let tables = Tables {
+            facts: "db.facts".into(),
+            local_deletions: "db.deletions_local".into(),
+            any_deletions: false,
+        };
+        let targets: Vec<&Filter> = filters.iter().collect();
+        let at: Vec<Timestamp> = (0..instants as i64)
+            .map(|d| Timestamp::from_second(1_700_000_000 + d * 86_400).unwrap())
+            .collect();
+        size_query(
+            &tables,
+            1,
+            &targets,
+            &|_| None,
+            &RegexValues::new(),
+            &at,
+            &TimeZone::UTC,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn an_attribute_read_by_several_tests_is_aggregated_once_per_user() {
+        let filters = [
+            attribute("plan", "pro"),
+            attribute("plan", "free"),
+            Filter::Not(Box::new(attribute("plan", "team"))),
+            attribute("country", "FR"),
+        ];
+        let one = query_of(&filters, 1);
+        assert_eq!(one.matches("argMaxIf(").count(), 2, "{one}");
+        assert_eq!(one.matches("arrayJoin(").count(), 0, "{one}");
+        let many = query_of(&filters, 3);
+        assert_eq!(many.matches("argMaxIf(").count(), 0, "{many}");
+        assert_eq!(many.matches("groupArrayIf(").count(), 2, "{many}");
+        assert_eq!(many.matches("arrayJoin(").count(), 1, "{many}");
+    }
+
+    #[test]
+    fn one_instant_groups_one_level_for_few_users_and_several_always_two_level() {
+        assert_eq!(settings(1)[0], ("group_by_two_level_threshold", "100000"));
+        assert_eq!(settings(2)[0], ("group_by_two_level_threshold", "1"));
+        assert_eq!(settings(7)[1], ("group_by_two_level_threshold_bytes", "0"));
     }
 
     #[test]
