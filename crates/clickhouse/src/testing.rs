@@ -68,6 +68,20 @@ impl Cluster {
                 "{SERVER_BINARY} is missing: install Debian's package ({INSTALL_HINT})"
             ));
         }
+        // A port found free may be taken by a parallel test before the server binds
+        // it: such a server exits, and the cluster starts again on other ports.
+        let mut attempt = 1;
+        loop {
+            match Cluster::start_once(shards) {
+                Err(e) if attempt < 3 && e.contains("clickhouse-server exited") => {
+                    attempt += 1;
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn start_once(shards: usize) -> Result<Cluster, String> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "headcount-clickhouse-{}-{}",
