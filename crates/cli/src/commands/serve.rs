@@ -33,7 +33,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let store: Arc<dyn headcount_store::Store> = if clustered {
         Arc::from(open_shared(dir)?)
     } else {
-        Arc::from(open(dir)?)
+        Arc::from(open_serving(dir)?)
     };
     let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
     let counter = match counter {
@@ -230,6 +230,30 @@ fn raise_open_file_limit() -> Option<u64> {
     None
 }
 
+/// The bound of SQLite's page cache for the server's data directory, in KiB. The
+/// server answers from its indexes and its cache of stored sizes, so SQLite's own
+/// cache (2,000 KiB by default) would mostly keep the pages its appends wrote, filling
+/// for minutes under load; a few interior pages of the tables are what its writes
+/// reuse. Measured in docs/performance.md ("Soak").
+pub const SERVE_PAGE_CACHE_KIB: u32 = 256;
+
+/// Opens the store of `serve` on a data directory (see [`open`]), its SQLite page
+/// cache bounded to [`SERVE_PAGE_CACHE_KIB`].
+fn open_serving(dir: &Path) -> Result<super::StoreHandle, Box<dyn std::error::Error>> {
+    if crate::database::chosen().is_some() {
+        return open(dir);
+    }
+    Ok(Box::new(serving_sqlite(dir)?))
+}
+
+/// The data directory's SQLite store, as `serve` uses it: the writer, its page cache
+/// bounded to [`SERVE_PAGE_CACHE_KIB`].
+fn serving_sqlite(dir: &Path) -> Result<headcount_store::SqliteStore, headcount_store::StoreError> {
+    let store = headcount_store::SqliteStore::open(dir)?;
+    store.limit_page_cache(SERVE_PAGE_CACHE_KIB)?;
+    Ok(store)
+}
+
 /// How many malloc arenas the server's threads share (glibc's default is 8 per core:
 /// each thread that meets a locked arena makes another, and every arena keeps the
 /// memory freed into it). An operator's `MALLOC_ARENA_MAX` wins. Measured in
@@ -261,5 +285,25 @@ fn release_load_memory() {
     // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_data_directory_has_a_bounded_page_cache() {
+        let dir =
+            std::env::temp_dir().join(format!("headcount-serve-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = serving_sqlite(&dir).expect("open");
+        assert_eq!(
+            store.page_cache_limit_kib().expect("read"),
+            i64::from(SERVE_PAGE_CACHE_KIB)
+        );
+        assert_eq!(SERVE_PAGE_CACHE_KIB, 256);
+        drop(store);
+        std::fs::remove_dir_all(&dir).expect("clean");
     }
 }
