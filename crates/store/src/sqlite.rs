@@ -5,6 +5,7 @@
 
 mod leases;
 mod maintenance;
+mod page_cache;
 mod purge;
 mod transfer;
 

@@ -33,7 +33,7 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let store: Arc<dyn headcount_store::Store> = if clustered {
         Arc::from(open_shared(dir)?)
     } else {
-        Arc::from(open(dir)?)
+        Arc::from(open_serving(dir)?)
     };
     let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
     let counter = match (counter, crate::database::chosen()) {
@@ -230,6 +230,30 @@ fn raise_open_file_limit() -> Option<u64> {
     None
 }
 
+/// The bound of SQLite's page cache for the server's data directory, in KiB. The
+/// server answers from its indexes and its cache of stored sizes, so SQLite's own
+/// cache (2,000 KiB by default) would mostly keep the pages its appends wrote, filling
+/// for minutes under load; a few interior pages of the tables are what its writes
+/// reuse. Measured in docs/performance.md ("Soak").
+pub const SERVE_PAGE_CACHE_KIB: u32 = 256;
+
+/// Opens the store of `serve` on a data directory (see [`open`]), its SQLite page
+/// cache bounded to [`SERVE_PAGE_CACHE_KIB`].
+fn open_serving(dir: &Path) -> Result<super::StoreHandle, Box<dyn std::error::Error>> {
+    if crate::database::chosen().is_some() {
+        return open(dir);
+    }
+    Ok(Box::new(serving_sqlite(dir)?))
+}
+
+/// The data directory's SQLite store, as `serve` uses it: the writer, its page cache
+/// bounded to [`SERVE_PAGE_CACHE_KIB`].
+fn serving_sqlite(dir: &Path) -> Result<headcount_store::SqliteStore, headcount_store::StoreError> {
+    let store = headcount_store::SqliteStore::open(dir)?;
+    store.limit_page_cache(SERVE_PAGE_CACHE_KIB)?;
+    Ok(store)
+}
+
 /// How many malloc arenas the server's threads share (glibc's default is 8 per core:
 /// each thread that meets a locked arena makes another, and every arena keeps the
 /// memory freed into it). An operator's `MALLOC_ARENA_MAX` wins. Measured in
@@ -242,13 +266,30 @@ const MALLOC_ARENAS: i32 = 2;
 /// docs/performance.md ("Soak").
 const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Caps the malloc arenas at [`MALLOC_ARENAS`], unless `MALLOC_ARENA_MAX` is set.
+/// The size from which glibc's malloc maps a block of its own (and unmaps it when
+/// freed) instead of carving it from an arena: a request's per-user state (a 30-day
+/// recomputation holds arrays of 4 or 8 bytes per user: about 1-2 MiB each at 200k
+/// users) then leaves no freed pages behind in the arena to be trimmed later.
+/// Setting it also stops glibc from raising it by itself (up to 32 MiB) after the
+/// first such block is freed. Measured in docs/performance.md ("Soak").
+const MMAP_THRESHOLD: i32 = 1 << 20;
+
+/// Caps the malloc arenas at [`MALLOC_ARENAS`] and fixes the mmap threshold at
+/// [`MMAP_THRESHOLD`], unless `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` is set.
 fn cap_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes an allocator setting; it takes no pointer.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+    {
+        if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+            // SAFETY: mallopt only changes an allocator setting; it takes no pointer.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+            }
+        }
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
+            // SAFETY: as above.
+            unsafe {
+                libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            }
         }
     }
 }
@@ -261,5 +302,58 @@ fn release_load_memory() {
     // SAFETY: malloc_trim only returns free memory to the system; it takes no pointer.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_data_directory_has_a_bounded_page_cache() {
+        let dir =
+            std::env::temp_dir().join(format!("headcount-serve-cache-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let store = serving_sqlite(&dir).expect("open");
+        assert_eq!(
+            store.page_cache_limit_kib().expect("read"),
+            i64::from(SERVE_PAGE_CACHE_KIB)
+        );
+        assert_eq!(SERVE_PAGE_CACHE_KIB, 256);
+        drop(store);
+        std::fs::remove_dir_all(&dir).expect("clean");
+    }
+
+    /// Whether glibc's block at `ptr` (from `malloc`) was mapped on its own: the
+    /// IS_MMAPPED bit of the size word before it.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn mapped_on_its_own(ptr: *mut libc::c_void) -> bool {
+        // SAFETY: `ptr` is a live block of glibc's malloc, which keeps its size word,
+        // with the flag bits, just before it.
+        unsafe { *(ptr as *const usize).sub(1) & 2 != 0 }
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn blocks_of_a_mebibyte_stay_mapped_after_a_larger_one_is_freed() {
+        if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
+            return;
+        }
+        cap_malloc_arenas();
+        // SAFETY: plain malloc and free of blocks this test owns.
+        unsafe {
+            // Freeing a mapped block of 8 MiB would raise glibc's own threshold to
+            // 8 MiB; the fixed one keeps blocks of 1-2 MiB mapped (and unmapped when
+            // freed) instead of left in an arena.
+            let big = libc::malloc(8 << 20);
+            assert!(mapped_on_its_own(big));
+            libc::free(big);
+            let block = libc::malloc(2 << 20);
+            assert!(mapped_on_its_own(block), "a 2 MiB block came from an arena");
+            libc::free(block);
+            let small = libc::malloc(64 << 10);
+            assert!(!mapped_on_its_own(small), "a 64 KiB block was mapped");
+            libc::free(small);
+        }
     }
 }
