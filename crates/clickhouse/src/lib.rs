@@ -15,15 +15,18 @@
 //!
 //! Synchronous: the server calls it from blocking threads.
 
+pub mod cityhash;
 pub mod error;
 pub mod http;
 pub mod rows;
+pub mod shards;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
 pub use rows::{Batch, Mark, SeqClock, Unsequenced};
+pub use shards::{Routed, RoutedMark, Router, Shards};
 
 use headcount_model::{Filter, Timestamp};
 use http::Http;

@@ -63,6 +63,17 @@ impl Cluster {
     /// A message saying how to install the server when it is missing, or why a server
     /// did not start (with the end of its error log).
     pub fn start(shards: usize) -> Result<Cluster, String> {
+        Cluster::start_weighted(&vec![1; shards])
+    }
+
+    /// Starts one shard per weight, the cluster's `remote_servers` giving each its
+    /// `<weight>` (how many of every sum-of-weights users the `Distributed` table
+    /// puts there).
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub fn start_weighted(weights: &[u32]) -> Result<Cluster, String> {
+        let shards = weights.len();
         if !Path::new(SERVER_BINARY).exists() {
             return Err(format!(
                 "{SERVER_BINARY} is missing: install Debian's package ({INSTALL_HINT})"
@@ -84,9 +95,9 @@ impl Cluster {
             .map(|_| Ok([free_port()?, free_port()?, free_port()?]))
             .collect::<Result<_, String>>()?;
         let mut remote = String::new();
-        for [_, tcp, _] in &ports {
+        for ([_, tcp, _], weight) in ports.iter().zip(weights) {
             remote.push_str(&format!(
-                "<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+                "<shard><weight>{weight}</weight><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
             ));
         }
         for (i, [http, tcp, interserver]) in ports.iter().enumerate() {
