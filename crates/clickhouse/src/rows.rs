@@ -66,6 +66,26 @@ impl SeqClock {
         SeqClock::default()
     }
 
+    /// The first of `n` consecutive numbers, all greater than every one given before
+    /// by this clock (one reading of the clock for all of them).
+    pub fn reserve(&self, n: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let (now, _) = micros_and_nanos(Timestamp::now());
+        let floor = u64::try_from(now).unwrap_or(1).saturating_mul(4096).max(1);
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let first = floor.max(last.saturating_add(1));
+            let end = first.saturating_add(n.max(1) - 1);
+            match self
+                .last
+                .compare_exchange_weak(last, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return first,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
     /// The next number, greater than every one given before by this clock.
     pub fn next(&self) -> u64 {
         use std::sync::atomic::Ordering;
@@ -490,6 +510,9 @@ mod tests {
             assert!(next > last);
             last = next;
         }
+        let run = clock.reserve(1000);
+        assert!(run > last);
+        assert_eq!(clock.next(), run + 1000);
     }
 
     #[test]

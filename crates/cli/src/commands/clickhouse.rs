@@ -126,7 +126,12 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
                 }
             }
             for (batch, part) in batches.iter_mut().zip(block.rows.parts()) {
-                batch.append(part, || clock.next());
+                // One reading of the clock per part, numbers in the part's order.
+                let mut seq = clock.reserve(part.facts() as u64);
+                batch.append(part, || {
+                    seq += 1;
+                    seq - 1
+                });
                 rows += part.rows();
             }
             facts += block.rows.facts() as u64;
