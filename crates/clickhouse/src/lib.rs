@@ -10,6 +10,9 @@
 //!   `deletions`.
 //! - [`ClickHouse::insert`] writes a batch of facts in `RowBinary` ([`rows`]), in one
 //!   synchronous insert per table: once it returns, every shard holds its rows.
+//! - [`ClickHouse::shards`] gives the shards to insert into directly, each its own
+//!   rows, users placed exactly as the `Distributed` table places them ([`shards`],
+//!   [`cityhash`]): what `import` does, in parallel.
 //! - [`ClickHouse::size_grid`] sizes many segments as of many instants with one scan
 //!   per chunk of instants.
 //!

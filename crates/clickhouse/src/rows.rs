@@ -512,7 +512,8 @@ mod tests {
         }
         let run = clock.reserve(1000);
         assert!(run > last);
-        assert_eq!(clock.next(), run + 1000);
+        // The next number is past the whole run (and past the clock, 4096 a µs).
+        assert!(clock.next() >= run + 1000);
     }
 
     #[test]

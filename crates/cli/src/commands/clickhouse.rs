@@ -64,7 +64,9 @@ pub fn connect(args: &ClickHouseArgs) -> Result<ClickHouse, Box<dyn std::error::
 /// acknowledged its part.
 pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdResult {
     let ch = connect(&args.clickhouse)?;
-    let shards = ch.shards()?;
+    let shards = ch
+        .shards()
+        .map_err(|e| format!("{e}; nothing was imported"))?;
     if !args.json {
         eprintln!("inserting {}", shards.describe());
     }
