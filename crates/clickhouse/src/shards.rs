@@ -372,6 +372,54 @@ mod tests {
     }
 
     #[test]
+    fn routed_events_and_remembered_users_encode_as_plain_pushes() {
+        use headcount_model::FactKind;
+        let at = |s: i64| Timestamp::from_second(1_700_000_000 + s).unwrap();
+        let event = |name: &str, s: i64| Fact {
+            time: at(s),
+            kind: FactKind::Event {
+                name: name.into(),
+                detail: None,
+            },
+        };
+        let (a, b) = (
+            UserKey::External("a".into()),
+            UserKey::Alias {
+                name: "n".into(),
+                label: "l".into(),
+            },
+        );
+        let router = Router::new(&[1, 1]).unwrap();
+        let mut routed = Routed::new(&router);
+        routed.push_event(5, "a", "open", at(1));
+        routed.push(5, &b, &event("buy", 2));
+        routed.push(5, &a, &event("close", 3));
+        routed.push_event(5, "a", "open", at(4));
+        let mut direct: Vec<Batch> = (0..2).map(|_| Batch::new()).collect();
+        let mut seqs: Vec<u64> = vec![0; 2];
+        for (user, fact) in [
+            (&a, event("open", 1)),
+            (&b, event("buy", 2)),
+            (&a, event("close", 3)),
+            (&a, event("open", 4)),
+        ] {
+            let shard = router.shard_of(5, &crate::rows::user_text(user));
+            seqs[shard] += 1;
+            direct[shard].push(5, user, &fact, seqs[shard]);
+        }
+        assert_eq!(routed.facts(), 4);
+        for (shard, part) in routed.parts().iter().enumerate() {
+            let mut seq = 0;
+            let mut batch = Batch::new();
+            batch.append(part, || {
+                seq += 1;
+                seq
+            });
+            assert_eq!(batch.facts, direct[shard].facts, "shard {shard}");
+        }
+    }
+
+    #[test]
     fn system_clusters_rows_are_read_or_refused() {
         let rows = parse_replicas("1\t1\t1\n2\t3\t1\n").unwrap();
         assert_eq!(rows.len(), 2);
