@@ -177,6 +177,21 @@ fn track_and_import_put_each_user_on_the_same_shard_by_weight() {
         .query("SELECT count() FROM headcount_place.facts")
         .expect("count");
     assert_eq!(count.trim(), (2 * users.len()).to_string());
+    // Given only the first shard's URL, inserts cannot reach the second shard's local
+    // table: they go through the Distributed table, and say so.
+    let partial = ClickHouse::new(&Config {
+        urls: vec![cluster.urls()[0].clone()],
+        database: "headcount_place".into(),
+        cluster: Some(CLUSTER.into()),
+    })
+    .expect("config");
+    let fallback = partial.shards().expect("shards");
+    assert_eq!(fallback.router().len(), 1);
+    assert!(
+        fallback.describe().contains("Distributed") && fallback.describe().contains("shard 2"),
+        "{}",
+        fallback.describe()
+    );
 }
 
 #[test]
