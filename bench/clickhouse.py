@@ -2,6 +2,7 @@
 bench's hand-written SQL in chDB, on bench/run's dataset. See docs/performance.md.
 
     flock -x /work/wt/bench.lock python3 bench/clickhouse.py --users 1000000
+    flock -x /work/wt/bench.lock python3 bench/clickhouse.py --users 100000 --import-only --compare-distributed
 
 Stages (each timed, the load average noted):
   gen        headcount gen, as bench/run (reused when present)
@@ -114,6 +115,55 @@ class Shards:
                 p.kill()
 
 
+def ch_import(b, shards, dd, chargs, database, env=None):
+    """headcount import into the ClickHouse workspace of data directory dd; the figures."""
+    log(f"clickhouse: import into {database}" + (" (HEADCOUNT_CLICKHOUSE_INSERT=distributed)" if env else ""))
+    l0 = bench.loadavg()
+    t = time.time()
+    res = b.run(b.hc, "--data-dir", dd, "import", "--workspace", "bench", "--json", b.data, *chargs, env=env)
+    secs = time.time() - t
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    rows = sum(int(Shards.query(u, f"SELECT count() FROM {database}.facts_local")) for u in shards.urls)
+    per_shard = [int(Shards.query(u, f"SELECT count() FROM {database}.facts_local")) for u in shards.urls]
+    disk = sum(int(Shards.query(u, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = "
+                                   f"'{database}' AND active")) for u in shards.urls)
+    events = b.r["import"]["events"]
+    out = {"seconds": round(secs, 3), "facts": summary["facts"],
+           "facts_per_second": round(summary["facts"] / secs),
+           "events": events, "events_per_second": round(events / secs),
+           "rows": rows, "rows_per_shard": per_shard, "bytes_on_disk": disk,
+           "bytes_per_row": round(disk / rows, 2), "bytes_per_event": round(disk / events, 2),
+           "loadavg_before": l0, "loadavg_after": bench.loadavg()}
+    log(f"clickhouse: import {summary['facts']} facts in {secs:.1f}s ({events/secs:,.0f} events/s, "
+        f"{summary['facts']/secs:,.0f} facts/s); {disk/2**20:.0f} MiB on disk, rows per shard {per_shard}")
+    return out
+
+
+def finish_import_only(a, r, shards, tmp, work):
+    """--import-only: stop the shards, delete the data, write and print the figures."""
+    shards.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    if not a.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    out = os.path.join(HERE, "results", f"clickhouse-import-users-{a.users}.json")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    json.dump(r, open(out, "w"), indent=1)
+    m, c = r["memory"]["import"], r["clickhouse"]["import"]
+    print(f"\nClickHouse import bench: {a.users:,} users, {c['events']:,} events, {c['facts']:,} facts; "
+          f"build {r['build']['commit']}; 18.16 = {r['clickhouse']['server']}; load average {r['loadavg']}")
+    print("| import | events/s | facts/s | seconds | load average before |")
+    print("|---|---|---|---|---|")
+    print(f"| memory engine (data directory) | {m['events_per_second']:,} | | {m['seconds']} | {m['loadavg_before']} |")
+    print(f"| ClickHouse, each shard's local table | {c['events_per_second']:,} | {c['facts_per_second']:,} "
+          f"| {c['seconds']} | {c['loadavg_before']} |")
+    if "clickhouse_distributed" in r:
+        d = r["clickhouse_distributed"]
+        print(f"| ClickHouse, through the Distributed table | {d['events_per_second']:,} | "
+              f"{d['facts_per_second']:,} | {d['seconds']} | {d['loadavg_before']} |")
+    print(f"results: {out}")
+    return 0
+
+
 def parse_sizes(tsv: str, instants: int, targets: int):
     counts = [[0] * targets for _ in range(instants)]
     for line in tsv.splitlines():
@@ -133,6 +183,11 @@ def main():
     ap.add_argument("--keep", action="store_true", help="keep bench/work/users-N/ (the dataset)")
     ap.add_argument("--no-history", action="store_true",
                     help="one day of the 100 segments only (no 100-day history): a 1M run in ~30 min")
+    ap.add_argument("--import-only", action="store_true",
+                    help="only the imports (memory engine, then ClickHouse): no evals, no chDB")
+    ap.add_argument("--compare-distributed", action="store_true",
+                    help="with --import-only: also import through the Distributed table "
+                         "(HEADCOUNT_CLICKHOUSE_INSERT=distributed), right after")
     a = ap.parse_args()
     ns = argparse.Namespace(users=a.users, days=120, events_per_user=30.0, history_days=100,
                             history_sample=a.history_sample, reuse_headcount=False, reuse_sql=False,
@@ -148,12 +203,16 @@ def main():
         # -- memory engine
         r["loadavg"]["memory"] = bench.loadavg()
         b.hc_import()
-        b.hc_eval()
-        r["memory"] = {"import": b.r["import"], "eval": b.r["headcount"]}
-        mem = b.sizes["headcount"]
-        hist = b.history_entries()
-        day_file = b.filters_file("segments.json", b.entries)
-        hist_file = b.filters_file("history.json", hist)
+        if a.import_only:
+            r["memory"] = {"import": b.r["import"]}
+        else:
+            b.hc_eval()
+            r["memory"] = {"import": b.r["import"], "eval": b.r["headcount"]}
+        if not a.import_only:
+            mem = b.sizes["headcount"]
+            hist = b.history_entries()
+            day_file = b.filters_file("segments.json", b.entries)
+            hist_file = b.filters_file("history.json", hist)
         # -- ClickHouse engine
         r["loadavg"]["clickhouse"] = bench.loadavg()
         log("clickhouse: starting two 18.16 shards")
@@ -163,24 +222,21 @@ def main():
         dd = os.path.join(tmp, "data")
         b.run(b.hc, "--data-dir", dd, "clickhouse", "init", *chargs)
         b.run(b.hc, "--data-dir", dd, "workspaces", "create", "bench", "--engine", "clickhouse")
-        log("clickhouse: import")
-        t = time.time()
-        out = b.run(b.hc, "--data-dir", dd, "import", "--workspace", "bench", "--json", b.data, *chargs).stdout
-        secs = time.time() - t
-        summary = json.loads(out.strip().splitlines()[-1])
-        rows = sum(int(Shards.query(u, "SELECT count() FROM headcount.facts_local")) for u in shards.urls)
-        disk = sum(int(Shards.query(u, "SELECT sum(bytes_on_disk) FROM system.parts WHERE database = "
-                                       "'headcount' AND active")) for u in shards.urls)
-        r["clickhouse"] = {"server": shards.version, "import": {
-            "seconds": round(secs, 3), "facts": summary["facts"],
-            "facts_per_second": round(summary["facts"] / secs),
-            "events": b.r["import"]["events"],
-            "events_per_second": round(b.r["import"]["events"] / secs),
-            "rows": rows, "bytes_on_disk": disk,
-            "bytes_per_row": round(disk / rows, 2),
-            "bytes_per_event": round(disk / b.r["import"]["events"], 2)}}
-        log(f"clickhouse: import {summary['facts']} facts in {secs:.1f}s "
-            f"({summary['facts']/secs:,.0f} facts/s); {disk/2**20:.0f} MiB on disk, {rows} rows")
+        r["clickhouse"] = {"server": shards.version,
+                           "import": ch_import(b, shards, dd, chargs, "headcount")}
+        if a.import_only:
+            if a.compare_distributed:
+                # The same import through the Distributed table (insert_distributed_sync),
+                # into a database of its own, right after.
+                r["loadavg"]["clickhouse-distributed"] = bench.loadavg()
+                dd2 = os.path.join(tmp, "data-distributed")
+                chargs2 = chargs + ["--clickhouse-database", "headcount_distributed"]
+                b.run(b.hc, "--data-dir", dd2, "clickhouse", "init", *chargs2)
+                b.run(b.hc, "--data-dir", dd2, "workspaces", "create", "bench", "--engine", "clickhouse")
+                env = dict(os.environ, HEADCOUNT_CLICKHOUSE_INSERT="distributed")
+                r["clickhouse_distributed"] = ch_import(b, shards, dd2, chargs2, "headcount_distributed", env)
+            r["loadavg"]["end"] = bench.loadavg()
+            return finish_import_only(a, r, shards, tmp, work)
         shards.query(shards.urls[0], "SYSTEM DROP MARK CACHE")
         ch_sizes = {}
         logs = {}
@@ -296,8 +352,9 @@ def main():
         if not a.keep:
             shutil.rmtree(work, ignore_errors=True)
         out = os.path.join(HERE, "results", f"clickhouse-users-{a.users}.json")
-        os.makedirs(os.path.dirname(out), exist_ok=True)
-        json.dump(r, open(out, "w"), indent=1)
+        if not a.import_only:
+            os.makedirs(os.path.dirname(out), exist_ok=True)
+            json.dump(r, open(out, "w"), indent=1)
     m, c, g, hd = r["memory"], r["clickhouse"], r["chdb_generated"], r["chdb_hand"]
     print(f"\nClickHouse engine bench: {a.users:,} users, {c['import']['events']:,} events, "
           f"{c['import']['facts']:,} facts; build {r['build']['commit']}; 18.16 = {c['server']}, "

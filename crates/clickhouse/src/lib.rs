@@ -10,20 +10,26 @@
 //!   `deletions`.
 //! - [`ClickHouse::insert`] writes a batch of facts in `RowBinary` ([`rows`]), in one
 //!   synchronous insert per table: once it returns, every shard holds its rows.
+//! - [`ClickHouse::shards`] gives the shards to insert into directly, each its own
+//!   rows, users placed exactly as the `Distributed` table places them ([`shards`],
+//!   [`cityhash`]): what `import` does, in parallel.
 //! - [`ClickHouse::size_grid`] sizes many segments as of many instants with one scan
 //!   per chunk of instants.
 //!
 //! Synchronous: the server calls it from blocking threads.
 
+pub mod cityhash;
 pub mod error;
 pub mod http;
 pub mod rows;
+pub mod shards;
 pub mod sql;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 pub use error::{Error, Result};
 pub use rows::{Batch, Mark, SeqClock, Unsequenced};
+pub use shards::{Routed, RoutedMark, Router, Shards};
 
 use headcount_model::{Filter, Timestamp};
 use http::Http;

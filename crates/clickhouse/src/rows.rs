@@ -66,6 +66,26 @@ impl SeqClock {
         SeqClock::default()
     }
 
+    /// The first of `n` consecutive numbers, all greater than every one given before
+    /// by this clock (one reading of the clock for all of them).
+    pub fn reserve(&self, n: u64) -> u64 {
+        use std::sync::atomic::Ordering;
+        let (now, _) = micros_and_nanos(Timestamp::now());
+        let floor = u64::try_from(now).unwrap_or(1).saturating_mul(4096).max(1);
+        let mut last = self.last.load(Ordering::Relaxed);
+        loop {
+            let first = floor.max(last.saturating_add(1));
+            let end = first.saturating_add(n.max(1) - 1);
+            match self
+                .last
+                .compare_exchange_weak(last, end, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return first,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
     /// The next number, greater than every one given before by this clock.
     pub fn next(&self) -> u64 {
         use std::sync::atomic::Ordering;
@@ -83,6 +103,33 @@ impl SeqClock {
             }
         }
     }
+}
+
+/// A user as its rows name it: its text ([`user_text`]) and its random bucket, made
+/// once for all of its facts (the bucket costs a SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowUser {
+    /// [`user_text`] of the user.
+    pub text: String,
+    /// `UserKey::random_bucket` of the user.
+    pub bucket: u16,
+}
+
+impl RowUser {
+    /// The text and bucket of `user`.
+    pub fn of(user: &UserKey) -> RowUser {
+        RowUser {
+            text: user_text(user),
+            bucket: user.random_bucket(),
+        }
+    }
+}
+
+/// What a row is of: any fact, or an event without detail.
+#[derive(Clone, Copy)]
+enum Of<'a> {
+    Fact(&'a FactKind),
+    Event(&'a str),
 }
 
 /// Rows being encoded for one insert.
@@ -120,11 +167,32 @@ impl Batch {
         user: &UserKey,
         fact: &Fact,
         seq: u64,
+        slots: Option<&mut Vec<Slot>>,
+    ) {
+        let user = RowUser::of(user);
+        self.push_row_at(
+            workspace,
+            &user,
+            fact.time,
+            Of::Fact(&fact.kind),
+            seq,
+            slots,
+        );
+    }
+
+    /// [`Batch::push_at`] of a user already named and bucketed, and a fact given by
+    /// its time and what it is.
+    fn push_row_at(
+        &mut self,
+        workspace: i64,
+        user: &RowUser,
+        time: Timestamp,
+        of: Of<'_>,
+        seq: u64,
         mut slots: Option<&mut Vec<Slot>>,
     ) {
-        let bucket = user.random_bucket();
-        let user = user_text(user);
-        let (time, _) = micros_and_nanos(fact.time);
+        let (bucket, user) = (user.bucket, user.text.as_str());
+        let (time, _) = micros_and_nanos(time);
         let mut row = |sub: u16, kind_of_row: u8, name: &str, value: Option<&Value>| {
             let out = &mut self.facts;
             out.extend_from_slice(&workspace.to_le_bytes());
@@ -157,7 +225,11 @@ impl Batch {
             }
             self.fact_rows += 1;
         };
-        match &fact.kind {
+        let kind = match of {
+            Of::Event(name) => return row(0, EVENT, name, None),
+            Of::Fact(kind) => kind,
+        };
+        match kind {
             FactKind::Attributes(values) if values.is_empty() => row(0, TOUCH, "", None),
             FactKind::Attributes(values) => {
                 for (sub, (name, value)) in (0u16..).zip(values) {
@@ -247,6 +319,38 @@ impl Unsequenced {
         self.batch
             .push_at(workspace, user, fact, 0, Some(&mut self.slots));
         self.fact_ends.push(self.slots.len());
+    }
+
+    /// [`Unsequenced::push`] of a user already named and bucketed ([`RowUser::of`]).
+    pub fn push_user(&mut self, workspace: i64, user: &RowUser, fact: &Fact) {
+        self.batch.push_row_at(
+            workspace,
+            user,
+            fact.time,
+            Of::Fact(&fact.kind),
+            0,
+            Some(&mut self.slots),
+        );
+        self.fact_ends.push(self.slots.len());
+    }
+
+    /// Encodes an event named `name` of `user` at `time` (the fact
+    /// `FactKind::Event { name, detail: None }`, without making it).
+    pub fn push_event(&mut self, workspace: i64, user: &RowUser, name: &str, time: Timestamp) {
+        self.batch.push_row_at(
+            workspace,
+            user,
+            time,
+            Of::Event(name),
+            0,
+            Some(&mut self.slots),
+        );
+        self.fact_ends.push(self.slots.len());
+    }
+
+    /// The table rows encoded (facts and deletions).
+    pub fn rows(&self) -> usize {
+        self.batch.fact_rows + self.batch.deletion_rows
     }
 
     /// The facts encoded.
@@ -406,6 +510,10 @@ mod tests {
             assert!(next > last);
             last = next;
         }
+        let run = clock.reserve(1000);
+        assert!(run > last);
+        // The next number is past the whole run (and past the clock, 4096 a µs).
+        assert!(clock.next() >= run + 1000);
     }
 
     #[test]

@@ -63,6 +63,16 @@ impl Cluster {
     /// A message saying how to install the server when it is missing, or why a server
     /// did not start (with the end of its error log).
     pub fn start(shards: usize) -> Result<Cluster, String> {
+        Cluster::start_weighted(&vec![1; shards])
+    }
+
+    /// Starts one shard per weight, the cluster's `remote_servers` giving each its
+    /// `<weight>` (how many of every sum-of-weights users the `Distributed` table
+    /// puts there).
+    ///
+    /// # Errors
+    /// As [`Cluster::start`].
+    pub fn start_weighted(weights: &[u32]) -> Result<Cluster, String> {
         if !Path::new(SERVER_BINARY).exists() {
             return Err(format!(
                 "{SERVER_BINARY} is missing: install Debian's package ({INSTALL_HINT})"
@@ -72,7 +82,7 @@ impl Cluster {
         // it: such a server exits, and the cluster starts again on other ports.
         let mut attempt = 1;
         loop {
-            match Cluster::start_once(shards) {
+            match Cluster::start_once(weights) {
                 Err(e) if attempt < 3 && e.contains("clickhouse-server exited") => {
                     attempt += 1;
                 }
@@ -81,7 +91,7 @@ impl Cluster {
         }
     }
 
-    fn start_once(shards: usize) -> Result<Cluster, String> {
+    fn start_once(weights: &[u32]) -> Result<Cluster, String> {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let dir = std::env::temp_dir().join(format!(
             "headcount-clickhouse-{}-{}",
@@ -94,13 +104,13 @@ impl Cluster {
             shards: Vec::new(),
             dir: dir.clone(),
         };
-        let ports: Vec<[u16; 3]> = (0..shards)
+        let ports: Vec<[u16; 3]> = (0..weights.len())
             .map(|_| Ok([free_port()?, free_port()?, free_port()?]))
             .collect::<Result<_, String>>()?;
         let mut remote = String::new();
-        for [_, tcp, _] in &ports {
+        for ([_, tcp, _], weight) in ports.iter().zip(weights) {
             remote.push_str(&format!(
-                "<shard><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
+                "<shard><weight>{weight}</weight><replica><host>127.0.0.1</host><port>{tcp}</port></replica></shard>"
             ));
         }
         for (i, [http, tcp, interserver]) in ports.iter().enumerate() {

@@ -4,9 +4,9 @@
 
 use super::CmdResult;
 use crate::args::{ClickHouseArgs, ClickhouseCmd, ImportArgs};
-use headcount_clickhouse::{Batch, ClickHouse, Config, Mark, SeqClock, Unsequenced};
+use headcount_clickhouse::{Batch, ClickHouse, Config, Routed, RoutedMark, Router, SeqClock};
 use headcount_model::{Filter, SegmentId, Timestamp};
-use headcount_service::ingest::TrackOptions;
+use headcount_service::ingest::{LineObject, TrackOptions, read_line_objects};
 use headcount_store::Workspace;
 use jiff::tz::TimeZone;
 use std::collections::{BTreeMap, HashMap};
@@ -15,9 +15,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::Instant;
-
-/// Facts sent to ClickHouse in one insert.
-const INSERT_FACTS: usize = 100_000;
 
 /// Runs a `clickhouse` subcommand.
 pub fn run(cmd: ClickhouseCmd) -> CmdResult {
@@ -58,12 +55,22 @@ pub fn connect(args: &ClickHouseArgs) -> Result<ClickHouse, Box<dyn std::error::
 /// facts inserted in batches; a bad line is reported and skipped (`--strict`: the
 /// import stops there). Exit 2 when lines were rejected.
 ///
-/// Four stages overlap: a thread reads blocks of lines, one worker per core parses a
-/// block and encodes its facts as rows ([`Unsequenced`]), this thread puts the blocks
-/// back in input order and gives their facts `seq` numbers in that order, and a
-/// thread sends each full batch to ClickHouse while the next one fills.
+/// Stages overlap: a thread reads blocks of lines, one worker per core parses a block
+/// and encodes its facts as rows split by shard ([`Routed`]: the shard the
+/// `Distributed` table would choose), this thread puts the blocks back in input order
+/// and gives their facts `seq` numbers in that order, and one thread per shard inserts
+/// that shard's rows into its local table while the next batch fills
+/// ([`headcount_clickhouse::Shards`]). A batch is acknowledged when every shard has
+/// acknowledged its part.
 pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdResult {
     let ch = connect(&args.clickhouse)?;
+    let shards = ch
+        .shards()
+        .map_err(|e| format!("{e}; nothing was imported"))?;
+    if !args.json {
+        eprintln!("inserting {}", shards.describe());
+    }
+    let router = shards.router().clone();
     let clock = SeqClock::new();
     let started = Instant::now();
     let workers = std::thread::available_parallelism()
@@ -72,34 +79,32 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
         .clamp(1, 8);
     let (block_tx, block_rx) = mpsc::sync_channel::<Block>(workers * 2);
     let (parsed_tx, parsed_rx) = mpsc::sync_channel::<Parsed>(workers * 2);
-    let (batch_tx, batch_rx) = mpsc::sync_channel::<(Batch, String)>(1);
     let files = args.files.clone();
     let reader = std::thread::spawn(move || read_blocks(&files, &block_tx));
     let block_rx = Arc::new(Mutex::new(block_rx));
     let workspace = ws.id.0;
     let parsers: Vec<_> = (0..workers)
         .map(|_| {
-            let (rx, tx, options) = (Arc::clone(&block_rx), parsed_tx.clone(), *options);
-            std::thread::spawn(move || parse_blocks(workspace, &rx, &tx, &options))
+            let (rx, tx, options, router) = (
+                Arc::clone(&block_rx),
+                parsed_tx.clone(),
+                *options,
+                router.clone(),
+            );
+            std::thread::spawn(move || parse_blocks(workspace, &router, &rx, &tx, &options))
         })
         .collect();
     // Only the parsers hold the blocks' receiver: when they stop early, the reader's
     // next send fails and it stops too.
     drop(block_rx);
     drop(parsed_tx);
-    let inserter = std::thread::spawn(move || -> Result<(), String> {
-        // Where the last acknowledged insert ended, for the message of a failed one.
-        let mut acknowledged = String::from("nothing");
-        for (batch, reached) in batch_rx {
-            ch.insert(&batch)
-                .map_err(|e| not_acknowledged(e, &acknowledged))?;
-            acknowledged = reached;
-        }
-        Ok(())
-    });
+    let inserters = Inserters::start(&shards);
 
     let (mut lines, mut rejected, mut facts) = (0u64, 0u64, 0u64);
-    let mut batch = Batch::new();
+    let mut batches: Vec<Batch> = (0..router.len()).map(|_| Batch::new()).collect();
+    let mut rows = 0usize;
+    // What each round of inserts reaches, by round number.
+    let mut rounds: Vec<String> = Vec::new();
     let mut reached = String::new();
     let mut stopped = false;
     let mut insert_failed = false;
@@ -115,26 +120,34 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
                 rejected += 1;
                 eprintln!("{}:{}: rejected: {}", block.file, bad.line, bad.reason);
                 if args.strict {
-                    block.rows.truncate(bad.mark);
+                    block.rows.truncate(&bad.mark);
                     lines -= (block.lines - bad.lines_before - 1) as u64;
                     last_line = bad.line.saturating_sub(1);
                     stopped = true;
                     break;
                 }
             }
-            batch.append(&block.rows, || clock.next());
+            for (batch, part) in batches.iter_mut().zip(block.rows.parts()) {
+                // One reading of the clock per part, numbers in the part's order.
+                let mut seq = clock.reserve(part.facts() as u64);
+                batch.append(part, || {
+                    seq += 1;
+                    seq - 1
+                });
+                rows += part.rows();
+            }
             facts += block.rows.facts() as u64;
             reached = format!("{} up to line {last_line}", block.file);
             if stopped {
                 break 'blocks;
             }
-            if batch.fact_rows + batch.deletion_rows >= INSERT_FACTS
-                && batch_tx
-                    .send((std::mem::take(&mut batch), reached.clone()))
-                    .is_err()
-            {
-                insert_failed = true;
-                break 'blocks;
+            if rows >= INSERT_ROWS_PER_SHARD * router.len() {
+                rounds.push(reached.clone());
+                rows = 0;
+                if !inserters.send(&mut batches) {
+                    insert_failed = true;
+                    break 'blocks;
+                }
             }
         }
     }
@@ -146,13 +159,11 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
     for parser in parsers {
         let _ = parser.join();
     }
-    if read.is_ok() && !insert_failed && !batch.is_empty() {
-        let _ = batch_tx.send((batch, reached));
+    if read.is_ok() && !insert_failed && batches.iter().any(|b| !b.is_empty()) {
+        rounds.push(reached);
+        let _ = inserters.send(&mut batches);
     }
-    drop(batch_tx);
-    inserter
-        .join()
-        .unwrap_or_else(|_| Err("the inserting thread panicked".into()))?;
+    inserters.finish(&rounds)?;
     if let Err(e) = read
         && !stopped
     {
@@ -187,6 +198,84 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
     })
 }
 
+/// Table rows (over every shard: this many times the shards) gathered before one
+/// round of inserts: a round sends every shard its rows.
+const INSERT_ROWS_PER_SHARD: usize = 200_000;
+
+/// One inserting thread per shard, each fed one batch at a time (the next one fills
+/// meanwhile); every shard gets its part of each round, in order.
+struct Inserters {
+    senders: Vec<mpsc::SyncSender<Batch>>,
+    threads: Vec<std::thread::JoinHandle<InsertOutcome>>,
+}
+
+/// What one shard's thread acknowledged: the rounds inserted, then its error if one
+/// failed.
+type InsertOutcome = (usize, Option<headcount_clickhouse::Error>);
+
+impl Inserters {
+    fn start(shards: &headcount_clickhouse::Shards) -> Inserters {
+        let (mut senders, mut threads) = (Vec::new(), Vec::new());
+        for shard in 0..shards.router().len() {
+            let (tx, rx) = mpsc::sync_channel::<Batch>(1);
+            let shards = shards.clone();
+            senders.push(tx);
+            threads.push(std::thread::spawn(move || {
+                let mut done = 0;
+                for batch in rx {
+                    if let Err(e) = shards.insert(shard, &batch) {
+                        return (done, Some(e));
+                    }
+                    done += 1;
+                }
+                (done, None)
+            }));
+        }
+        Inserters { senders, threads }
+    }
+
+    /// Sends each shard its batch (emptying them); false when a shard's thread stopped
+    /// (its insert failed).
+    fn send(&self, batches: &mut [Batch]) -> bool {
+        let mut ok = true;
+        for (tx, batch) in self.senders.iter().zip(batches.iter_mut()) {
+            ok &= tx.send(std::mem::take(batch)).is_ok();
+        }
+        ok
+    }
+
+    /// Waits for every insert; on a failure, the error says which lines every shard
+    /// acknowledged (`rounds[i]`: where round `i` reached).
+    fn finish(self, rounds: &[String]) -> Result<(), String> {
+        drop(self.senders);
+        let outcomes: Vec<InsertOutcome> = self
+            .threads
+            .into_iter()
+            .map(|t| {
+                t.join().unwrap_or_else(|_| {
+                    (
+                        0,
+                        Some(headcount_clickhouse::Error::Invalid(
+                            "an inserting thread panicked".into(),
+                        )),
+                    )
+                })
+            })
+            .collect();
+        let acknowledged = outcomes.iter().map(|(done, _)| *done).min().unwrap_or(0);
+        match outcomes.into_iter().find_map(|(_, e)| e) {
+            None => Ok(()),
+            Some(e) => {
+                let reached = acknowledged
+                    .checked_sub(1)
+                    .and_then(|i| rounds.get(i))
+                    .map_or("nothing", String::as_str);
+                Err(not_acknowledged(e, reached))
+            }
+        }
+    }
+}
+
 /// Lines handed to a parsing worker at once.
 const BLOCK_LINES: usize = 1_000;
 
@@ -207,7 +296,7 @@ struct Parsed {
     lines: usize,
     /// The number of the block's last line.
     last_line: u64,
-    rows: Unsequenced,
+    rows: Routed,
     rejected: Vec<Rejected>,
 }
 
@@ -218,7 +307,7 @@ struct Rejected {
     /// The block's non-empty lines before it.
     lines_before: usize,
     /// The rows of the lines before it.
-    mark: Mark,
+    mark: RoutedMark,
 }
 
 /// Reads every input into blocks; stops when nobody receives them any more.
@@ -269,6 +358,7 @@ fn read_blocks(files: &[PathBuf], out: &mpsc::SyncSender<Block>) -> Result<(), S
 /// Parses and encodes blocks until there are none left or nobody receives them.
 fn parse_blocks(
     workspace: i64,
+    router: &Router,
     blocks: &Mutex<mpsc::Receiver<Block>>,
     out: &mpsc::SyncSender<Parsed>,
     options: &TrackOptions,
@@ -279,13 +369,23 @@ fn parse_blocks(
             Err(_) => return,
         };
         let Ok(block) = block else { return };
-        let mut rows = Unsequenced::new();
+        let mut rows = Routed::new(router);
         let mut rejected = Vec::new();
+        // Borrowing the lines' text: an event of the common shape allocates nothing.
+        let mut objects: Vec<LineObject<'_>> = Vec::new();
         for (index, (line, text)) in block.lines.iter().enumerate() {
-            match super::import::read_line(text, options) {
-                Ok(read) => {
-                    for (user, fact) in &read {
-                        rows.push(workspace, user, fact);
+            objects.clear();
+            match read_line_objects(text, options, &mut objects) {
+                Ok(()) => {
+                    for object in &objects {
+                        match object {
+                            LineObject::Event {
+                                external_id,
+                                name,
+                                time,
+                            } => rows.push_event(workspace, external_id, name, *time),
+                            LineObject::Fact(user, fact) => rows.push(workspace, user, fact),
+                        }
                     }
                 }
                 Err(reason) => rejected.push(Rejected {

@@ -17,8 +17,8 @@ use super::{CmdResult, open_existing, workspace};
 use crate::args::ImportArgs;
 use crate::output::count;
 use crate::progress;
-use headcount_model::{Fact, FactKind, UserKey, WorkspaceId};
-use headcount_service::ingest::{LineObject, TrackOptions, read_line_objects, read_track_text};
+use headcount_model::{FactKind, WorkspaceId};
+use headcount_service::ingest::{LineObject, TrackOptions, read_line_objects};
 use headcount_store::digest::{self, Hasher};
 use headcount_store::{
     EncodedFacts, FactRef, ImportProgress, ImportRecord, Receipts, Store, StoreError,
@@ -653,21 +653,6 @@ fn stream_spinner() -> ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-/// Reads one line into facts, or the reason to reject it whole.
-pub(crate) fn read_line(
-    line: &str,
-    options: &TrackOptions,
-) -> Result<Vec<(UserKey, Fact)>, String> {
-    let track = read_track_text(line, options)?;
-    if let Some(first) = track.errors.first() {
-        return Err(format!(
-            "{}[{}]: {}",
-            first.array, first.index, first.reason
-        ));
-    }
-    Ok(track.facts)
 }
 
 fn summarize(t: &Tally, seconds: f64, stopped: bool) {
