@@ -186,6 +186,19 @@ pub struct ServeArgs {
     /// every node sharing it; without it, in this process (saved to the store).
     #[arg(long, value_name = "URL", env = "HEADCOUNT_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// With counts shared by several nodes (Redis or PostgreSQL): let this node reserve
+    /// up to COUNTS counts of a window ahead, for limits of 16,000 and more, so that
+    /// most requests are counted without a round trip (docs/api.md, "Rate limits").
+    /// Each request keeps its own count, but counts are no longer consecutive across
+    /// nodes, and a window may allow up to 1.5 leases per node less than its limit.
+    /// 0: every request counted in the shared store.
+    #[arg(
+        long,
+        value_name = "COUNTS",
+        default_value_t = 0,
+        env = "HEADCOUNT_RATE_LIMIT_LEASE"
+    )]
+    pub rate_limit_lease: u64,
     /// ClickHouse, for workspaces of engine `clickhouse`.
     #[command(flatten)]
     pub clickhouse: ClickHouseArgs,

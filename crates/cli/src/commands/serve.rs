@@ -17,7 +17,9 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let listener = bind(args.listen)?;
     let counter: Option<Arc<dyn WindowCounter>> = match &args.redis_url {
         Some(url) => Some(Arc::new(
-            RedisCounter::new(url).map_err(|e| format!("--redis-url: {e}"))?,
+            RedisCounter::new(url)
+                .map_err(|e| format!("--redis-url: {e}"))?
+                .leasing(args.rate_limit_lease),
         )),
         None => None,
     };
@@ -38,7 +40,9 @@ pub fn run(dir: &Path, args: ServeArgs) -> CmdResult {
     let clickhouse = clickhouse(store.as_ref(), &args.clickhouse)?;
     let counter = match (counter, crate::database::chosen()) {
         (None, Some(database)) => Some(Arc::new(
-            PostgresCounter::postgres(&database.url).map_err(|e| format!("--database: {e}"))?,
+            PostgresCounter::postgres(&database.url)
+                .map_err(|e| format!("--database: {e}"))?
+                .leasing(args.rate_limit_lease),
         ) as Arc<dyn WindowCounter>),
         (other, _) => other,
     };
@@ -131,7 +135,11 @@ pub fn serve_with_metrics(
         }
     }
     // Before the runtime's threads exist, so that they share the capped arenas.
-    cap_malloc_arenas();
+    cap_malloc_arenas(if config.follow_log {
+        NODE_MALLOC_ARENAS
+    } else {
+        MALLOC_ARENAS
+    });
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -260,6 +268,13 @@ fn serving_sqlite(dir: &Path) -> Result<headcount_store::SqliteStore, headcount_
 /// docs/performance.md ("Soak").
 const MALLOC_ARENAS: i32 = 2;
 
+/// [`MALLOC_ARENAS`] for a node of a cluster. A node has more threads (the follower,
+/// PostgreSQL's listener, the many blocking threads of a replay), and with two arenas
+/// the two runtime workers often ended up sharing one: every allocation then waited
+/// on the other worker's lock, and `data_series` took 1.5x the CPU per request in
+/// half of the starts. Measured in docs/performance.md ("data_series on a node").
+const NODE_MALLOC_ARENAS: i32 = 4;
+
 /// How often the server returns free heap memory to the system once loaded. Between
 /// two trims the memory freed by requests stays resident (the saw-tooth of
 /// docs/soak/soak.svg, up to ~3 MiB at 200k users with 30 s). Measured in
@@ -274,15 +289,15 @@ const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 /// first such block is freed. Measured in docs/performance.md ("Soak").
 const MMAP_THRESHOLD: i32 = 1 << 20;
 
-/// Caps the malloc arenas at [`MALLOC_ARENAS`] and fixes the mmap threshold at
+/// Caps the malloc arenas at `arenas` and fixes the mmap threshold at
 /// [`MMAP_THRESHOLD`], unless `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` is set.
-fn cap_malloc_arenas() {
+fn cap_malloc_arenas(arenas: i32) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
             // SAFETY: mallopt only changes an allocator setting; it takes no pointer.
             unsafe {
-                libc::mallopt(libc::M_ARENA_MAX, MALLOC_ARENAS);
+                libc::mallopt(libc::M_ARENA_MAX, arenas);
             }
         }
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_none() {
@@ -339,7 +354,7 @@ mod tests {
         if std::env::var_os("MALLOC_MMAP_THRESHOLD_").is_some() {
             return;
         }
-        cap_malloc_arenas();
+        cap_malloc_arenas(MALLOC_ARENAS);
         // SAFETY: plain malloc and free of blocks this test owns.
         unsafe {
             // Freeing a mapped block of 8 MiB would raise glibc's own threshold to
