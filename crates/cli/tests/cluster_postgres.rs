@@ -62,6 +62,11 @@ impl Answer {
 
 impl Node {
     fn start(tmp: &TempDir, url: &str, name: &str) -> Node {
+        Node::start_with(tmp, url, name, &[])
+    }
+
+    /// A node given `serve` options `extra` besides the usual ones.
+    fn start_with(tmp: &TempDir, url: &str, name: &str, extra: &[&str]) -> Node {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -75,6 +80,7 @@ impl Node {
             .arg(&checkpoints)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
             .args(["--node-name", name, "--backfill-days", "5"])
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("a log file"))
@@ -384,6 +390,51 @@ fn three_nodes_share_segments_facts_keys_limits_and_compute_each_day_once() {
             "a revoked key still works on a node after 1 s"
         );
     }
+}
+
+/// `serve --rate-limit-lease`: with a limit of 256,000 each node reserves 256 counts
+/// ahead and its requests take them, so every answer still has its own Remaining and
+/// each node's fall by one, but the second node's counts start after the first's lease.
+#[test]
+fn nodes_with_leases_answer_from_counts_reserved_ahead() {
+    let pg = TestPostgres::new();
+    let url = pg.create_database();
+    let tmp = TempDir::new("lease");
+    let create = [
+        "workspaces",
+        "create",
+        "big",
+        "--export-rate-limit",
+        "256000",
+    ];
+    hcdb(&tmp.data(), &url, &create).ok();
+    let key = hcdb(
+        &tmp.data(),
+        &url,
+        &["keys", "create", "--workspace", "big", "--name", "ci"],
+    )
+    .ok()
+    .stdout
+    .trim_end()
+    .to_string();
+    let lease = ["--rate-limit-lease", "256"];
+    let nodes = [
+        Node::start_with(&tmp, &url, "a", &lease),
+        Node::start_with(&tmp, &url, "b", &lease),
+    ];
+    let mut seen: [Vec<u64>; 2] = Default::default();
+    for i in 0..40 {
+        let answer = nodes[i % 2].ok("GET", "/segments/list", &key, None);
+        let remaining = answer
+            .header("x-ratelimit-remaining")
+            .and_then(|v| v.parse().ok())
+            .expect("X-RateLimit-Remaining");
+        seen[i % 2].push(remaining);
+    }
+    // a's first request took count 1 and reserved 2..=257; b's took 258.
+    let from = |first: u64| (0..20).map(|i| 256_000 - first - i).collect::<Vec<u64>>();
+    assert_eq!(seen[0], from(1), "node a");
+    assert_eq!(seen[1], from(258), "node b");
 }
 
 /// Tracks users `prefix-N` round-robin on `nodes` from 6 threads until `stop`;
