@@ -276,10 +276,12 @@ const MALLOC_ARENAS: i32 = 2;
 const NODE_MALLOC_ARENAS: i32 = 4;
 
 /// How often the server returns free heap memory to the system once loaded. Between
-/// two trims the memory freed by requests stays resident (the saw-tooth of
-/// docs/soak/soak.svg, up to ~3 MiB at 200k users with 30 s). Measured in
+/// two trims the memory freed by requests (a recomputation's per-user arrays under the
+/// mmap threshold: ~0.8 MiB each at 200k users) stays resident, so longer periods
+/// leave the server's level higher and rising (the soak's fitted growth: 4.2% at 30 s,
+/// ~2.5% at 10 s, 1.6% at 2 s). A trim walks the free chunks only. Measured in
 /// docs/performance.md ("Soak").
-const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The size from which glibc's malloc maps a block of its own (and unmaps it when
 /// freed) instead of carving it from an arena: a request's per-user state (a 30-day
