@@ -134,15 +134,13 @@ pub fn serve_with_metrics(
             config.max_connections = room.max(1);
         }
     }
-    // Before the runtime's threads exist, so that they share the capped arenas.
+    let runtime = runtime_with_own_arenas()?;
+    // After the runtime's workers took their arenas: every later thread shares.
     cap_malloc_arenas(if config.follow_log {
         NODE_MALLOC_ARENAS
     } else {
         MALLOC_ARENAS
     });
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         let state = tokio::task::spawn_blocking(move || Shared::open(store, config)).await??;
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -268,11 +266,9 @@ fn serving_sqlite(dir: &Path) -> Result<headcount_store::SqliteStore, headcount_
 /// docs/performance.md ("Soak").
 const MALLOC_ARENAS: i32 = 2;
 
-/// [`MALLOC_ARENAS`] for a node of a cluster. A node has more threads (the follower,
-/// PostgreSQL's listener, the many blocking threads of a replay), and with two arenas
-/// the two runtime workers often ended up sharing one: every allocation then waited
-/// on the other worker's lock, and `data_series` took 1.5x the CPU per request in
-/// half of the starts. Measured in docs/performance.md ("data_series on a node").
+/// [`MALLOC_ARENAS`] for a node of a cluster, whose threads are more (the follower,
+/// PostgreSQL's listener, the many blocking threads of a replay) and busier. Measured
+/// in docs/performance.md ("data_series on a node").
 const NODE_MALLOC_ARENAS: i32 = 4;
 
 /// How often the server returns free heap memory to the system once loaded. Between
@@ -290,6 +286,35 @@ const TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
 /// Setting it also stops glibc from raising it by itself (up to 32 MiB) after the
 /// first such block is freed. Measured in docs/performance.md ("Soak").
 const MMAP_THRESHOLD: i32 = 1 << 20;
+
+/// The server's runtime, each of its worker threads on a malloc arena of its own.
+///
+/// glibc gives a thread its arena at its first allocation, a new one while the cap
+/// allows and else one of those that exist, so two workers started under the cap
+/// sometimes shared one: every allocation of one then waited on the other's lock, and
+/// the server took 1.5x the CPU per request for as long as it ran (docs/performance.md,
+/// "data_series on a node"). The workers are started before [`cap_malloc_arenas`] and
+/// waited for (a second at most), so that each makes its own.
+fn runtime_with_own_arenas() -> std::io::Result<tokio::runtime::Runtime> {
+    let workers = std::thread::available_parallelism().map_or(1, usize::from);
+    let started = Arc::new((std::sync::Mutex::new(0usize), std::sync::Condvar::new()));
+    let counted = started.clone();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .on_thread_start(move || {
+            // An allocation, so that the thread has its arena now.
+            let (count, changed) = &*counted;
+            let mut count = count.lock().unwrap_or_else(|p| p.into_inner());
+            *count += std::hint::black_box(Box::new(1usize)).as_ref();
+            changed.notify_all();
+        })
+        .build()?;
+    let (count, changed) = &*started;
+    let count = count.lock().unwrap_or_else(|p| p.into_inner());
+    let _ = changed.wait_timeout_while(count, Duration::from_secs(1), |n| *n < workers);
+    Ok(runtime)
+}
 
 /// Caps the malloc arenas at `arenas` and fixes the mmap threshold at
 /// [`MMAP_THRESHOLD`], unless `MALLOC_ARENA_MAX` or `MALLOC_MMAP_THRESHOLD_` is set.
