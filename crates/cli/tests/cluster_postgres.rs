@@ -205,6 +205,16 @@ struct Cluster {
     nodes: Vec<Node>,
 }
 
+/// A new key of every permission on `workspace`, as the CLI prints it.
+fn create_key(tmp: &TempDir, url: &str, workspace: &str) -> String {
+    let args = ["keys", "create", "--workspace", workspace, "--name", "ci"];
+    hcdb(&tmp.data(), url, &args)
+        .ok()
+        .stdout
+        .trim_end()
+        .to_string()
+}
+
 /// A database with workspace `acme` (`workspace_args` given to its creation), a key
 /// of every permission, and three nodes on it.
 fn cluster(label: &str, workspace_args: &[&str]) -> Cluster {
@@ -214,15 +224,7 @@ fn cluster(label: &str, workspace_args: &[&str]) -> Cluster {
     let mut create = vec!["workspaces", "create", "acme"];
     create.extend_from_slice(workspace_args);
     hcdb(&tmp.data(), &url, &create).ok();
-    let key = hcdb(
-        &tmp.data(),
-        &url,
-        &["keys", "create", "--workspace", "acme", "--name", "ci"],
-    )
-    .ok()
-    .stdout
-    .trim_end()
-    .to_string();
+    let key = create_key(&tmp, &url, "acme");
     let nodes = (1..=3)
         .map(|i| Node::start(&tmp, &url, &format!("node-{i}")))
         .collect();
@@ -328,15 +330,7 @@ fn three_nodes_share_segments_facts_keys_limits_and_compute_each_day_once() {
         ],
     )
     .ok();
-    let limited = hcdb(
-        &c.tmp.data(),
-        &c.url,
-        &["keys", "create", "--workspace", "limited", "--name", "ci"],
-    )
-    .ok()
-    .stdout
-    .trim_end()
-    .to_string();
+    let limited = create_key(&c.tmp, &c.url, "limited");
     std::thread::sleep(Duration::from_millis(1000));
     let mut allowed = 0;
     let mut remaining_seen = Vec::new();
@@ -408,15 +402,7 @@ fn nodes_with_leases_answer_from_counts_reserved_ahead() {
         "256000",
     ];
     hcdb(&tmp.data(), &url, &create).ok();
-    let key = hcdb(
-        &tmp.data(),
-        &url,
-        &["keys", "create", "--workspace", "big", "--name", "ci"],
-    )
-    .ok()
-    .stdout
-    .trim_end()
-    .to_string();
+    let key = create_key(&tmp, &url, "big");
     let lease = ["--rate-limit-lease", "256"];
     let nodes = [
         Node::start_with(&tmp, &url, "a", &lease),

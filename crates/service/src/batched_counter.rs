@@ -156,6 +156,12 @@ impl<W: SharedWindows> BatchedCounter<W> {
     pub fn windows(&self) -> &W {
         &self.windows
     }
+
+    /// Starts the round trips of `window` (its caller set its queue's `flushing`).
+    fn spawn_flush(&self, window: WindowKey, window_secs: u64) {
+        let (windows, queues) = (self.windows.clone(), self.queues.clone());
+        tokio::spawn(flush(windows, queues, window, window_secs));
+    }
 }
 
 impl<W: SharedWindows> WindowCounter for BatchedCounter<W> {
@@ -176,8 +182,7 @@ impl<W: SharedWindows> WindowCounter for BatchedCounter<W> {
             reset: start + window_secs,
             exceeded: hit && count > limit,
         };
-        let (answer, answered) = oneshot::channel();
-        let lead = {
+        let (lead, answered) = {
             let mut queues = self.queues.lock().unwrap_or_else(|p| p.into_inner());
             if !queues.contains_key(&window) {
                 // A new window: the node's older windows of this key are over.
@@ -192,21 +197,20 @@ impl<W: SharedWindows> WindowCounter for BatchedCounter<W> {
                 if !queue.flushing && queue.to_lease(0) > 0 {
                     queue.flushing = true;
                     queue.refill = true;
-                    let (windows, queues) = (self.windows.clone(), self.queues.clone());
-                    tokio::spawn(flush(windows, queues, window, window_secs));
+                    self.spawn_flush(window, window_secs);
                 }
                 return Box::pin(std::future::ready(Ok(answered_now(count))));
             }
+            let (answer, answered) = oneshot::channel();
             if hit {
                 queue.hits.push(answer);
             } else {
                 queue.reads.push(answer);
             }
-            !std::mem::replace(&mut queue.flushing, true)
+            (!std::mem::replace(&mut queue.flushing, true), answered)
         };
         if lead {
-            let (windows, queues) = (self.windows.clone(), self.queues.clone());
-            tokio::spawn(flush(windows, queues, window, window_secs));
+            self.spawn_flush(window, window_secs);
         }
         Box::pin(async move {
             let count = answered
