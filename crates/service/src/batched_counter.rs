@@ -13,9 +13,10 @@
 //! size) that its next hits of the window take without any round trip, so that a hit
 //! costs what it costs on one node. When less than half a lease is left, one round
 //! trip reserves the next while the hits go on taking what is left; nobody waits for
-//! it. Leases are only taken while the window's count is under [`LEASE_ZONE`] tenths
-//! of a limit of at least [`LEASE_MIN_LIMIT`]: small limits and the end of every
-//! window are counted hit by hit, and no node ever allows more than the limit. What
+//! it. Leases are only taken while the window's count, as the node last saw it, is
+//! under [`LEASE_ZONE`] tenths of a limit of at least [`LEASE_MIN_LIMIT`]: small
+//! limits are counted hit by hit, near the end of a window a node only uses up what it
+//! holds, and no node ever allows more than the limit. What
 //! a lease costs: each hit still has its own count, but the counts seen across nodes
 //! are no longer consecutive (a node's hits take its lease's counts, another node's
 //! the next lease's), and the counts a node reserved and did not use before its
