@@ -63,7 +63,7 @@ impl Bitset {
     }
 
     /// Whether index `i` is a member.
-    #[cfg(test)]
+    #[inline]
     pub fn contains(&self, i: usize) -> bool {
         i < self.len && self.words[i >> 6] & (1 << (i & 63)) != 0
     }

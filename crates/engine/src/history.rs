@@ -16,6 +16,7 @@ use crate::grid::each_on_threads;
 use crate::ids::{IdCursor, Ids};
 use crate::index::Index;
 use crate::plan::{Leaf, Plan};
+use crate::scratch::{POOL, Scratch};
 use crate::time::{Moment, ceil_micros};
 use headcount_model::filter::{Cmp, CountTest};
 use jiff::Timestamp;
@@ -247,16 +248,12 @@ impl<'a> SliceState<'a> {
             .iter()
             .map(|column| {
                 let cursor = column.slice_cursor(s);
-                let latest = if cursor.needs_latest() {
-                    vec![i64::MIN; len]
-                } else {
-                    Vec::new()
-                };
+                let latest = POOL.filled(if cursor.needs_latest() { len } else { 0 }, i64::MIN);
                 AttributeState {
                     cursor,
-                    values: vec![UNSET; len],
+                    values: POOL.filled(len, UNSET),
                     latest,
-                    changed: Vec::new(),
+                    changed: Marked::new(len),
                 }
             })
             .collect();
@@ -272,8 +269,8 @@ impl<'a> SliceState<'a> {
                             Cursor::Purchases(column.slice_cursor(s), product)
                         }
                     },
-                    counts: vec![0; len],
-                    touched: Vec::new(),
+                    counts: POOL.filled(len, 0),
+                    touched: Marked::new(len),
                     lo: start,
                     hi: start,
                 }
@@ -360,7 +357,7 @@ impl<'a> SliceState<'a> {
                 }
                 Test::Count { counter, test } => {
                     let state = &self.counters[*counter];
-                    for &user in &state.touched {
+                    for &user in state.touched.iter() {
                         let count = state.counts.get(user as usize).copied().unwrap_or(0);
                         set.assign(user as usize, test.cmp.holds(i64::from(count), test.value));
                     }
@@ -397,11 +394,11 @@ impl<'a> SliceState<'a> {
 struct AttributeState<'a> {
     cursor: IdCursor<'a>,
     /// Per user of the slice, the value id of the latest write so far.
-    values: Vec<u32>,
+    values: Scratch<u32>,
     /// Per user of the slice, the time of that write (when the cursor needs it).
-    latest: Vec<i64>,
+    latest: Scratch<i64>,
     /// The users (of the slice) written in the last step.
-    changed: Vec<u32>,
+    changed: Marked,
 }
 
 impl AttributeState<'_> {
@@ -417,9 +414,44 @@ impl AttributeState<'_> {
             let user = (user as usize).wrapping_sub(base);
             if let Some(value) = values.get_mut(user) {
                 *value = id;
-                changed.push(user as u32);
+                changed.insert(user as u32);
             }
         });
+    }
+}
+
+/// Users of a slice, each listed once however often it is inserted: a step looks
+/// at each changed user once, and the list never outgrows the slice.
+struct Marked {
+    list: Scratch<u32>,
+    seen: Bitset,
+}
+
+impl Marked {
+    /// No user yet, among `len`.
+    fn new(len: usize) -> Self {
+        Marked {
+            list: POOL.empty(),
+            seen: Bitset::empty(len),
+        }
+    }
+
+    fn insert(&mut self, user: u32) {
+        if !self.seen.contains(user as usize) {
+            self.seen.insert(user as usize);
+            self.list.push(user);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &u32> {
+        self.list.iter()
+    }
+
+    fn clear(&mut self) {
+        for &user in self.list.iter() {
+            self.seen.assign(user as usize, false);
+        }
+        self.list.clear();
     }
 }
 
@@ -448,9 +480,9 @@ impl Cursor<'_> {
 /// One count in one slice: each user's number of entries in the window `[lo, hi)`.
 struct CounterState<'a> {
     cursor: Cursor<'a>,
-    counts: Vec<u32>,
+    counts: Scratch<u32>,
     /// The users (of the slice) whose count moved in the last step.
-    touched: Vec<u32>,
+    touched: Marked,
     lo: i64,
     hi: i64,
 }
@@ -471,14 +503,14 @@ impl CounterState<'_> {
             let user = (user as usize).wrapping_sub(base);
             if let Some(count) = counts.get_mut(user) {
                 *count = count.saturating_add(1);
-                touched.push(user as u32);
+                touched.insert(user as u32);
             }
         });
         cursor.for_each_in(self.lo, lo, |user| {
             let user = (user as usize).wrapping_sub(base);
             if let Some(count) = counts.get_mut(user) {
                 *count = count.saturating_sub(1);
-                touched.push(user as u32);
+                touched.insert(user as u32);
             }
         });
         self.lo = lo;

@@ -34,7 +34,8 @@
 //!   exist before `T`. Several instants (a history) are one pass forward in time
 //!   (`history`), slice by slice: per user, each attribute's latest value and each
 //!   window's count are carried from one instant to the next and updated with just
-//!   the entries in between. Deleted users are tombstoned (their earliest-fact time becomes
+//!   the entries in between; its per-user arrays are kept for the next pass, up to
+//!   8 MiB (`scratch`). Deleted users are tombstoned (their earliest-fact time becomes
 //!   "never") and so excluded everywhere; [`Index::compact`] reclaims their entries.
 //!
 //! [`Index::heap_bytes`] estimates the memory held.
@@ -60,6 +61,7 @@ mod instants;
 mod intern;
 mod names;
 mod plan;
+mod scratch;
 mod sorted_times;
 mod time;
 mod users;
