@@ -10,7 +10,8 @@ Stages (each timed, the load average noted):
              segments, the 100-day history of the 20 marked ones
   clickhouse two clickhouse-server (Debian's 18.16) shards on free loopback ports, one
              Distributed table; headcount clickhouse init, import, the same evals (the
-             generated SQL logged through HEADCOUNT_CLICKHOUSE_SQL_LOG); parts on disk
+             generated SQL logged through HEADCOUNT_CLICKHOUSE_SQL_LOG); parts on disk;
+             then each shard's parts merged (OPTIMIZE … FINAL) and the day again
   chdb-gen   the facts exported from the shards (RowBinary) into chDB (a current
              ClickHouse), and the same generated SQL run there
   chdb-hand  bench/sql.py's hand-written SQL in chDB on the normalized Parquet of the
@@ -29,6 +30,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -252,6 +254,28 @@ def main():
             r["clickhouse"][f"{kind}_seconds"] = res["eval_seconds"]
             ch_sizes[kind] = {x["name"]: x["sizes"] for x in res["results"]}
             log(f"clickhouse: {kind} {res['eval_seconds']:.2f}s")
+        # The day again once each shard's parts are merged into one (OPTIMIZE … FINAL):
+        # the times above are right after the import, its parts not yet merged, which a
+        # daily computation rarely meets.
+        parts = lambda: [int(Shards.query(u, "SELECT count() FROM system.parts WHERE active AND "
+                                             "database = 'headcount' AND table = 'facts_local'"))
+                         for u in shards.urls]
+        r["clickhouse"]["parts_after_import"] = parts()
+        log(f"clickhouse: merging each shard's parts ({r['clickhouse']['parts_after_import']})")
+        merges = [threading.Thread(target=Shards.query, args=(u, "OPTIMIZE TABLE headcount.facts_local FINAL"))
+                  for u in shards.urls]
+        t = time.time()
+        [m.start() for m in merges]
+        [m.join() for m in merges]
+        r["clickhouse"]["merge_seconds"] = round(time.time() - t, 1)
+        r["clickhouse"]["parts_merged"] = parts()
+        res = json.loads(b.run(b.hc, "--data-dir", dd, "eval", "--workspace", "bench", "--filters", day_file,
+                               "--day", b.day.isoformat(), *chargs).stdout)
+        r["clickhouse"]["day_seconds_merged"] = res["eval_seconds"]
+        if {x["name"]: x["sizes"] for x in res["results"]} != ch_sizes["day"]:
+            mismatches.append({"engine": "clickhouse", "kind": "day, parts merged", "segment": "*"})
+        log(f"clickhouse: day {res['eval_seconds']:.2f}s with the parts merged "
+            f"({r['clickhouse']['parts_merged']} parts, merged in {r['clickhouse']['merge_seconds']}s)")
         # -- the generated SQL in chDB
         r["loadavg"]["chdb-gen"] = bench.loadavg()
         from chdb import session
@@ -363,6 +387,7 @@ def main():
     print("|---|---|---|---|---|")
     print(f"| import, events/s | {c['import']['events_per_second']:,} | | | {m['import']['events_per_second']:,} |")
     print(f"| one day, 100 segments, s | {c['day_seconds']:.2f} | {g['day_seconds']:.2f} | {hd['day_seconds']:.2f} | {m['eval']['day_seconds']:.3f} |")
+    print(f"| one day, each shard's parts merged, s | {c['day_seconds_merged']:.2f} | | | |")
     if not a.no_history:
         print(f"| 100 days × 20 segments, s | {c['history_seconds']:.2f} | {g['history_seconds']:.2f} | {hd['history_seconds']:.2f} | {m['eval']['history_seconds']:.3f} |")
     print(f"| bytes on disk per event | {c['import']['bytes_per_event']} ({c['import']['bytes_per_row']} per row) | | | |")

@@ -61,6 +61,8 @@ pub struct ClickHouse {
     servers: Vec<Http>,
     database: String,
     cluster: Option<String>,
+    /// Bits of a packed count in a query of one instant ([`sql::size_query`]).
+    count_bits: u32,
 }
 
 impl ClickHouse {
@@ -93,6 +95,7 @@ impl ClickHouse {
             )));
         }
         Ok(ClickHouse {
+            count_bits: sql::COUNT_BITS,
             servers,
             database: config.database.clone(),
             cluster: config.cluster.clone(),
@@ -244,34 +247,73 @@ impl ClickHouse {
         )?;
         tables.any_deletions = String::from_utf8_lossy(&deletions).trim() != "0";
         let mut out = Vec::with_capacity(instants.len());
+        let packed = sql::Sizing {
+            workspace,
+            tables: &tables,
+            targets,
+            resolve,
+            regex_values: &regex_values,
+            tz,
+            pack_bits: Some(self.count_bits),
+        };
         for part in instants.chunks(INSTANTS_PER_QUERY) {
-            let query = sql::size_query(
-                &tables,
-                workspace,
-                targets,
-                resolve,
-                &regex_values,
-                part,
-                tz,
-            )
-            .map_err(|e| Error::Invalid(e.to_string()))?;
-            let grouping = sql::settings(part.len());
-            log_query(&query, part.len(), targets.len(), &grouping);
-            let mut settings = vec![
-                ("wait_end_of_query", "1"),
-                ("distributed_group_by_no_merge", "1"),
-                ("max_query_size", "268435456"),
-                ("max_ast_elements", "10000000"),
-                ("max_expanded_ast_elements", "10000000"),
-            ];
-            settings.extend(grouping);
-            let answer = self.servers[0].post(&settings, &query, b"")?;
-            let text = String::from_utf8_lossy(&answer);
-            out.extend(
-                sql::parse_counts(&text, part.len(), targets.len()).map_err(Error::Invalid)?,
-            );
+            let counts = match self.sizes_of(&packed, part)? {
+                Some(counts) => counts,
+                // A user with more rows than a packed count holds: the counts one by one.
+                None => {
+                    let one_by_one = sql::Sizing {
+                        pack_bits: None,
+                        ..packed
+                    };
+                    self.sizes_of(&one_by_one, part)?.ok_or_else(|| {
+                        Error::Invalid("counts not packed reported an overflow".into())
+                    })?
+                }
+            };
+            out.extend(counts);
         }
         Ok(out)
+    }
+
+    /// The same, with packed counts of `bits` bits ([`sql::COUNT_BITS`] by default):
+    /// for tests, narrow counts overflow with few rows and take the other path.
+    pub fn with_count_bits(mut self, bits: u32) -> ClickHouse {
+        self.count_bits = bits.clamp(1, 63);
+        self
+    }
+
+    /// One [`sql::size_query`] run: the sizes per instant of `part`, or `None` when
+    /// its packed counts may have overflowed (then ask again with `pack_bits: None`:
+    /// one aggregate per count).
+    fn sizes_of(
+        &self,
+        sizing: &sql::Sizing<'_>,
+        part: &[Timestamp],
+    ) -> Result<Option<Vec<Vec<u64>>>> {
+        let query = sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
+        let targets = sizing.targets.len();
+        let grouping = sql::settings(part.len());
+        log_query(&query.sql, part.len(), targets, &grouping);
+        let mut settings = vec![
+            ("wait_end_of_query", "1"),
+            ("distributed_group_by_no_merge", "1"),
+            ("max_query_size", "268435456"),
+            ("max_ast_elements", "10000000"),
+            ("max_expanded_ast_elements", "10000000"),
+        ];
+        settings.extend(grouping);
+        let answer = self.servers[0].post(&settings, &query.sql, b"")?;
+        let text = String::from_utf8_lossy(&answer);
+        let extra = usize::from(query.overflow_column);
+        let mut counts =
+            sql::parse_counts(&text, part.len(), targets + extra).map_err(Error::Invalid)?;
+        if query.overflow_column {
+            let overflowed = counts.iter_mut().filter_map(Vec::pop).any(|n| n > 0);
+            if overflowed {
+                return Ok(None);
+            }
+        }
+        Ok(Some(counts))
     }
 }
 

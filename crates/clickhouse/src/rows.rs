@@ -5,6 +5,7 @@
 //! is a row of the `deletions` table instead.
 
 use headcount_model::{Fact, FactKind, Timestamp, UserKey, Value};
+use std::collections::HashMap;
 
 /// `type` of a row that only makes its user exist (an empty attribute object).
 pub const TOUCH: u8 = 0;
@@ -49,6 +50,25 @@ pub fn micros_and_nanos(t: Timestamp) -> (i64, u16) {
 pub fn ceil_micros(t: Timestamp) -> i64 {
     let (us, ns) = micros_and_nanos(t);
     if ns > 0 { us.saturating_add(1) } else { us }
+}
+
+/// Whether the write at a position of an attributes object is the last of its name
+/// there: only that one is stored, as the memory engine applies the writes in order
+/// (the last wins), so that `(time, seq)` orders every row of one attribute of a user.
+fn last_of_each_name(values: &[(String, Option<Value>)]) -> impl Fn(usize) -> bool + '_ {
+    // Small objects (all real ones): compare the names; large ones: one map.
+    const SMALL: usize = 32;
+    let last: Option<HashMap<&str, usize>> = (values.len() > SMALL).then(|| {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (n.as_str(), i))
+            .collect()
+    });
+    move |i| match &last {
+        Some(last) => last.get(values[i].0.as_str()) == Some(&i),
+        None => !values[i + 1..].iter().any(|(n, _)| *n == values[i].0),
+    }
 }
 
 /// Hands out `seq` numbers in acceptance order, across processes and restarts: the
@@ -232,8 +252,11 @@ impl Batch {
         match kind {
             FactKind::Attributes(values) if values.is_empty() => row(0, TOUCH, "", None),
             FactKind::Attributes(values) => {
+                let last = last_of_each_name(values);
                 for (sub, (name, value)) in (0u16..).zip(values) {
-                    row(sub, ATTRIBUTE, name, value.as_ref());
+                    if last(usize::from(sub)) {
+                        row(sub, ATTRIBUTE, name, value.as_ref());
+                    }
                 }
             }
             FactKind::Event { name, .. } => row(0, EVENT, name, None),
@@ -427,6 +450,34 @@ fn string(out: &mut Vec<u8>, bytes: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_last_write_of_a_repeated_name_in_one_fact_is_a_row() {
+        let names = |n: &[&str]| -> Vec<(String, Option<Value>)> {
+            n.iter().map(|n| (n.to_string(), None)).collect()
+        };
+        let kept = |values: &[(String, Option<Value>)]| -> Vec<usize> {
+            let last = last_of_each_name(values);
+            (0..values.len()).filter(|&i| last(i)).collect()
+        };
+        assert_eq!(kept(&names(&["a", "b", "a", "c", "b"])), vec![2, 3, 4]);
+        assert_eq!(kept(&names(&[])), Vec::<usize>::new());
+        // Beyond the small case, the same through a map.
+        let mut many: Vec<String> = (0..40).map(|i| format!("n{i}")).collect();
+        many.push("n3".into());
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        let got = kept(&names(&many));
+        assert_eq!(got.len(), 40);
+        assert!(!got.contains(&3) && got.contains(&40));
+
+        let mut batch = Batch::new();
+        let fact = Fact {
+            time: Timestamp::UNIX_EPOCH,
+            kind: FactKind::Attributes(names(&["plan", "plan", "age"])),
+        };
+        batch.push(1, &UserKey::External("u".into()), &fact, 7);
+        assert_eq!(batch.fact_rows, 2);
+    }
 
     #[test]
     fn user_texts_keep_namespaces_and_alias_parts_apart() {

@@ -10,10 +10,11 @@
 //! The query groups each shard's facts by user (users never span shards), then works
 //! per user and instant, then sums per instant:
 //! 1. per user, one aggregate per distinct count (events or purchases of one kind in
-//!    one window) and one per attribute read (not per test of it): its latest write,
-//!    `kind` and the value columns its tests read, ordered by `(time, seq, sub)`
-//!    (kind 0 when never written, as an unset). For one instant (the daily
-//!    computation) these are `countIf` and `argMaxIf` over the rows; for several
+//!    one window) and, per attribute read (not per test of it), its latest write:
+//!    `kind` and the value columns its tests read (kind 0 when never written, as an
+//!    unset). For one instant (the daily computation) these are `countIf`s and one
+//!    `argMaxIf` per column of an attribute, ordered by the scalar `o`
+//!    ([`LATEST_ORDER`]: `(time, seq)` in one `Decimal128`); for several
 //!    (a backfill), each user's writes of an attribute are gathered, sorted, into an
 //!    array and each counted kind of row's times into another, and every instant
 //!    the user exists at (`arrayJoin`) reads its latest value (the last write before
@@ -26,13 +27,16 @@
 //!    named column;
 //! 3. per instant, the sums.
 //!
-//! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`
-//! over `(time, seq, sub)`), no `DateTime64` (microseconds as `Int64`, datetimes as
-//! `(µs, ns)` tuples), an analyzer that is slow on wide queries (hence one set of
-//! leaves for all instants rather than one per instant), and a regex engine (RE2)
-//! whose syntax only partly agrees with headcount's: a `matches` pattern that RE2 is
-//! sure to read alike ([`re2_pattern`]) becomes `match(s, …)`; any other is decided
-//! in Rust over the attribute's distinct strings and compiled to `s IN (…)`.
+//! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`);
+//! aggregates of tuples that keep and compare generic values (hence one aggregate
+//! per column, ordered by a number); no short-circuit evaluation (a test of each row
+//! would run over every row of every kind, so the tests run once per user); no
+//! `DateTime64` (microseconds as `Int64`, datetimes as `(µs, ns)` tuples); an
+//! analyzer that is slow on wide queries (hence one set of leaves for all instants
+//! rather than one per instant); and a regex engine (RE2) whose syntax only partly
+//! agrees with headcount's: a `matches` pattern that RE2 is sure to read alike
+//! ([`re2_pattern`]) becomes `match(s, …)`; any other is decided in Rust over the
+//! attribute's distinct strings and compiled to `s IN (…)`.
 
 use crate::rows;
 use headcount_model::filter::{AttrOp, Cmp, CountTest, Ordered};
@@ -99,26 +103,31 @@ impl Moment {
     }
 }
 
-/// The query sizing `targets` as of each of `instants` (days in `tz`) for workspace
-/// `workspace`. Its answer has one row per instant at which some user exists:
+/// The query sizing `ask.targets` as of each of `instants`. Its answer has one row per instant at which some user exists:
 /// the instant's position (from 1), then one count per target (read them with
-/// [`parse_counts`]).
+/// [`parse_counts`]), then, when [`SizeQuery::overflow_column`], the users whose
+/// packed counts may have overflowed.
 ///
 /// One scan serves every instant: the instant-dependent bounds are constant arrays
 /// indexed by the position, so the query's size grows with the filters, not with the
-/// number of instants (see the module's documentation for its levels).
+/// number of instants (see the module's documentation for its levels). With
+/// `ask.pack_bits`, a query of one instant counts rows of one name in fields of that many
+/// bits, several to an aggregate ([`Packed`]).
 ///
 /// # Errors
-/// An `in_segment` that `resolve` does not know, or a cycle of references.
-pub fn size_query(
-    tables: &Tables,
-    workspace: i64,
-    targets: &[&Filter],
-    resolve: &Resolve<'_>,
-    regex_values: &RegexValues,
-    instants: &[Timestamp],
-    tz: &TimeZone,
-) -> Result<String, CompileError> {
+/// An `in_segment` that `ask.resolve` does not know, or a cycle of references.
+pub fn size_query(ask: &Sizing<'_>, instants: &[Timestamp]) -> Result<SizeQuery, CompileError> {
+    let Sizing {
+        tables,
+        workspace,
+        targets,
+        resolve,
+        regex_values,
+        tz,
+        pack_bits,
+    } = *ask;
+    // With packed counts: the largest count a field holds.
+    let mut overflow = None;
     let moments: Vec<Moment> = instants.iter().map(|t| Moment::new(*t, tz)).collect();
     let mut ctx = Ctx {
         moments: &moments,
@@ -140,24 +149,16 @@ pub fn size_query(
     // user's facts are gathered into arrays, then every instant reads its values
     // from them (a row per user and instant, not per fact and instant).
     let many = moments.len() > 1;
-    // Position of `kind` in an attribute's value tuple (after `time, seq, sub` when
-    // gathered into an array).
-    let kind_at = if many { 4 } else { 1 };
     let mut middle = String::new();
-    // Each attribute's latest value as columns (`v0_kind`, `v0_s`, …), read by the
-    // attribute tests below.
-    for (i, attr) in ctx.attrs.list.iter().enumerate() {
-        if attr.columns.is_empty() && !many {
-            let _ = write!(middle, ", v{i} AS v{i}_kind");
-        } else {
-            let _ = write!(middle, ", tupleElement(v{i}, {kind_at}) AS v{i}_kind");
-            for (j, col) in attr.columns.iter().enumerate() {
-                let _ = write!(
-                    middle,
-                    ", tupleElement(v{i}, {}) AS v{i}_{col}",
-                    kind_at + 1 + j
-                );
-            }
+    // Several instants: each attribute's latest value as columns (`v0_kind`, `v0_s`,
+    // …: the tuple of a write gathered into an array is `time, seq, sub, kind`, then
+    // the value columns), read by the attribute tests below. One instant: the
+    // aggregates are those columns.
+    let gathered = if many { ctx.attrs.list.as_slice() } else { &[] };
+    for (i, attr) in gathered.iter().enumerate() {
+        let _ = write!(middle, ", tupleElement(v{i}, 4) AS v{i}_kind");
+        for (j, col) in attr.columns.iter().enumerate() {
+            let _ = write!(middle, ", tupleElement(v{i}, {}) AS v{i}_{col}", 5 + j);
         }
     }
     middle.push_str(&ctx.columns);
@@ -173,28 +174,17 @@ pub fn size_query(
         .unwrap_or(i64::MIN);
     let ats = array(moments.iter().map(|m| m.at_micros));
     let positions = array(1..=moments.len() as i64);
-    let attr_value = |columns: &std::collections::BTreeSet<&str>, key: &str| {
-        let mut parts: Vec<&str> = Vec::new();
-        if !key.is_empty() {
-            parts.push(key);
-        }
-        parts.push("kind");
-        parts.extend(columns.iter().copied());
-        if parts.len() == 1 {
-            "kind".to_string()
-        } else {
-            format!("tuple({})", parts.join(", "))
-        }
-    };
     let (inner, per_instant) = if many {
         // Per user: the time of its first fact, its bucket, each attribute's writes
         // sorted by (time, seq, sub), each kind of counted row's times.
         let mut inner = "min(time) AS first, any(bucket) AS b".to_string();
         for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            let columns: Vec<&str> = attr.columns.iter().copied().collect();
             let _ = write!(
                 inner,
-                ", arraySort(groupArrayIf({}, {})) AS h{i}",
-                attr_value(&attr.columns, "time, seq, sub"),
+                ", arraySort(groupArrayIf(tuple(time, seq, sub, kind{}{}), {})) AS h{i}",
+                if columns.is_empty() { "" } else { ", " },
+                columns.join(", "),
                 attr.rows
             );
         }
@@ -233,22 +223,66 @@ pub fn size_query(
         // One instant: every row kept (`time < max_at`) is before it, and the bounds
         // indexed by a constant `k` are constants.
         let mut inner = "toInt64(1) AS k, any(bucket) AS b".to_string();
+        let mut unpack = String::new();
+        let packed = match pack_bits {
+            Some(bits) => pack(&ctx.leaves.list, bits.clamp(1, 63)),
+            None => Packed::default(),
+        };
+        for (w, word) in packed.words.iter().enumerate() {
+            let codes: Vec<String> = word
+                .fields
+                .iter()
+                .map(|(code, _)| format!("toUInt64({code})"))
+                .collect();
+            let ones: Vec<String> = (0..word.fields.len())
+                .map(|f| format!("toUInt64({})", 1u64 << (packed.bits as usize * f)))
+                .collect();
+            let gate = match word.from {
+                Some(from) => format!(" * (time >= {from})"),
+                None => String::new(),
+            };
+            let _ = write!(
+                inner,
+                ", sum(transform(c, [{}], [{}], toUInt64(0)){gate}) AS w{w}",
+                codes.join(", "),
+                ones.join(", ")
+            );
+            for (f, (_, alias)) in word.fields.iter().enumerate() {
+                let _ = write!(
+                    unpack,
+                    ", bitAnd(bitShiftRight(w{w}, {}), {}) AS {alias}",
+                    packed.bits as usize * f,
+                    packed.max()
+                );
+            }
+        }
         for (which, from, alias) in &ctx.leaves.list {
+            if packed
+                .words
+                .iter()
+                .any(|w| w.fields.iter().any(|(_, a)| a == alias))
+            {
+                continue;
+            }
             let lo = match from {
                 Some(from) => format!(" AND time >= {from}"),
                 None => String::new(),
             };
             let _ = write!(inner, ", countIf({which}{lo}) AS {alias}");
         }
-        for (i, attr) in ctx.attrs.list.iter().enumerate() {
-            let _ = write!(
-                inner,
-                ", argMaxIf({}, (time, seq, sub), {}) AS v{i}",
-                attr_value(&attr.columns, ""),
-                attr.rows
-            );
+        if !packed.words.is_empty() {
+            inner.push_str(", count() AS rows");
+            overflow = Some(packed.max());
         }
-        (inner, String::new())
+        // Per attribute, `kind` and each value column read, of its latest row: one
+        // aggregate per column, ordered by the scalar `o` (a tuple of columns or an
+        // ordering tuple makes 18.16 keep and compare generic values: 1.3× slower).
+        for (i, attr) in ctx.attrs.list.iter().enumerate() {
+            for col in std::iter::once("kind").chain(attr.columns.iter().copied()) {
+                let _ = write!(inner, ", argMaxIf({col}, o, {}) AS v{i}_{col}", attr.rows);
+            }
+        }
+        (inner, unpack)
     };
     let (join, after_deletion) = if tables.any_deletions {
         (
@@ -264,16 +298,122 @@ pub fn size_query(
     };
     // The levels per user and instant are expressions of the aggregates in the same
     // SELECT: each shard computes them for its users.
+    let order = (!many && !ctx.attrs.list.is_empty()).then_some(LATEST_ORDER);
     let scan = format!(
         "{with}SELECT {inner}{per_instant}{middle} FROM {facts}{join} \
          WHERE workspace = {workspace} AND time < {max_at}{after_deletion} GROUP BY user",
         facts = tables.facts,
-        with = ctx.names.with(),
+        with = ctx.names.with(order),
     );
-    Ok(format!(
-        "SELECT {outer} FROM ({scan}) GROUP BY k ORDER BY k"
-    ))
+    if let Some(max) = overflow {
+        let _ = write!(outer, ", sum(rows > {max})");
+    }
+    let sql = format!("SELECT {outer} FROM ({scan}) GROUP BY k ORDER BY k");
+    Ok(SizeQuery {
+        sql,
+        overflow_column: overflow.is_some(),
+    })
 }
+
+/// What a [`size_query`] sizes, but its instants: `targets` of workspace `workspace`
+/// (days in `tz`), their `in_segment` references resolved by `resolve`.
+#[derive(Clone, Copy)]
+pub struct Sizing<'a> {
+    /// Where the facts are.
+    pub tables: &'a Tables,
+    /// The workspace's number in the tables.
+    pub workspace: i64,
+    /// The filters sized.
+    pub targets: &'a [&'a Filter],
+    /// The filters of referenced segments.
+    pub resolve: &'a Resolve<'a>,
+    /// The values `matches` patterns that RE2 reads otherwise select.
+    pub regex_values: &'a RegexValues,
+    /// The workspace's time zone.
+    pub tz: &'a TimeZone,
+    /// For one instant, counts packed in fields of that many bits ([`COUNT_BITS`]);
+    /// `None`: one aggregate per count.
+    pub pack_bits: Option<u32>,
+}
+
+/// A [`size_query`]: its SQL, and whether its answer rows end with one more count.
+#[derive(Debug, Clone)]
+pub struct SizeQuery {
+    /// The query.
+    pub sql: String,
+    /// Whether each answer row ends with the number of users with more rows than a
+    /// packed count can hold: when it is not 0, the counts may be wrong and the query
+    /// must be asked again without packing.
+    pub overflow_column: bool,
+}
+
+/// Bits of one packed count by default: 3 to a `UInt64`, each up to 2,097,151.
+pub const COUNT_BITS: u32 = 21;
+
+/// The counts of rows of one name (`c = code`) read as fields of words: per row, each
+/// word adds 1 to the field of the row's name (a `transform` of `c`), when the row
+/// is in the word's window; the sum per user is then every field's count, exact
+/// while the user has no more rows than a field holds. One aggregate for three
+/// counts, and one lookup per row instead of three comparisons.
+#[derive(Default)]
+struct Packed<'a> {
+    /// Bits of a field.
+    bits: u32,
+    words: Vec<Word<'a>>,
+}
+
+impl Packed<'_> {
+    /// The largest count a field holds.
+    fn max(&self) -> u64 {
+        (1 << self.bits) - 1
+    }
+}
+
+/// Counts with the same window start, as many as fit in 64 bits.
+struct Word<'a> {
+    from: Option<&'a str>,
+    /// Per field, the name's code and the count's alias.
+    fields: Vec<(u64, &'a str)>,
+}
+
+/// The counts of `leaves` that can be packed (rows of one name), in words.
+fn pack(leaves: &[(String, Option<String>, String)], bits: u32) -> Packed<'_> {
+    let mut packed = Packed {
+        bits,
+        words: Vec::new(),
+    };
+    for (which, from, alias) in leaves {
+        let Some(code) = which
+            .strip_prefix("c = ")
+            .and_then(|c| c.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        let from = from.as_deref();
+        let fields_per_word = 64 / bits as usize;
+        match packed
+            .words
+            .iter_mut()
+            .find(|w| w.from == from && w.fields.len() < fields_per_word)
+        {
+            Some(word) => word.fields.push((code, alias)),
+            None => packed.words.push(Word {
+                from,
+                fields: vec![(code, alias)],
+            }),
+        }
+    }
+    packed
+}
+
+/// The order of an attribute's rows, latest last, as one scalar: `(time, seq)` as
+/// `time × 2^64 + seq` in a `Decimal128` (exact: a fact time's microseconds are below
+/// 2^59 in magnitude, `seq` below 2^64, and the product stays under 10^38). A
+/// fact writes an attribute at most once ([`rows`] keeps the last of repeated
+/// names), so `(time, seq)` orders every write of one attribute of one user, as
+/// `(time, seq, sub)` does, with `argMax` on a number instead of a tuple.
+const LATEST_ORDER: &str =
+    "toDecimal128(time, 0) * toDecimal128('18446744073709551616', 0) + toDecimal128(seq, 0)";
 
 /// The settings a [`size_query`] of `instants` instants is sent with (beside the
 /// size limits of a large query).
@@ -378,17 +518,18 @@ impl Names {
         format!("c = {}", (u64::from(ty) << 32) + id as u64)
     }
 
-    /// `WITH … AS c ` for the scan (empty when no name is read).
-    fn with(&self) -> String {
+    /// `WITH … AS c ` for the scan (empty when no name is read), and `order AS o`.
+    fn with(&self, order: Option<&str>) -> String {
         if self.list.is_empty() {
             return String::new();
         }
+        let order = order.map(|o| format!(", {o} AS o")).unwrap_or_default();
         let names: Vec<String> = self.list.iter().map(|n| quote(n)).collect();
         let ids: Vec<String> = (1..=self.list.len())
             .map(|i| format!("toUInt64({i})"))
             .collect();
         format!(
-            "WITH bitShiftLeft(toUInt64(type), 32) + transform(name, [{}], [{}], toUInt64(0)) AS c ",
+            "WITH bitShiftLeft(toUInt64(type), 32) + transform(name, [{}], [{}], toUInt64(0)) AS c{order} ",
             names.join(", "),
             ids.join(", ")
         )
@@ -1019,6 +1160,10 @@ mod tests {
     }
 
     fn query_of(filters: &[Filter], instants: usize) -> String {
+        query_packed(filters, instants, Some(COUNT_BITS)).sql
+    }
+
+    fn query_packed(filters: &[Filter], instants: usize, pack_bits: Option<u32>) -> SizeQuery {
         let tables = Tables {
             facts: "db.facts".into(),
             local_deletions: "db.deletions_local".into(),
@@ -1028,16 +1173,17 @@ mod tests {
         let at: Vec<Timestamp> = (0..instants as i64)
             .map(|d| Timestamp::from_second(1_700_000_000 + d * 86_400).unwrap())
             .collect();
-        size_query(
-            &tables,
-            1,
-            &targets,
-            &|_| None,
-            &RegexValues::new(),
-            &at,
-            &TimeZone::UTC,
-        )
-        .unwrap()
+        let regex_values = RegexValues::new();
+        let ask = Sizing {
+            tables: &tables,
+            workspace: 1,
+            targets: &targets,
+            resolve: &|_| None,
+            regex_values: &regex_values,
+            tz: &TimeZone::UTC,
+            pack_bits,
+        };
+        size_query(&ask, &at).unwrap()
     }
 
     #[test]
@@ -1049,12 +1195,76 @@ mod tests {
             attribute("country", "FR"),
         ];
         let one = query_of(&filters, 1);
-        assert_eq!(one.matches("argMaxIf(").count(), 2, "{one}");
+        // Per attribute, its kind and its string, ordered by the scalar `o`.
+        assert_eq!(one.matches("argMaxIf(kind, o, ").count(), 2, "{one}");
+        assert_eq!(one.matches("argMaxIf(s, o, ").count(), 2, "{one}");
+        assert_eq!(one.matches("argMaxIf(").count(), 4, "{one}");
+        assert!(one.contains(&format!("{LATEST_ORDER} AS o")), "{one}");
         assert_eq!(one.matches("arrayJoin(").count(), 0, "{one}");
         let many = query_of(&filters, 3);
         assert_eq!(many.matches("argMaxIf(").count(), 0, "{many}");
         assert_eq!(many.matches("groupArrayIf(").count(), 2, "{many}");
         assert_eq!(many.matches("arrayJoin(").count(), 1, "{many}");
+    }
+
+    #[test]
+    fn counts_of_one_name_are_packed_three_to_a_word_by_window() {
+        let event = |name: &str, within_days: Option<u32>| Filter::Event {
+            name: name.into(),
+            count: CountTest {
+                cmp: Cmp::Gte,
+                value: 1,
+                within_days,
+            },
+        };
+        let any_purchase = Filter::Purchase {
+            product: None,
+            count: CountTest {
+                cmp: Cmp::Gte,
+                value: 1,
+                within_days: None,
+            },
+        };
+        let filters = [
+            event("a", None),
+            event("b", None),
+            event("c", None),
+            event("d", None),
+            event("a", Some(7)),
+            any_purchase,
+        ];
+        let one = query_of(&filters, 1);
+        // Four all-time counts: a word of three and a word of one; the windowed one in
+        // a word of its own; any purchase (not one name) stays a `countIf`.
+        assert_eq!(one.matches("sum(transform(c, ").count(), 3, "{one}");
+        assert_eq!(one.matches(" * (time >= ").count(), 1, "{one}");
+        assert_eq!(one.matches("countIf(").count(), 1, "{one}");
+        assert!(one.contains("count() AS rows"), "{one}");
+        assert!(one.starts_with("SELECT k, "), "{one}");
+        assert!(one.contains(", sum(rows > 2097151) FROM ("), "{one}");
+        // Several instants read arrays: nothing packed, no extra column.
+        let many = query_of(&filters, 3);
+        assert!(
+            !many.contains("transform(c, ") && !many.contains("rows > "),
+            "{many}"
+        );
+        let unpacked = query_packed(&filters, 1, None);
+        assert!(!unpacked.overflow_column);
+        assert_eq!(unpacked.sql.matches("countIf(").count(), 6);
+        // Narrow fields: more to a word.
+        let narrow = query_packed(&filters, 1, Some(2));
+        assert!(narrow.overflow_column);
+        assert_eq!(
+            narrow.sql.matches("sum(transform(c, ").count(),
+            2,
+            "{}",
+            narrow.sql
+        );
+        assert!(
+            narrow.sql.contains(", sum(rows > 3) FROM ("),
+            "{}",
+            narrow.sql
+        );
     }
 
     #[test]

@@ -17,7 +17,9 @@ use generator::{Case, Op, generate};
 use headcount_clickhouse::testing::{CLUSTER, Cluster};
 use headcount_clickhouse::{Batch, ClickHouse, Config};
 use headcount_engine::{Index, Plan, PlanError};
-use headcount_model::{Fact, FactKind, Filter, SegmentId, Timestamp};
+use headcount_model::filter::AttrOp;
+use headcount_model::{Day, Fact, FactKind, Filter, SegmentId, Timestamp, UserKey, Value};
+use jiff::tz::TimeZone;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -159,6 +161,84 @@ fn clickhouse_sizes_equal_the_memory_engine_on_every_day_and_instant() {
             .collect::<Vec<_>>()
             .join("\n")
     );
+}
+
+/// Writes of one attribute at the same time: within one fact the last of a repeated
+/// name wins, and across facts the later fact, as in the memory engine; both on one
+/// instant (the daily query) and several.
+#[test]
+fn ties_in_time_are_won_by_the_last_write_applied() {
+    let (_server, ch) = start_with(1, None);
+    let at = Timestamp::from_second(1_717_200_000).expect("time");
+    let attributes = |pairs: &[(&str, &str)]| Fact {
+        time: at,
+        kind: FactKind::Attributes(
+            pairs
+                .iter()
+                .map(|(n, v)| (n.to_string(), Some(Value::String(v.to_string()))))
+                .collect(),
+        ),
+    };
+    let user = |n: &str| UserKey::External(n.into());
+    let ops = vec![
+        Op::Apply(user("u1"), attributes(&[("plan", "a"), ("plan", "b")])),
+        Op::Apply(user("u2"), attributes(&[("plan", "b"), ("plan", "a")])),
+        Op::Apply(user("u3"), attributes(&[("plan", "a")])),
+        Op::Apply(user("u3"), attributes(&[("plan", "b"), ("country", "FR")])),
+        Op::Apply(user("u4"), attributes(&[("plan", "b")])),
+        Op::Apply(user("u4"), attributes(&[("country", "FR"), ("plan", "a")])),
+    ];
+    let plan_is = |v: &str| Filter::Attribute {
+        name: "plan".into(),
+        op: AttrOp::Eq(Value::String(v.into())),
+    };
+    let day = Day::ymd(2024, 6, 1);
+    let after = Timestamp::from_second(1_717_300_000).expect("time");
+    let case = Case {
+        seed: 99,
+        tz: TimeZone::UTC,
+        days: vec![day, day.add_days(1)],
+        ops,
+        segments: vec![
+            (SegmentId::new_random(), plan_is("a")),
+            (SegmentId::new_random(), plan_is("b")),
+        ],
+        instants: vec![after],
+        member_instants: vec![after],
+        scattered_days: Vec::new(),
+    };
+    let mismatches = check(&ch, &case);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
+    // And the sizes are the ones expected: u2 and u4 on "a", u1 and u3 on "b".
+    let a = plan_is("a");
+    let b = plan_is("b");
+    let sizes = ch
+        .size_grid(99, &[&a, &b], &|_| None, &[after], &TimeZone::UTC)
+        .expect("size grid");
+    assert_eq!(sizes, vec![vec![2, 2]]);
+}
+
+/// Counts packed in fields of 2 bits overflow as soon as a user has more than 3 rows:
+/// the daily query says so, and the counts are asked again one by one, so the sizes
+/// stay exact (with fields too narrow and no second query, they would not be).
+#[test]
+fn packed_counts_too_narrow_for_a_user_are_counted_again_one_by_one() {
+    let (_server, ch) = start_with(1, None);
+    let ch = ch.with_count_bits(2);
+    let case = generate(5);
+    let mut facts: HashMap<&UserKey, usize> = HashMap::new();
+    for op in &case.ops {
+        if let Op::Apply(user, _) = op {
+            *facts.entry(user).or_default() += 1;
+        }
+    }
+    let busiest = facts.values().copied().max().unwrap_or(0);
+    assert!(
+        busiest > 3,
+        "the case must give some user more than 3 facts"
+    );
+    let mismatches = check(&ch, &case);
+    assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
 /// The same on one server with plain tables (no cluster, no `Distributed` table).
