@@ -103,16 +103,16 @@ impl Moment {
     }
 }
 
-/// The query sizing `ask.targets` as of each of `instants`. Its answer has one row per instant at which some user exists:
-/// the instant's position (from 1), then one count per target (read them with
-/// [`parse_counts`]), then, when [`SizeQuery::overflow_column`], the users whose
-/// packed counts may have overflowed.
+/// The query sizing `ask.targets` as of each of `instants`. Its answer has one row
+/// per instant at which some user exists: the instant's position (from 1), then one
+/// count per target (read them with [`parse_counts`]), then, when
+/// [`SizeQuery::overflow_column`], the users whose packed counts may have overflowed.
 ///
 /// One scan serves every instant: the instant-dependent bounds are constant arrays
 /// indexed by the position, so the query's size grows with the filters, not with the
 /// number of instants (see the module's documentation for its levels). With
-/// `ask.pack_bits`, a query of one instant counts rows of one name in fields of that many
-/// bits, several to an aggregate ([`Packed`]).
+/// `ask.pack_bits`, a query of one instant counts rows of one name in fields of that
+/// many bits, several to an aggregate ([`Packed`]).
 ///
 /// # Errors
 /// An `in_segment` that `ask.resolve` does not know, or a cycle of references.
