@@ -507,8 +507,25 @@ fn to_microsecond(t: Timestamp) -> Timestamp {
     Timestamp::from_microsecond(t.as_microsecond()).unwrap_or(t)
 }
 
+/// The most attributes one attributes object may set (a ClickHouse workspace numbers
+/// them in a `UInt16`).
+pub const MAX_ATTRIBUTES_PER_OBJECT: usize = 65_535;
+
 fn attribute_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
     let obj = object(item)?;
+    if obj.len() > MAX_ATTRIBUTES_PER_OBJECT {
+        let set = obj
+            .keys()
+            .filter(|k| {
+                !IDENTIFIERS.contains(&k.as_str()) && *k != "_time" && *k != "_update_existing_only"
+            })
+            .count();
+        if set > MAX_ATTRIBUTES_PER_OBJECT {
+            return Err(format!(
+                "an attributes object may set at most {MAX_ATTRIBUTES_PER_OBJECT} attributes; this one sets {set}"
+            ));
+        }
+    }
     let user = user_of(obj)?;
     let time = match obj.get("_time") {
         None => options.now,
@@ -616,6 +633,29 @@ mod tests {
             Ok(_) => Err("the body must be a JSON object (a /users/track body)".into()),
             Err(e) => Err(tree_error(e)),
         }
+    }
+
+    #[test]
+    fn an_attributes_object_may_set_at_most_65535_attributes() {
+        let object = |n: usize| {
+            let mut fields: Vec<String> = (0..n).map(|i| format!("\"a{i}\":{i}")).collect();
+            fields.push("\"external_id\":\"u\"".into());
+            format!("{{\"attributes\":[{{{}}}]}}", fields.join(","))
+        };
+        let options = TrackOptions {
+            max_objects: None,
+            allow_attribute_time: false,
+            now: Timestamp::UNIX_EPOCH,
+        };
+        let at_limit = read_track_text(&object(MAX_ATTRIBUTES_PER_OBJECT), &options).unwrap();
+        assert_eq!(at_limit.valid_objects(), 1);
+        let over = read_track_text(&object(MAX_ATTRIBUTES_PER_OBJECT + 1), &options).unwrap();
+        assert_eq!(over.valid_objects(), 0);
+        let said = over.response().to_string();
+        assert!(
+            said.contains("may set at most 65535 attributes; this one sets 65536"),
+            "{said}"
+        );
     }
 
     #[test]
