@@ -224,10 +224,7 @@ pub fn size_query(ask: &Sizing<'_>, instants: &[Timestamp]) -> Result<SizeQuery,
         // indexed by a constant `k` are constants.
         let mut inner = "toInt64(1) AS k, any(bucket) AS b".to_string();
         let mut unpack = String::new();
-        let packed = match pack_bits {
-            Some(bits) => pack(&ctx.leaves.list, bits.clamp(1, 63)),
-            None => Packed::default(),
-        };
+        let packed = pack(&ctx.leaves.list, pack_bits);
         for (w, word) in packed.words.iter().enumerate() {
             let codes: Vec<String> = word
                 .fields
@@ -256,14 +253,7 @@ pub fn size_query(ask: &Sizing<'_>, instants: &[Timestamp]) -> Result<SizeQuery,
                 );
             }
         }
-        for (which, from, alias) in &ctx.leaves.list {
-            if packed
-                .words
-                .iter()
-                .any(|w| w.fields.iter().any(|(_, a)| a == alias))
-            {
-                continue;
-            }
+        for (which, from, alias) in packed.rest.iter().copied() {
             let lo = match from {
                 Some(from) => format!(" AND time >= {from}"),
                 None => String::new(),
@@ -355,11 +345,12 @@ pub const COUNT_BITS: u32 = 21;
 /// is in the word's window; the sum per user is then every field's count, exact
 /// while the user has no more rows than a field holds. One aggregate for three
 /// counts, and one lookup per row instead of three comparisons.
-#[derive(Default)]
 struct Packed<'a> {
     /// Bits of a field.
     bits: u32,
     words: Vec<Word<'a>>,
+    /// The counts left as one `countIf` each.
+    rest: Vec<&'a (String, Option<String>, String)>,
 }
 
 impl Packed<'_> {
@@ -376,21 +367,25 @@ struct Word<'a> {
     fields: Vec<(u64, &'a str)>,
 }
 
-/// The counts of `leaves` that can be packed (rows of one name), in words.
-fn pack(leaves: &[(String, Option<String>, String)], bits: u32) -> Packed<'_> {
+/// The counts of `leaves` that can be packed (rows of one name) in words of fields
+/// of `bits` bits, the others apart (all of them without `bits`).
+fn pack(leaves: &[(String, Option<String>, String)], bits: Option<u32>) -> Packed<'_> {
     let mut packed = Packed {
-        bits,
+        bits: bits.unwrap_or(64).clamp(1, 63),
         words: Vec::new(),
+        rest: Vec::new(),
     };
-    for (which, from, alias) in leaves {
-        let Some(code) = which
+    for leaf in leaves {
+        let (which, from, alias) = leaf;
+        let code = which
             .strip_prefix("c = ")
-            .and_then(|c| c.parse::<u64>().ok())
-        else {
+            .and_then(|c| c.parse::<u64>().ok());
+        let Some(code) = code.filter(|_| bits.is_some()) else {
+            packed.rest.push(leaf);
             continue;
         };
         let from = from.as_deref();
-        let fields_per_word = 64 / bits as usize;
+        let fields_per_word = 64 / packed.bits as usize;
         match packed
             .words
             .iter_mut()

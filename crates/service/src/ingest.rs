@@ -511,15 +511,15 @@ fn to_microsecond(t: Timestamp) -> Timestamp {
 /// them in a `UInt16`).
 pub const MAX_ATTRIBUTES_PER_OBJECT: usize = 65_535;
 
+/// Whether a key of an attributes object sets an attribute (not the user, nor an option).
+fn is_attribute(key: &str) -> bool {
+    !IDENTIFIERS.contains(&key) && key != "_time" && key != "_update_existing_only"
+}
+
 fn attribute_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fact), String> {
     let obj = object(item)?;
     if obj.len() > MAX_ATTRIBUTES_PER_OBJECT {
-        let set = obj
-            .keys()
-            .filter(|k| {
-                !IDENTIFIERS.contains(&k.as_str()) && *k != "_time" && *k != "_update_existing_only"
-            })
-            .count();
+        let set = obj.keys().filter(|k| is_attribute(k)).count();
         if set > MAX_ATTRIBUTES_PER_OBJECT {
             return Err(format!(
                 "an attributes object may set at most {MAX_ATTRIBUTES_PER_OBJECT} attributes; this one sets {set}"
@@ -536,7 +536,7 @@ fn attribute_object(item: &Json, options: &TrackOptions) -> Result<(UserKey, Fac
     };
     let mut values = Vec::new();
     for (key, json) in obj {
-        if IDENTIFIERS.contains(&key.as_str()) || key == "_time" || key == "_update_existing_only" {
+        if !is_attribute(key) {
             continue;
         }
         let value = Value::from_json(json).map_err(|e| format!("attribute '{key}': {e}"))?;
