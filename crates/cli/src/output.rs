@@ -1,4 +1,22 @@
-//! Plain aligned tables for list commands, and counted nouns for messages.
+//! What commands print on standard output: lines, plain aligned tables for list
+//! commands, and counted nouns for messages.
+
+use std::fmt::Display;
+use std::io::{ErrorKind, Write as _};
+
+/// Prints one line on standard output. A reader that went away (`headcount eval … |
+/// head`) ends the process quietly, as for any Unix filter; another failure to write
+/// ends it with the reason on standard error, instead of the panic of `println!`.
+pub fn line(text: impl Display) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{text}").and_then(|()| out.flush()) {
+        if e.kind() == ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: writing to standard output: {e}");
+        std::process::exit(1);
+    }
+}
 
 /// `n` and the noun, singular for one: `count(1, "event", "events")` is `1 event`.
 pub fn count(n: impl Into<u64>, singular: &str, plural: &str) -> String {
@@ -20,7 +38,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .zip(&widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", padded.join("  ").trim_end());
+        line(padded.join("  ").trim_end());
     };
     line(header.to_vec());
     for row in rows {

@@ -1,5 +1,6 @@
 //! A newcomer's first hour: `demo` on a taken port, commands pointed at a data
-//! directory that does not exist, `--listen` without a host, and the top-level help.
+//! directory that does not exist, `--listen` without a host, the top-level help, and
+//! output piped into a reader that stops early.
 
 #[allow(dead_code)]
 mod common;
@@ -244,4 +245,42 @@ fn eval_help_says_filters_is_a_file() {
         help.stdout.contains("A JSON file holding an array of"),
         "{help:#?}"
     );
+}
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly() {
+    let tmp = TempDir::new("pipe");
+    let data = tmp.data();
+    create_workspace(&data, "acme", "UTC");
+    let filters = tmp.write(
+        "filters.json",
+        r#"[{"name": "all", "filter": {"attribute": "country", "op": "exists"}}]"#,
+    );
+    let commands: [&[&str]; 2] = [
+        &["workspaces", "list"],
+        &[
+            "eval",
+            "--workspace",
+            "acme",
+            "--filters",
+            filters.to_str().expect("a UTF-8 path"),
+            "--day",
+            "2024-01-01",
+        ],
+    ];
+    for args in commands {
+        // `headcount … | head -0`: the reader is gone before anything is written.
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let output = common::command(&data)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .expect("run headcount");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert_eq!(stderr, "", "{args:?}");
+    }
 }

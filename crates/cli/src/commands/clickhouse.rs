@@ -189,7 +189,7 @@ pub fn import(ws: &Workspace, args: &ImportArgs, options: &TrackOptions) -> CmdR
             "objects_per_second": rate,
             "stopped": stopped,
         });
-        println!("{summary}");
+        crate::output::line(summary);
     }
     Ok(if rejected > 0 {
         ExitCode::from(2)

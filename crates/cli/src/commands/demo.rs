@@ -225,20 +225,15 @@ fn first_segment(
 
 fn print_walkthrough(address: std::net::SocketAddr, key: &str, segment: SegmentId) {
     let base = format!("http://{address}");
-    println!("headcount demo: {base} (workspace \"{WORKSPACE}\")");
-    println!();
-    println!("  console: {base}/console  (sign in with this key: {key})");
-    println!();
-    println!("  export HEADCOUNT_KEY={key}");
-    println!("  curl -s '{base}/segments/list' -H \"Authorization: Bearer $HEADCOUNT_KEY\"");
-    println!(
-        "  curl -s '{base}/segments/details?segment_id={segment}' -H \"Authorization: Bearer $HEADCOUNT_KEY\""
-    );
-    println!(
-        "  curl -s '{base}/segments/data_series?segment_id={segment}&length=30' -H \"Authorization: Bearer $HEADCOUNT_KEY\""
-    );
-    println!(
-        "  curl -s -X POST '{base}/users/track' -H \"Authorization: Bearer $HEADCOUNT_KEY\" -H 'Content-Type: application/json' \\\n    -d '{{\"attributes\":[{{\"external_id\":\"new-user\",\"country\":\"FR\"}}]}}'"
-    );
-    println!();
+    let auth = "-H \"Authorization: Bearer $HEADCOUNT_KEY\"";
+    crate::output::line(format_args!(
+        "headcount demo: {base} (workspace \"{WORKSPACE}\")\n\n  \
+         console: {base}/console  (sign in with this key: {key})\n\n  \
+         export HEADCOUNT_KEY={key}\n  \
+         curl -s '{base}/segments/list' {auth}\n  \
+         curl -s '{base}/segments/details?segment_id={segment}' {auth}\n  \
+         curl -s '{base}/segments/data_series?segment_id={segment}&length=30' {auth}\n  \
+         curl -s -X POST '{base}/users/track' {auth} -H 'Content-Type: application/json' \\\n    \
+         -d '{{\"attributes\":[{{\"external_id\":\"new-user\",\"country\":\"FR\"}}]}}'\n"
+    ));
 }

@@ -72,7 +72,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
             "eval_seconds": evaluating.elapsed().as_secs_f64(),
             "results": results,
         });
-        println!("{out}");
+        crate::output::line(out);
         return Ok(ExitCode::SUCCESS);
     }
     let loading = Instant::now();
@@ -102,7 +102,7 @@ pub fn run(dir: &Path, args: EvalArgs) -> CmdResult {
         "eval_seconds": eval_seconds,
         "results": results,
     });
-    println!("{out}");
+    crate::output::line(out);
     Ok(ExitCode::SUCCESS)
 }
 

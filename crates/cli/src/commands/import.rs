@@ -176,7 +176,7 @@ pub fn run(dir: &Path, args: ImportArgs) -> CmdResult {
             "skipped_lines": plan.skipped_lines,
             "refused_inputs": plan.refused,
         });
-        println!("{summary}");
+        crate::output::line(summary);
     }
     Ok(if tally.rejected > 0 || plan.refused > 0 {
         ExitCode::from(2)

@@ -40,7 +40,7 @@ pub fn run(dir: &Path, cmd: KeysCmd) -> CmdResult {
             let store = open_shared_existing(dir)?;
             let ws = workspace(store.as_ref(), dir, &ws)?;
             let secret = create(store.as_ref(), ws.id, &name, permissions, allow_ips)?;
-            println!("{secret}");
+            crate::output::line(secret);
         }
         KeysCmd::List { workspace: only } => {
             let store = open_shared_existing(dir)?;

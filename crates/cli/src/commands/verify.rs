@@ -92,21 +92,21 @@ pub fn run(dir: &Path, _args: VerifyArgs) -> CmdResult {
     );
     let seconds = started.elapsed().as_secs_f64();
     if found.problems.is_empty() {
-        println!(
+        crate::output::line(format_args!(
             "verified {} in {seconds:.2} s: {summary}; no problem found{}",
             describe(dir),
             match found.warnings.len() {
                 0 => String::new(),
                 n => format!(" ({})", count(n as u64, "warning", "warnings")),
             }
-        );
+        ));
         Ok(ExitCode::SUCCESS)
     } else {
-        println!(
+        crate::output::line(format_args!(
             "verified {} in {seconds:.2} s: {summary}; {} (above)",
             describe(dir),
             count(found.problems.len() as u64, "problem", "problems"),
-        );
+        ));
         Ok(ExitCode::from(DAMAGED))
     }
 }
