@@ -14,7 +14,9 @@
 //!   rows, users placed exactly as the `Distributed` table places them ([`shards`],
 //!   [`cityhash`]): what `import` does, in parallel.
 //! - [`ClickHouse::size_grid`] sizes many segments as of many instants with one scan
-//!   per chunk of instants.
+//!   per chunk of instants, in as many passes over parts of the users (ranges of
+//!   random buckets, the facts being ordered by bucket) as keep each server's
+//!   per-user states within [`PASS_BYTES`].
 //!
 //! Synchronous: the server calls it from blocking threads.
 
@@ -42,6 +44,22 @@ pub const DEFAULT_DATABASE: &str = "headcount";
 /// into several queries, each a scan.
 const INSTANTS_PER_QUERY: usize = 128;
 
+/// The memory the per-user states of one sizing query may take on a server, as
+/// [`sql::SizeQuery::state_bytes`] estimates it: beyond, the users are sized in
+/// several passes, each a part of the buckets. A day of 100 segments keeps about
+/// 3.2 KB per user, so a pass sizes some 160,000 users of a server.
+pub const PASS_BYTES: u64 = 512 << 20;
+
+/// One bucket in this many is read to estimate a workspace's users per server.
+const SAMPLE_EVERY: u16 = 100;
+
+/// The largest number of users and of rows of a workspace on any one server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Load {
+    users: u64,
+    rows: u64,
+}
+
 /// Where the facts live.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -63,6 +81,8 @@ pub struct ClickHouse {
     cluster: Option<String>,
     /// Bits of a packed count in a query of one instant ([`sql::size_query`]).
     count_bits: u32,
+    /// Passes of every sizing query, when set (tests); by [`PASS_BYTES`] otherwise.
+    passes: Option<u16>,
 }
 
 impl ClickHouse {
@@ -96,6 +116,7 @@ impl ClickHouse {
         }
         Ok(ClickHouse {
             count_bits: sql::COUNT_BITS,
+            passes: None,
             servers,
             database: config.database.clone(),
             cluster: config.cluster.clone(),
@@ -141,7 +162,7 @@ impl ClickHouse {
             format!("CREATE DATABASE IF NOT EXISTS {db}"),
             format!(
                 "CREATE TABLE IF NOT EXISTS {db}.facts{local_suffix} ({facts_columns}) {}",
-                engine("workspace, user, seq, sub")
+                engine("workspace, bucket, user, seq, sub")
             ),
             format!(
                 "CREATE TABLE IF NOT EXISTS {db}.deletions{local_suffix} ({deletion_columns}) {}",
@@ -246,6 +267,10 @@ impl ClickHouse {
             b"",
         )?;
         tables.any_deletions = String::from_utf8_lossy(&deletions).trim() != "0";
+        let load = match self.passes {
+            Some(_) => Load::default(),
+            None => self.load(workspace)?,
+        };
         let mut out = Vec::with_capacity(instants.len());
         let packed = sql::Sizing {
             workspace,
@@ -255,9 +280,10 @@ impl ClickHouse {
             regex_values: &regex_values,
             tz,
             pack_bits: Some(self.count_bits),
+            buckets: sql::Buckets::ALL,
         };
         for part in instants.chunks(INSTANTS_PER_QUERY) {
-            let counts = match self.sizes_of(&packed, part)? {
+            let counts = match self.sizes_in_passes(&packed, part, load)? {
                 Some(counts) => counts,
                 // A user with more rows than a packed count holds: the counts one by one.
                 None => {
@@ -265,14 +291,94 @@ impl ClickHouse {
                         pack_bits: None,
                         ..packed
                     };
-                    self.sizes_of(&one_by_one, part)?.ok_or_else(|| {
-                        Error::Invalid("counts not packed reported an overflow".into())
-                    })?
+                    self.sizes_in_passes(&one_by_one, part, load)?
+                        .ok_or_else(|| {
+                            Error::Invalid("counts not packed reported an overflow".into())
+                        })?
                 }
             };
             out.extend(counts);
         }
         Ok(out)
+    }
+
+    /// The same, every sizing query in `passes` passes (1 to 10,000), whatever the
+    /// workspace's size: for tests of the passes on small data.
+    pub fn with_passes(mut self, passes: u16) -> ClickHouse {
+        self.passes = Some(passes.clamp(1, sql::BUCKETS));
+        self
+    }
+
+    /// The users and rows of `workspace` on its fullest server, estimated from one
+    /// bucket in [`SAMPLE_EVERY`] (buckets are a hash of the user: each holds about as
+    /// many users as any other).
+    fn load(&self, workspace: i64) -> Result<Load> {
+        let answer = self.servers[0].post(
+            &[
+                ("wait_end_of_query", "1"),
+                ("distributed_group_by_no_merge", "1"),
+            ],
+            &format!(
+                "SELECT uniq(user), count() FROM {}.facts WHERE workspace = {workspace} \
+                 AND bucket < {}",
+                self.database,
+                sql::BUCKETS / SAMPLE_EVERY
+            ),
+            b"",
+        )?;
+        let mut load = Load::default();
+        for line in String::from_utf8_lossy(&answer).lines() {
+            let mut numbers = line.split('\t').map(|n| n.trim().parse::<u64>());
+            if let (Some(Ok(users)), Some(Ok(rows))) = (numbers.next(), numbers.next()) {
+                load.users = load.users.max(users * u64::from(SAMPLE_EVERY));
+                load.rows = load.rows.max(rows * u64::from(SAMPLE_EVERY));
+            }
+        }
+        Ok(load)
+    }
+
+    /// [`ClickHouse::sizes_of`] in passes over parts of the buckets, as many as keep
+    /// each pass's per-user states within [`PASS_BYTES`] on a server holding `load`;
+    /// the counts of the passes added up.
+    fn sizes_in_passes(
+        &self,
+        sizing: &sql::Sizing<'_>,
+        part: &[Timestamp],
+        load: Load,
+    ) -> Result<Option<Vec<Vec<u64>>>> {
+        let passes = match self.passes {
+            Some(passes) => passes,
+            None => {
+                let whole =
+                    sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
+                passes_for(whole.state_bytes(load.users, load.rows), PASS_BYTES)
+            }
+        };
+        let mut total: Option<Vec<Vec<u64>>> = None;
+        for pass in 0..passes {
+            let sizing = sql::Sizing {
+                buckets: if passes == 1 {
+                    sql::Buckets::ALL
+                } else {
+                    sql::Buckets::part(pass, passes)
+                },
+                ..*sizing
+            };
+            let Some(counts) = self.sizes_of(&sizing, part, (pass, passes))? else {
+                return Ok(None);
+            };
+            match &mut total {
+                None => total = Some(counts),
+                Some(total) => {
+                    for (sum, row) in total.iter_mut().zip(counts) {
+                        for (sum, n) in sum.iter_mut().zip(row) {
+                            *sum += n;
+                        }
+                    }
+                }
+            }
+        }
+        Ok(total)
     }
 
     /// The same, with packed counts of `bits` bits ([`sql::COUNT_BITS`] by default):
@@ -289,11 +395,12 @@ impl ClickHouse {
         &self,
         sizing: &sql::Sizing<'_>,
         part: &[Timestamp],
+        pass: (u16, u16),
     ) -> Result<Option<Vec<Vec<u64>>>> {
         let query = sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
         let targets = sizing.targets.len();
         let grouping = sql::settings(part.len());
-        log_query(&query.sql, part.len(), targets, &grouping);
+        log_query(&query.sql, part.len(), targets, pass, &grouping);
         let mut settings = vec![
             ("wait_end_of_query", "1"),
             ("distributed_group_by_no_merge", "1"),
@@ -318,9 +425,17 @@ impl ClickHouse {
 }
 
 /// With `HEADCOUNT_CLICKHOUSE_SQL_LOG=FILE` in the environment, appends each sizing
-/// query to `FILE` as one JSON line (`instants`, `targets`, `settings`, `sql`): bench/clickhouse.py
-/// runs the same SQL on a current ClickHouse (chDB). Failing to write is ignored.
-fn log_query(query: &str, instants: usize, targets: usize, settings: &[(&str, &str)]) {
+/// query to `FILE` as one JSON line (`instants`, `targets`, `pass` and `passes` (the
+/// counts of a chunk of instants are the sums of its passes), `settings`, `sql`):
+/// bench/clickhouse.py runs the same SQL on a current ClickHouse (chDB). Failing to
+/// write is ignored.
+fn log_query(
+    query: &str,
+    instants: usize,
+    targets: usize,
+    (pass, passes): (u16, u16),
+    settings: &[(&str, &str)],
+) {
     let Some(path) = std::env::var_os("HEADCOUNT_CLICKHOUSE_SQL_LOG") else {
         return;
     };
@@ -338,7 +453,7 @@ fn log_query(query: &str, instants: usize, targets: usize, settings: &[(&str, &s
         .map(|(name, value)| format!(r#""{name}": "{value}""#))
         .collect();
     let line = format!(
-        r#"{{"instants": {instants}, "targets": {targets}, "settings": {{{}}}, "sql": "{sql}"}}"#,
+        r#"{{"instants": {instants}, "targets": {targets}, "pass": {pass}, "passes": {passes}, "settings": {{{}}}, "sql": "{sql}"}}"#,
         settings.join(", ")
     );
     if let Ok(mut file) = std::fs::OpenOptions::new()
@@ -408,3 +523,25 @@ impl ClickHouse {
 /// The most distinct strings of one attribute for which `matches` is decided by
 /// headcount's regex engine; beyond, by ClickHouse's `match()`.
 pub const MAX_REGEX_VALUES: usize = 100_000;
+
+/// Passes that keep each one's `bytes` of per-user states within `budget`: 1 to
+/// 10,000 (one bucket a pass).
+fn passes_for(bytes: u64, budget: u64) -> u16 {
+    let passes = bytes.div_ceil(budget.max(1)).max(1);
+    passes.min(u64::from(sql::BUCKETS)) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passes_keep_each_within_the_budget() {
+        assert_eq!(passes_for(0, PASS_BYTES), 1);
+        assert_eq!(passes_for(PASS_BYTES, PASS_BYTES), 1);
+        assert_eq!(passes_for(PASS_BYTES + 1, PASS_BYTES), 2);
+        // 5M users on a server, a day of 100 segments (48 aggregates): 14.9 GiB.
+        assert_eq!(passes_for(5_000_000 * (128 + 64 * 48), PASS_BYTES), 30);
+        assert_eq!(passes_for(u64::MAX, 1), 10_000);
+    }
+}

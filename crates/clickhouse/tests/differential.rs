@@ -241,6 +241,29 @@ fn packed_counts_too_narrow_for_a_user_are_counted_again_one_by_one() {
     assert!(mismatches.is_empty(), "{}", mismatches.join("\n"));
 }
 
+/// Sized in 5 passes, each over a part of the random buckets (as a workspace too big
+/// for one pass is), the sizes are still the memory engine's: the parts cover every
+/// user once (a pass that ignored its part would count everyone 5 times).
+#[test]
+fn sizes_added_up_over_passes_of_bucket_ranges_are_exact() {
+    let (_cluster, ch) = start();
+    let ch = ch.with_passes(5);
+    let mismatches: Vec<String> = (16..=16)
+        .flat_map(|seed| check(&ch, &generate(seed)))
+        .collect();
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, the first ones:\n{}",
+        mismatches.len(),
+        mismatches
+            .iter()
+            .take(10)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
+
 /// The same on one server with plain tables (no cluster, no `Distributed` table).
 #[test]
 fn one_unsharded_server_gives_the_memory_engine_sizes_too() {
