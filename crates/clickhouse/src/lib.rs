@@ -16,7 +16,7 @@
 //! - [`ClickHouse::size_grid`] sizes many segments as of many instants with one scan
 //!   per chunk of instants, in as many passes over parts of the users (ranges of
 //!   random buckets, the facts being ordered by bucket) as keep each server's
-//!   per-user states within [`PASS_BYTES`].
+//!   per-user states within a quarter of its `max_memory_usage` ([`pass_bytes`]).
 //!
 //! Synchronous: the server calls it from blocking threads.
 
@@ -45,10 +45,22 @@ pub const DEFAULT_DATABASE: &str = "headcount";
 const INSTANTS_PER_QUERY: usize = 128;
 
 /// The memory the per-user states of one sizing query may take on a server, as
-/// [`sql::SizeQuery::state_bytes`] estimates it: beyond, the users are sized in
-/// several passes, each a part of the buckets. A day of 100 segments keeps about
-/// 3.2 KB per user, so a pass sizes some 160,000 users of a server.
-pub const PASS_BYTES: u64 = 512 << 20;
+/// [`sql::SizeQuery::state_bytes`] estimates it, when the server sets no
+/// `max_memory_usage` (a quarter of ClickHouse's default, 10 GB): beyond, the users
+/// are sized in several passes, each a part of the buckets. A day of 100 segments
+/// keeps about 3.2 KB per user, so a pass of 2.5 GB sizes some 780,000 users of a
+/// server.
+pub const DEFAULT_PASS_BYTES: u64 = 2_500_000_000;
+
+/// The memory a pass may take on a server whose queries may take `max_memory_usage`
+/// bytes (0: no limit): a quarter, the rest left for the query's other needs (~0.3 GB
+/// measured) and for other queries; [`DEFAULT_PASS_BYTES`] without a limit.
+pub fn pass_bytes(max_memory_usage: u64) -> u64 {
+    match max_memory_usage {
+        0 => DEFAULT_PASS_BYTES,
+        limit => (limit / 4).max(1),
+    }
+}
 
 /// One bucket in this many is read to estimate a workspace's users per server.
 const SAMPLE_EVERY: u16 = 100;
@@ -58,6 +70,8 @@ const SAMPLE_EVERY: u16 = 100;
 struct Load {
     users: u64,
     rows: u64,
+    /// [`pass_bytes`] of the first server's `max_memory_usage`.
+    pass_bytes: u64,
 }
 
 /// Where the facts live.
@@ -81,7 +95,7 @@ pub struct ClickHouse {
     cluster: Option<String>,
     /// Bits of a packed count in a query of one instant ([`sql::size_query`]).
     count_bits: u32,
-    /// Passes of every sizing query, when set (tests); by [`PASS_BYTES`] otherwise.
+    /// Passes of every sizing query, when set (tests); by [`pass_bytes`] otherwise.
     passes: Option<u16>,
 }
 
@@ -326,7 +340,16 @@ impl ClickHouse {
             ),
             b"",
         )?;
-        let mut load = Load::default();
+        let limit = self.servers[0].post(
+            &[("wait_end_of_query", "1")],
+            "SELECT value FROM system.settings WHERE name = 'max_memory_usage'",
+            b"",
+        )?;
+        let limit = String::from_utf8_lossy(&limit).trim().parse().unwrap_or(0);
+        let mut load = Load {
+            pass_bytes: pass_bytes(limit),
+            ..Load::default()
+        };
         for line in String::from_utf8_lossy(&answer).lines() {
             let mut numbers = line.split('\t').map(|n| n.trim().parse::<u64>());
             if let (Some(Ok(users)), Some(Ok(rows))) = (numbers.next(), numbers.next()) {
@@ -338,7 +361,7 @@ impl ClickHouse {
     }
 
     /// [`ClickHouse::sizes_of`] in passes over parts of the buckets, as many as keep
-    /// each pass's per-user states within [`PASS_BYTES`] on a server holding `load`;
+    /// each pass's per-user states within `load.pass_bytes` on a server holding `load`;
     /// the counts of the passes added up.
     fn sizes_in_passes(
         &self,
@@ -351,7 +374,7 @@ impl ClickHouse {
             None => {
                 let whole =
                     sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
-                passes_for(whole.state_bytes(load.users, load.rows), PASS_BYTES)
+                passes_for(whole.state_bytes(load.users, load.rows), load.pass_bytes)
             }
         };
         let mut total: Option<Vec<Vec<u64>>> = None;
@@ -537,11 +560,16 @@ mod tests {
 
     #[test]
     fn passes_keep_each_within_the_budget() {
-        assert_eq!(passes_for(0, PASS_BYTES), 1);
-        assert_eq!(passes_for(PASS_BYTES, PASS_BYTES), 1);
-        assert_eq!(passes_for(PASS_BYTES + 1, PASS_BYTES), 2);
-        // 5M users on a server, a day of 100 segments (48 aggregates): 14.9 GiB.
-        assert_eq!(passes_for(5_000_000 * (128 + 64 * 48), PASS_BYTES), 30);
+        assert_eq!(passes_for(0, DEFAULT_PASS_BYTES), 1);
+        assert_eq!(passes_for(DEFAULT_PASS_BYTES, DEFAULT_PASS_BYTES), 1);
+        assert_eq!(passes_for(DEFAULT_PASS_BYTES + 1, DEFAULT_PASS_BYTES), 2);
+        // 5M users on a server, a day of 100 segments (48 aggregates): 16 GB, in passes
+        // of 2 GB under the bench's 8 GB limit.
+        assert_eq!(
+            passes_for(5_000_000 * (128 + 64 * 48), pass_bytes(8_000_000_000)),
+            8
+        );
+        assert_eq!(pass_bytes(0), DEFAULT_PASS_BYTES);
         assert_eq!(passes_for(u64::MAX, 1), 10_000);
     }
 }
