@@ -27,6 +27,9 @@
 //!    named column;
 //! 3. per instant, the sums.
 //!
+//! A query may size only the users of a range of random buckets ([`Buckets`]): a
+//! workspace too big for one query's memory is sized in passes, their counts added.
+//!
 //! ClickHouse 18.16 shaped it: no window functions (the latest value is `argMaxIf`);
 //! aggregates of tuples that keep and compare generic values (hence one aggregate
 //! per column, ordered by a number); no short-circuit evaluation (a test of each row
@@ -398,11 +401,11 @@ pub struct SizeQuery {
 }
 
 impl SizeQuery {
-    /// An estimate of the memory the query's per-user states take
-    /// on a server holding `users` users of the workspace in `rows` rows: about 64
-    /// bytes per aggregate and user and, when rows are gathered into arrays, 16 bytes
-    /// per row. Measured at 500,000 users and 20M rows on a server (18.16): one day of
-    /// 100 segments (48 aggregates) 1.6 GiB, estimated 1.5 GiB; 100 days of 20 (18
+    /// An estimate of the memory the query's per-user states take on a server
+    /// holding `users` users of the workspace in `rows` rows: about 64 bytes per
+    /// aggregate and user and, when rows are gathered into arrays, 16 bytes per row.
+    /// Measured at 500,000 users and 20M rows on a server (18.16): one day of 100
+    /// segments (48 aggregates) 1.6 GiB, estimated 1.5 GiB; 100 days of 20 (18
     /// aggregates, rows gathered) 0.8 GiB, estimated 0.9 GiB.
     pub fn state_bytes(&self, users: u64, rows: u64) -> u64 {
         let per_user = 128 + 64 * self.aggregates as u64;
