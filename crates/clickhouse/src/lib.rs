@@ -369,25 +369,24 @@ impl ClickHouse {
         part: &[Timestamp],
         load: Load,
     ) -> Result<Option<Vec<Vec<u64>>>> {
-        let passes = match self.passes {
-            Some(passes) => passes,
-            None => {
-                let whole =
-                    sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
-                passes_for(whole.state_bytes(load.users, load.rows), load.pass_bytes)
-            }
+        let compile = |sizing: &sql::Sizing<'_>| {
+            sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))
         };
+        let whole = compile(sizing)?;
+        let passes = self.passes.unwrap_or_else(|| {
+            passes_for(whole.state_bytes(load.users, load.rows), load.pass_bytes)
+        });
+        if passes == 1 {
+            return self.sizes_of(&whole, part.len(), sizing.targets.len(), (0, 1));
+        }
         let mut total: Option<Vec<Vec<u64>>> = None;
         for pass in 0..passes {
-            let sizing = sql::Sizing {
-                buckets: if passes == 1 {
-                    sql::Buckets::ALL
-                } else {
-                    sql::Buckets::part(pass, passes)
-                },
+            let query = compile(&sql::Sizing {
+                buckets: sql::Buckets::part(pass, passes),
                 ..*sizing
-            };
-            let Some(counts) = self.sizes_of(&sizing, part, (pass, passes))? else {
+            })?;
+            let counts = self.sizes_of(&query, part.len(), sizing.targets.len(), (pass, passes))?;
+            let Some(counts) = counts else {
                 return Ok(None);
             };
             match &mut total {
@@ -411,19 +410,19 @@ impl ClickHouse {
         self
     }
 
-    /// One [`sql::size_query`] run: the sizes per instant of `part`, or `None` when
-    /// its packed counts may have overflowed (then ask again with `pack_bits: None`:
-    /// one aggregate per count).
+    /// One [`sql::size_query`] of `instants` instants and `targets` targets run: the
+    /// sizes per instant, or `None` when its packed counts may have overflowed (then
+    /// ask again with `pack_bits: None`: one aggregate per count). `pass` (pass,
+    /// passes) is logged with it.
     fn sizes_of(
         &self,
-        sizing: &sql::Sizing<'_>,
-        part: &[Timestamp],
+        query: &sql::SizeQuery,
+        instants: usize,
+        targets: usize,
         pass: (u16, u16),
     ) -> Result<Option<Vec<Vec<u64>>>> {
-        let query = sql::size_query(sizing, part).map_err(|e| Error::Invalid(e.to_string()))?;
-        let targets = sizing.targets.len();
-        let grouping = sql::settings(part.len());
-        log_query(&query.sql, part.len(), targets, pass, &grouping);
+        let grouping = sql::settings(instants);
+        log_query(&query.sql, instants, targets, pass, &grouping);
         let mut settings = vec![
             ("wait_end_of_query", "1"),
             ("distributed_group_by_no_merge", "1"),
@@ -436,7 +435,7 @@ impl ClickHouse {
         let text = String::from_utf8_lossy(&answer);
         let extra = usize::from(query.overflow_column);
         let mut counts =
-            sql::parse_counts(&text, part.len(), targets + extra).map_err(Error::Invalid)?;
+            sql::parse_counts(&text, instants, targets + extra).map_err(Error::Invalid)?;
         if query.overflow_column {
             let overflowed = counts.iter_mut().filter_map(Vec::pop).any(|n| n > 0);
             if overflowed {

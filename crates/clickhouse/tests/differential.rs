@@ -72,6 +72,16 @@ fn load(ch: &ClickHouse, case: &Case) -> Index {
     index
 }
 
+/// Fails with the count and the first ten of `mismatches`, if any.
+fn assert_none(mismatches: &[String]) {
+    assert!(
+        mismatches.is_empty(),
+        "{} mismatches, the first ones:\n{}",
+        mismatches.len(),
+        mismatches[..mismatches.len().min(10)].join("\n")
+    );
+}
+
 /// Returns the mismatches of one case, described.
 fn check(ch: &ClickHouse, case: &Case) -> Vec<String> {
     let index = load(ch, case);
@@ -150,17 +160,7 @@ fn clickhouse_sizes_equal_the_memory_engine_on_every_day_and_instant() {
         "{cases} cases, {probes} (segment, instant) sizes compared in {:?}",
         started.elapsed()
     );
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches, the first ones:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_none(&mismatches);
 }
 
 /// Writes of one attribute at the same time: within one fact the last of a repeated
@@ -251,17 +251,7 @@ fn sizes_added_up_over_passes_of_bucket_ranges_are_exact() {
     let mismatches: Vec<String> = (16..=16)
         .flat_map(|seed| check(&ch, &generate(seed)))
         .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches, the first ones:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_none(&mismatches);
 }
 
 /// The same on one server with plain tables (no cluster, no `Distributed` table).
@@ -271,17 +261,7 @@ fn one_unsharded_server_gives_the_memory_engine_sizes_too() {
     let mismatches: Vec<String> = (13..=15)
         .flat_map(|seed| check(&ch, &generate(seed)))
         .collect();
-    assert!(
-        mismatches.is_empty(),
-        "{} mismatches, the first ones:\n{}",
-        mismatches.len(),
-        mismatches
-            .iter()
-            .take(10)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join("\n")
-    );
+    assert_none(&mismatches);
 }
 
 /// The rows of both shards together are the rows inserted: the `Distributed` table
